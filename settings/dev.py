@@ -1,0 +1,7 @@
+"""Local development: the embedded default unless the environment says otherwise."""
+
+from .base import *  # noqa: F403
+from .base import env_bool
+
+DEBUG = env_bool("DEBUG", True)
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

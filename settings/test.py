@@ -1,0 +1,13 @@
+"""Test runs. The test command points DATABASE_URL and REDIS_URL at real services."""
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR
+
+DEBUG = False
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "test-celery-broker"
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    # Tests do not run collectstatic; the manifest storage would refuse unknown files.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

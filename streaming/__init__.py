@@ -1,0 +1,1 @@
+"""Media processing and delivery: media files, renditions, signed URLs, the stream endpoint."""

@@ -1,0 +1,127 @@
+"""One JSON error shape for the whole API: ``{"error": {"code", "message", "fields"?}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request is malformed."),
+    401: ("not_authenticated", "Authentication credentials were not provided."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    406: ("not_acceptable", "Could not satisfy the request Accept header."),
+    409: ("conflict", "The request conflicts with the current state."),
+    413: ("payload_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Unsupported media type."),
+    429: ("throttled", "Too many requests."),
+    500: ("server_error", "An unexpected error occurred."),
+    503: ("service_unavailable", "The service is temporarily unavailable."),
+}
+
+
+class ApiError(exceptions.APIException):
+    """An API error with an explicit status, code and message."""
+
+    def __init__(self, status_code: int, code: str, message: str, fields: Any = None) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.fields = fields
+
+
+class Conflict(ApiError):
+    def __init__(self, message: str, code: str = "conflict") -> None:
+        super().__init__(status.HTTP_409_CONFLICT, code, message)
+
+
+def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def error_response(status_code: int, code: str | None = None, message: str | None = None) -> JsonResponse:
+    default_code, default_message = STATUS_CODES.get(status_code, ("error", "Request failed."))
+    return JsonResponse(error_body(code or default_code, message or default_message), status=status_code)
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        return _first_message(next(iter(detail.values())))
+    return str(detail)
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    if isinstance(exc, ApiError):
+        return exc.error_code
+    if isinstance(exc, exceptions.ValidationError):
+        return "validation_error"
+    if isinstance(exc, exceptions.ParseError):
+        return "malformed_request"
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else STATUS_CODES.get(exc.status_code, ("error", ""))[0]
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler, rendering every error in the one shape."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: ApiErrorMiddleware logs it and answers 500 JSON
+
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(max(1, int(exc.wait)))  # type: ignore[attr-defined]
+
+    fields: Any = None
+    if isinstance(exc, ApiError):
+        fields = exc.fields
+        message = str(exc.detail)
+    elif isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            fields = detail
+            non_field = detail.get("non_field_errors")
+            message = _first_message(non_field) if non_field else "Invalid input."
+        else:
+            message = _first_message(detail)
+    else:
+        message = _first_message(exc.detail)
+    return Response(error_body(_code_of(exc), message, fields), status=exc.status_code, headers=headers)
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+# Django-level handlers (URLs that match no view, errors outside DRF).
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request.path):
+        return error_response(404)
+    from django.views import defaults
+
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api_path(request.path):
+        return error_response(500)
+    from django.views import defaults
+
+    return defaults.server_error(request)

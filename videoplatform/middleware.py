@@ -1,0 +1,151 @@
+"""Cross-cutting middleware: request metrics, response compression, JSON errors for the API."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
+from django.utils.regex_helper import _lazy_re_compile
+
+from .api.errors import error_response, is_api_path
+from .metrics import LATENCY, REQUESTS, request_kind
+
+try:
+    import brotli
+except ImportError:  # pragma: no cover - brotli is in requirements.txt
+    brotli = None
+
+logger = logging.getLogger(__name__)
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
+
+class MetricsMiddleware:
+    """Counts requests and times them, labelled by the view's route (bounded cardinality)."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        match = getattr(request, "resolver_match", None)
+        view = (match.route or match.view_name) if match else "unmatched"
+        kind = request_kind(request.path)
+        method = request.method if request.method in _METHODS else "other"
+        REQUESTS.labels(method, view, str(response.status_code), kind).inc()
+        LATENCY.labels(method, view, kind).observe(elapsed)
+        return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_COMPRESSIBLE_PREFIXES = ("text/",)
+_COMPRESSIBLE_TYPES = frozenset({"application/json", "application/problem+json"})
+_q_split = _lazy_re_compile(r"\s*,\s*")
+
+
+def _compressible(content_type: str) -> bool:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    return ctype.startswith(_COMPRESSIBLE_PREFIXES) or ctype in _COMPRESSIBLE_TYPES or ctype.endswith("+json")
+
+
+def accepted_encodings(header: str) -> dict[str, float]:
+    """Accept-Encoding as {coding: q}; ``gzip;q=0`` means gzip is refused."""
+    accepted: dict[str, float] = {}
+    for item in _q_split.split(header.strip()):
+        if not item:
+            continue
+        coding, _, params = item.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        accepted[coding.strip().lower()] = q
+    return accepted
+
+
+def choose_encoding(header: str) -> str | None:
+    accepted = accepted_encodings(header)
+    wildcard = accepted.get("*", 0.0)
+    candidates = ["br", "gzip"] if brotli is not None else ["gzip"]
+    best: tuple[float, str] | None = None
+    for coding in candidates:
+        q = accepted.get(coding, wildcard)
+        if q > 0 and (best is None or q > best[0]):
+            best = (q, coding)
+    return best[1] if best else None
+
+
+class CompressionMiddleware:
+    """Compresses JSON, text and HTML bodies of at least 1 KB: brotli or gzip level 6 (7.2)."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if response.streaming or response.has_header("Content-Encoding"):
+            return response
+        if not _compressible(response.get("Content-Type", "")):
+            return response
+        patch_vary_headers(response, ("Accept-Encoding",))
+        assert isinstance(response, HttpResponse)
+        if len(response.content) < settings.COMPRESSION_MIN_BYTES:
+            return response
+        encoding = choose_encoding(request.META.get("HTTP_ACCEPT_ENCODING", ""))
+        if encoding is None:
+            return response
+        if encoding == "br":
+            compressed = brotli.compress(response.content, quality=5)
+        else:
+            compressed = gzip.compress(response.content, compresslevel=settings.COMPRESSION_GZIP_LEVEL, mtime=0)
+        if len(compressed) >= len(response.content):
+            return response
+        response.content = compressed
+        response["Content-Length"] = str(len(compressed))
+        response["Content-Encoding"] = encoding
+        etag = response.get("ETag")
+        if etag and etag.startswith('"'):
+            response["ETag"] = "W/" + etag
+        return response
+
+
+class ApiErrorMiddleware:
+    """Under /api/ every error answer is JSON in the one shape, whatever raised it."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and is_api_path(request.path)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            replacement = error_response(response.status_code)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if response.has_header(header):
+                    replacement[header] = response[header]
+            return replacement
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api_path(request.path) or isinstance(exception, (Http404, PermissionDenied)):
+            return None  # Django's own handling; __call__ renders the JSON body
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413)
+        if isinstance(exception, SuspiciousOperation):
+            return error_response(400)
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(500)

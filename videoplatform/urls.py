@@ -1,0 +1,27 @@
+"""Root URLs: probes and metrics at the top, the API under /api/, admin under /admin/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import health, metrics
+
+handler404 = "videoplatform.api.errors.handler404"
+handler500 = "videoplatform.api.errors.handler500"
+
+api_patterns = [
+    path("", include("accounts.api.urls")),
+    path("", include("videos.api.urls")),
+    path("", include("subscriptions.api.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
+    path("health/detail", health.detailed_health, name="health-detail"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("api/", include(api_patterns)),
+    path("admin/", admin.site.urls),
+]

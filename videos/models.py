@@ -1,0 +1,56 @@
+"""The catalogue: videos and their metadata."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from videoplatform.db.indexes import PortableBrinIndex
+from videoplatform.ids import PrefixedIdField
+
+
+class Video(models.Model):
+    class Privacy(models.TextChoices):
+        PUBLIC = "public", "Public"
+        UNLISTED = "unlisted", "Unlisted"
+        PRIVATE = "private", "Private"
+
+    class Status(models.TextChoices):
+        AWAITING_UPLOAD = "awaiting_upload", "Awaiting upload"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    id = PrefixedIdField(prefix="vid")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=5000)
+    tags = models.JSONField(default=list, blank=True)
+    privacy = models.CharField(max_length=10, choices=Privacy.choices, default=Privacy.PUBLIC)
+    is_adult = models.BooleanField(default=False)
+    is_premium = models.BooleanField(default=False, help_text="Watching needs an active subscription.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_UPLOAD)
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds, once the media is probed.")
+    view_count = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Source 7.1: a user's videos, newest first.
+            models.Index(fields=["owner", "-created_at"], name="videos_owner_created_idx"),
+            # Source 7.1: the public feed.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(privacy="public", is_adult=False),
+                name="videos_public_feed_idx",
+            ),
+            # Source 7.1: time-range scans over the whole, append-mostly table.
+            PortableBrinIndex(fields=["created_at"], name="videos_created_brin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
