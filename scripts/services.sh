@@ -153,8 +153,13 @@ step_packages() {
         return 1
     fi
     log packages "installing: ${missing[*]}"
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    mkdir -p "$STATE_DIR"
+    local apt_log="$STATE_DIR/apt.log"
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
+        tail -n 15 "$apt_log" >&2
+        warn packages "apt-get failed; full log: $apt_log"
+        return 1
+    fi
     log packages "installed: ${missing[*]}"
 }
 

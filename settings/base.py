@@ -235,9 +235,13 @@ COMPRESSION_MIN_BYTES = 1024
 COMPRESSION_GZIP_LEVEL = 6
 
 # --- Celery ---------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "celery-broker"
+# Results are kept only where something waits for them (operators' round-trip checks).
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    f"file://{VAR_DIR / 'celery-results'}" if CELERY_BROKER_URL.startswith("filesystem://") else None
+)
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 3600)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Storage --------------------------------------------------------------------
@@ -299,6 +303,7 @@ LOGGING: dict[str, Any] = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "health_check": {"level": "ERROR"},
     },

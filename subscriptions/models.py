@@ -1,4 +1,4 @@
-"""Plans and subscriptions."""
+"""Plans and subscriptions: what a viewer pays for, and what that lets them watch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from videoplatform.ids import PrefixedIdField
+
+# The plan everyone has without a subscription; it is listed but never subscribed to.
+FREE_PLAN_CODE = "free"
 
 
 class Plan(models.Model):
@@ -53,7 +56,10 @@ class Subscription(models.Model):
     current_period_start = models.DateTimeField(default=timezone.now)
     current_period_end = models.DateTimeField()
     cancel_at_period_end = models.BooleanField(default=False)
-    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True, help_text="When cancellation was asked for.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it stopped being current (replaced or expired)."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -48,7 +48,9 @@ def _configure_filesystem_broker() -> None:
         return
     folder = Path(settings.CELERY_FILESYSTEM_BROKER_DIR)
     processed = folder / "processed"
-    for path in (folder, processed):
+    results = str(app.conf.result_backend or "")
+    extra = [Path(results.removeprefix("file://"))] if results.startswith("file://") else []
+    for path in (folder, processed, *extra):
         path.mkdir(parents=True, exist_ok=True)
     app.conf.broker_transport_options = {
         "data_folder_in": str(folder),
