@@ -1,11 +1,44 @@
-"""Bearer-token authentication (placeholder, replaced by the accounts work)."""
+"""Bearer-token authentication for the API: ``Authorization: Bearer vpt_...``."""
 
-from rest_framework.authentication import BaseAuthentication
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+AUTHENTICATE_HEADER = 'Bearer realm="api"'
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    def authenticate(self, request):  # type: ignore[no-untyped-def]
-        return None
+    """Checks the token against the shared "tokens" cache, falling back to the primary database.
 
-    def authenticate_header(self, request):  # type: ignore[no-untyped-def]
-        return 'Bearer realm="api"'
+    A request with no ``Authorization: Bearer`` header is left to the next authentication
+    class (sessions); one with a bad, revoked or expired token is refused with 401.
+    """
+
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        # Imported here: DRF imports this module while the app registry may still be loading.
+        from .selectors import TokenRejected, token_user_get
+
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed(
+                "The Authorization header must be 'Bearer <token>'.", code="invalid_token"
+            )
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("The token is invalid.", code="invalid_token") from None
+        try:
+            return token_user_get(token=token)
+        except TokenRejected as exc:
+            raise AuthenticationFailed(exc.message, code=exc.code) from None
+
+    def authenticate_header(self, request: Request) -> str:
+        return AUTHENTICATE_HEADER

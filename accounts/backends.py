@@ -1,14 +1,31 @@
-"""Log in with a username or an email address, both case-insensitive."""
+"""Log in with a username or an email address, both case-insensitive.
+
+The admin login goes through this backend; the API login (services.login_attempt) looks the
+account up itself, to throttle it, and then checks the password with ``credentials_check``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q
 from django.http import HttpRequest
+
+from .models import User
+from .selectors import user_get_for_login
+
+
+def credentials_check(user: User | None, password: str) -> bool:
+    """Whether ``password`` is this active user's; a stale hash is upgraded on success.
+
+    Takes as long for no user as for a real one, so timing does not reveal which accounts exist.
+    """
+    if user is None:
+        User().set_password(password)
+        return False
+    # check_password re-hashes with the preferred hasher (and saves) when the stored hash is
+    # of another algorithm or cost.
+    return user.check_password(password) and user.is_active
 
 
 class UsernameOrEmailBackend(ModelBackend):
@@ -18,19 +35,8 @@ class UsernameOrEmailBackend(ModelBackend):
         username: str | None = None,
         password: str | None = None,
         **kwargs: Any,
-    ) -> AbstractBaseUser | None:
+    ) -> User | None:
         if username is None or password is None:
             return None
-        user_model = get_user_model()
-        user = (
-            user_model._default_manager.filter(Q(username__iexact=username) | Q(email__iexact=username))
-            .order_by("date_joined")
-            .first()
-        )
-        if user is None:
-            # Spend the same time as a real check, so timing does not reveal unknown accounts.
-            user_model().set_password(password)
-            return None
-        if user.check_password(password) and self.user_can_authenticate(user):
-            return user
-        return None
+        user = user_get_for_login(identifier=username)
+        return user if credentials_check(user, password) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -16,8 +16,6 @@ class User(AbstractUser):
     display_name = models.CharField(max_length=100, blank=True)
     show_adult_content = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-
-    objects = UserManager()
 
     class Meta:
         constraints = [

@@ -175,9 +175,11 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 # --- Auth -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
+# The tuned hasher shares the algorithm name "argon2" with Django's own, so it also verifies
+# hashes made at Django's default Argon2 cost (the cost is read from each hash) and re-hashes them
+# at the tuned cost on the next login; listing Django's Argon2 hasher as well would shadow it.
 PASSWORD_HASHERS = [
     "accounts.hashers.TunedArgon2PasswordHasher",
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -193,9 +195,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTH_TOKEN_TTL = env_int("AUTH_TOKEN_TTL", 30 * 24 * 3600)
+# How long the "tokens" cache may answer for a token without the database (the spec's user
+# TTL). Logout, revocation and user changes overwrite the entry at once; this only bounds how
+# stale an entry can be if Redis was unreachable while it should have been overwritten.
+AUTH_TOKEN_CACHE_TTL = env_int("AUTH_TOKEN_CACHE_TTL", 3600)
 LOGIN_FAILURE_LIMIT_ACCOUNT = env_int("LOGIN_FAILURE_LIMIT_ACCOUNT", 5)
 LOGIN_FAILURE_LIMIT_IP = env_int("LOGIN_FAILURE_LIMIT_IP", 20)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
+REGISTRATION_LIMIT_IP = env_int("REGISTRATION_LIMIT_IP", 10)
+REGISTRATION_WINDOW = env_int("REGISTRATION_WINDOW", 3600)
 # Number of proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 

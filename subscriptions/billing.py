@@ -65,5 +65,7 @@ def get_payment_gateway() -> PaymentGateway:
     path = getattr(settings, "SUBSCRIPTIONS_PAYMENT_GATEWAY", DEFAULT_PAYMENT_GATEWAY)
     gateway = import_string(path)()
     if not isinstance(gateway, PaymentGateway):
-        raise ImproperlyConfigured(f"SUBSCRIPTIONS_PAYMENT_GATEWAY={path!r} does not implement PaymentGateway.")
+        raise ImproperlyConfigured(
+            f"SUBSCRIPTIONS_PAYMENT_GATEWAY={path!r} does not implement PaymentGateway."
+        )
     return gateway

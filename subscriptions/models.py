@@ -72,7 +72,14 @@ class Subscription(models.Model):
                 name="subscriptions_one_current_per_user",
             ),
         ]
-        indexes = [models.Index(fields=["status", "current_period_end"], name="subscriptions_expiry_idx")]
+        indexes = [
+            # subscription_expire_lapsed: current subscriptions by period end, oldest first.
+            models.Index(
+                fields=["current_period_end"],
+                condition=Q(status__in=["active", "past_due"]),
+                name="subscriptions_expiry_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} → {self.plan_id} ({self.status})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import logging
 from datetime import datetime
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -195,9 +196,7 @@ def subscription_expire_lapsed(*, now: datetime | None = None, batch_size: int =
     expired = 0
     while True:
         with transaction.atomic():
-            ids = list(
-                lapsed.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size]
-            )
+            ids = list(lapsed.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return expired
             # ended_at is when the period ended, not when this job noticed.

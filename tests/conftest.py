@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import caches
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def staff_user(db: Any) -> Any:
     return UserFactory(is_staff=True, is_superuser=True)
 
 
-def login_client(user: Any, password: str = UserFactory.PASSWORD) -> APIClient:
+def login_client(user: Any, password: str = DEFAULT_PASSWORD) -> APIClient:
     """A client holding a real bearer token obtained through the login endpoint."""
     client = APIClient()
     response = client.post("/api/auth/login", {"username": user.username, "password": password}, format="json")

@@ -13,9 +13,10 @@ from subscriptions.models import Plan, Subscription
 from videos.models import Video
 
 
-class UserFactory(factory.django.DjangoModelFactory):
-    PASSWORD = "correct horse battery staple"  # noqa: S105
+DEFAULT_PASSWORD = "correct horse battery staple"  # noqa: S105
 
+
+class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -23,7 +24,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
     display_name = factory.LazyAttribute(lambda o: o.username.title())
-    password = factory.django.Password(PASSWORD)
+    password = factory.django.Password(DEFAULT_PASSWORD)
 
 
 class VideoFactory(factory.django.DjangoModelFactory):

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
+import redis.asyncio
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -34,9 +34,9 @@ def redacted(url: str) -> str:
     return url
 
 
-def _redis_client() -> redis.Redis:
+def _redis_client() -> redis.asyncio.Redis:
     timeout = max(settings.REDIS_SOCKET_TIMEOUT, 1.0)
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 @dataclasses.dataclass

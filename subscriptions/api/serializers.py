@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 
 from videoplatform.api.fields import FieldSelectionMixin
+from videoplatform.api.serializers import StrictCharField, StrictInputSerializer
 
-from ..models import Plan, Subscription
+from ..models import FREE_PLAN_CODE, Plan, Subscription
 from ..selectors import plan_get_active
 
 
@@ -38,7 +38,8 @@ PLAN_FIELDS: tuple[str, ...] = tuple(PlanSerializer.Meta.fields)
 
 
 class PlanListSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    data = PlanSerializer(many=True)
+    # DRF's metaclass moves declared fields off the class: this does not hide Serializer.data.
+    data = PlanSerializer(many=True)  # type: ignore[assignment]
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -59,31 +60,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):  # type: ignore[type-
         read_only_fields = fields
 
 
-class StrictStringField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
-
-    default_error_messages = {"invalid": "Must be a string."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return str(super().to_internal_value(data))
-
-
-class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """Refuses keys it does not know, naming them, rather than ignoring them."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(key) for key in data if key not in self.fields)
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
-
-
 class SubscribeSerializer(StrictInputSerializer):
-    plan_id = StrictStringField(required=False, max_length=64, help_text="The plan's id, e.g. plan_…")
-    plan = StrictStringField(required=False, max_length=40, help_text="Or the plan's code, e.g. premium.")
+    plan_id = StrictCharField(required=False, max_length=64, help_text="The plan's id, e.g. plan_…")
+    plan = StrictCharField(required=False, max_length=40, help_text="Or the plan's code, e.g. premium.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         plan_id, code = attrs.get("plan_id"), attrs.get("plan")
@@ -95,25 +74,8 @@ class SubscribeSerializer(StrictInputSerializer):
         plan = plan_get_active(plan_id=plan_id) if plan_id is not None else plan_get_active(code=code)
         if plan is None:
             raise serializers.ValidationError({field: ["Unknown or inactive plan."]})
+        if plan.code == FREE_PLAN_CODE:
+            raise serializers.ValidationError(
+                {field: ["The free plan needs no subscription; cancel your subscription to return to it."]}
+            )
         return {"plan": plan}
-
-
-class ErrorDetailSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    code = serializers.CharField(help_text="Stable, machine-readable, e.g. already_subscribed.")
-    message = serializers.CharField()
-
-    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
-        # "fields" cannot be a class attribute: it would hide Serializer.fields.
-        declared = super().get_fields()
-        declared["fields"] = serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()),
-            required=False,
-            help_text="Messages per request field, on validation errors.",
-        )
-        return declared
-
-
-class SubscriptionErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """The API's one error shape."""
-
-    error = ErrorDetailSerializer()

@@ -54,7 +54,9 @@ def create_default_plans(apps, schema_editor):
     db_alias = schema_editor.connection.alias
     for plan in DEFAULT_PLANS:
         defaults = {key: value for key, value in plan.items() if key != "code"}
-        Plan.objects.using(db_alias).get_or_create(code=plan["code"], defaults={"currency": "USD", **defaults})
+        Plan.objects.using(db_alias).get_or_create(
+            code=plan["code"], defaults={"currency": "USD", **defaults}
+        )
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,135 @@
+"""Reads of users and tokens.
+
+Everything here reads the primary ("default"): a token must stop working the moment it is
+revoked and work the moment it is issued, and a login must see an account registered a
+moment ago. Replica lag would break all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import BooleanField, ExpressionWrapper, Q, Value
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from . import token_cache
+from .models import AuthToken, User
+
+PRIMARY = "default"
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """What ``request.auth`` holds for a bearer-token request."""
+
+    digest: str
+    expires_at: datetime
+
+
+class TokenRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _invalid() -> TokenRejected:
+    return TokenRejected("invalid_token", "The token is invalid or has been revoked.")
+
+
+def _expired() -> TokenRejected:
+    return TokenRejected("token_expired", "The token has expired; log in again.")
+
+
+def _checked(user: User, auth: TokenAuth) -> tuple[User, TokenAuth]:
+    if auth.expires_at <= timezone.now():
+        raise _expired()
+    if not user.is_active:
+        raise _invalid()
+    return user, auth
+
+
+def token_user_get(*, token: str) -> tuple[User, TokenAuth]:
+    """The user a bearer token belongs to; raises TokenRejected.
+
+    Served from the "tokens" cache with no query once cached; on a miss (or when Redis is
+    unreachable) one query on the primary, whose answer is cached for the next request.
+    """
+    if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
+        raise _invalid()
+    digest = token_cache.token_digest(token)
+    entry = token_cache.tokens_cache().get(token_cache.cache_key(digest))
+    if entry == token_cache.REVOKED:
+        raise _invalid()
+    if entry == token_cache.EXPIRED:
+        raise _expired()
+    if token_cache.is_snapshot(entry):
+        assert isinstance(entry, dict)
+        auth = TokenAuth(digest=digest, expires_at=entry["expires_at"])
+        return _checked(token_cache.user_from_snapshot(entry["user"]), auth)
+
+    row = AuthToken.objects.using(PRIMARY).select_related("user").filter(digest=digest).first()
+    if row is None:
+        token_cache.marker_add(digest=digest, marker=token_cache.REVOKED)
+        raise _invalid()
+    auth = TokenAuth(digest=digest, expires_at=row.expires_at)
+    if row.is_expired:
+        token_cache.marker_add(digest=digest, marker=token_cache.EXPIRED)
+        raise _expired()
+    if entry is None:  # a STALE marker means the user changed a moment ago: do not cache yet
+        token_cache.snapshot_add(
+            digest=digest, entry=token_cache.snapshot_entry(user=row.user, expires_at=row.expires_at)
+        )
+    return _checked(row.user, auth)
+
+
+def user_get_for_login(*, identifier: str) -> User | None:
+    """The account a login names, by username or email, case-insensitively.
+
+    Compares ``lower(column)`` with ``lower(value)`` so that PostgreSQL uses the unique
+    expression indexes of the model (``iexact`` compiles to ``UPPER()`` and would scan).
+    """
+    wanted = Lower(Value(identifier))
+    return (
+        User.objects.using(PRIMARY)
+        .alias(username_lower=Lower("username"), email_lower=Lower("email"))
+        .filter(Q(username_lower=wanted) | Q(email_lower=wanted))
+        .order_by("date_joined")
+        .first()
+    )
+
+
+def user_identity_taken(*, username: str, email: str) -> set[str]:
+    """Which of ``username`` and ``email`` already belong to an account (case-insensitively)."""
+    same_username = Q(username_lower=Lower(Value(username)))
+    same_email = Q(email_lower=Lower(Value(email)))
+    rows = (
+        User.objects.using(PRIMARY)
+        .alias(username_lower=Lower("username"), email_lower=Lower("email"))
+        .filter(same_username | same_email)
+        .annotate(
+            same_username=ExpressionWrapper(same_username, output_field=BooleanField()),
+            same_email=ExpressionWrapper(same_email, output_field=BooleanField()),
+        )
+        .values_list("same_username", "same_email")[:2]  # the unique indexes allow two at most
+    )
+    taken: set[str] = set()
+    for username_matches, email_matches in rows:
+        if username_matches:
+            taken.add("username")
+        if email_matches:
+            taken.add("email")
+    return taken
+
+
+def user_get(*, user_id: str) -> User:
+    return User.objects.using(PRIMARY).get(pk=user_id)
+
+
+def user_token_digests(*, user_ids: list[str], include_expired: bool = False) -> list[str]:
+    tokens = AuthToken.objects.using(PRIMARY).filter(user_id__in=user_ids)
+    if not include_expired:
+        tokens = tokens.filter(expires_at__gt=timezone.now())
+    return list(tokens.values_list("digest", flat=True))

@@ -1,0 +1,146 @@
+"""Login and registration throttles, counted in the shared "default" cache (Redis).
+
+Fixed windows: the first attempt creates a counter that lives LOGIN_FAILURE_WINDOW seconds and
+later attempts increment it atomically (INCRBY keeps the TTL); a successful login takes its
+attempt back, so the counters hold failures (and attempts in flight). Every process and pod
+shares them. If Redis is unreachable they count nothing: logins stay possible, unthrottled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.http import HttpRequest
+from rest_framework.exceptions import Throttled
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    limit: int
+    seconds: int
+
+
+def _cache() -> BaseCache:
+    return caches["default"]
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or with TRUSTED_PROXY_COUNT = n > 0, the n-th
+    X-Forwarded-For entry from the right (the address the outermost trusted proxy saw).
+
+    Entries further left are written by the client and could be anything, so they are never used.
+    """
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    proxies = int(settings.TRUSTED_PROXY_COUNT)
+    if proxies <= 0:
+        return remote
+    forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+    forwarded = [part for part in forwarded if part]
+    if len(forwarded) < proxies:
+        return remote  # did not come through the proxies we were told about
+    candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
+
+
+def ip_bucket(ip: str) -> str:
+    """IPv6 clients are counted per /64: one host usually holds the whole /64."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _login_ip_window(ip: str) -> Window:
+    return Window(
+        f"auth:login-fail:ip:{ip_bucket(ip)}", settings.LOGIN_FAILURE_LIMIT_IP, settings.LOGIN_FAILURE_WINDOW
+    )
+
+
+def _login_account_window(account: str) -> Window:
+    return Window(
+        f"auth:login-fail:acct:{account}", settings.LOGIN_FAILURE_LIMIT_ACCOUNT, settings.LOGIN_FAILURE_WINDOW
+    )
+
+
+def account_key(*, user_id: str | None, identifier: str) -> str:
+    """An existing account is counted by id, whichever of its username or email is typed.
+
+    Unknown names are counted by name (hashed: they are arbitrary user input), so the answer
+    for an unknown account is the same as for a real one.
+    """
+    if user_id is not None:
+        return user_id
+    return "name:" + hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+
+
+def _hit(window: Window) -> int:
+    """Counts one attempt; the count after it (0 when Redis is unreachable)."""
+    cache = _cache()
+    if cache.add(window.key, 1, timeout=window.seconds):
+        return 1
+    try:
+        value = cache.incr(window.key)
+    except ValueError:  # the window ended between add() and incr()
+        cache.add(window.key, 1, timeout=window.seconds)
+        return 1
+    return int(value) if isinstance(value, int) else 0
+
+
+def _unhit(window: Window) -> None:
+    with contextlib.suppress(ValueError):  # the window has ended already
+        _cache().decr(window.key)
+
+
+def _retry_after(window: Window) -> int:
+    ttl = getattr(_cache(), "ttl", None)  # django-redis; other backends: the whole window
+    remaining = ttl(window.key) if callable(ttl) else None
+    if not isinstance(remaining, int) or remaining <= 0:
+        remaining = window.seconds
+    return max(1, min(remaining, window.seconds))
+
+
+def _take(window: Window, message: str) -> None:
+    # Counting before the password is checked, not after a failure, is what makes the limit
+    # hold against many parallel attempts: each one takes a slot atomically.
+    if _hit(window) > window.limit:
+        wait = _retry_after(window)
+        raise Throttled(wait=wait, detail=f"{message} Try again in {wait} seconds.")
+
+
+def login_attempt_ip(*, ip: str) -> None:
+    """Counts a login attempt from this address; raises Throttled over the limit."""
+    _take(_login_ip_window(ip), "Too many failed logins from this address.")
+
+
+def login_attempt_account(*, account: str) -> None:
+    """Counts a login attempt on this account; raises Throttled over the limit."""
+    _take(_login_account_window(account), "Too many failed logins for this account.")
+
+
+def login_succeeded(*, ip: str, account: str) -> None:
+    """A success resets the account's count and does not count against the address."""
+    _cache().delete(_login_account_window(account).key)
+    _unhit(_login_ip_window(ip))
+
+
+def registration_attempt(*, ip: str) -> None:
+    """Counts a registration attempt from this address; raises Throttled over the limit."""
+    window = Window(
+        f"auth:register:ip:{ip_bucket(ip)}", settings.REGISTRATION_LIMIT_IP, settings.REGISTRATION_WINDOW
+    )
+    _take(window, "Too many registrations from this address.")

@@ -1,0 +1,246 @@
+"""Subscriptions API: thin views over subscriptions.selectors and subscriptions.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from videoplatform.api.errors import ApiError, error_body
+from videoplatform.api.fields import requested_fields
+from videoplatform.api.schema import ErrorSerializer
+from videoplatform.api.serializers import StrictInputSerializer
+
+from .. import selectors, services
+from ..billing import PaymentGatewayUnavailable
+from ..exceptions import (
+    AlreadyCanceled,
+    AlreadySubscribed,
+    NoCurrentSubscription,
+    PaymentDeclined,
+    PlanNotSubscribable,
+    SubscriptionConflict,
+    SubscriptionError,
+)
+from ..models import Subscription
+from .serializers import (
+    PLAN_FIELDS,
+    PlanListSerializer,
+    PlanSerializer,
+    SubscribeSerializer,
+    SubscriptionSerializer,
+)
+
+TAGS = ["subscriptions"]
+
+ERROR_STATUS: dict[type[SubscriptionError], int] = {
+    PlanNotSubscribable: status.HTTP_400_BAD_REQUEST,
+    PaymentDeclined: status.HTTP_402_PAYMENT_REQUIRED,
+    NoCurrentSubscription: status.HTTP_404_NOT_FOUND,
+    AlreadySubscribed: status.HTTP_409_CONFLICT,
+    AlreadyCanceled: status.HTTP_409_CONFLICT,
+    SubscriptionConflict: status.HTTP_409_CONFLICT,
+}
+
+
+def api_error(exc: SubscriptionError) -> ApiError:
+    return ApiError(ERROR_STATUS.get(type(exc), status.HTTP_409_CONFLICT), exc.code, exc.message)
+
+
+def payment_unavailable() -> ApiError:
+    return ApiError(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "payment_unavailable",
+        "Payments are unavailable right now; nothing was charged. Try again later.",
+    )
+
+
+def current_user(request: Request) -> AbstractBaseUser:
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)  # IsAuthenticated ran first
+    return user
+
+
+# --- OpenAPI: the error responses each view can give -------------------------------------------
+
+
+def error(description: str, *examples: tuple[str, str, str]) -> OpenApiResponse:
+    """An error response in the API's one shape, with (name, code, message) examples."""
+    return OpenApiResponse(
+        ErrorSerializer,
+        description=description,
+        examples=[
+            OpenApiExample(name, value=error_body(code, message), response_only=True)
+            for name, code, message in examples
+        ],
+    )
+
+
+VALIDATION_ERROR = (
+    "Invalid input",
+    "validation_error",
+    "Invalid input.",
+)
+MALFORMED = ("Malformed JSON", "malformed_request", "JSON parse error - Expecting value: line 1 column 1")
+NOT_AUTHENTICATED = error(
+    "No valid credentials.",
+    ("Not authenticated", "not_authenticated", "Authentication credentials were not provided."),
+)
+NO_SUBSCRIPTION = error(
+    "The user has no current subscription.",
+    ("No subscription", NoCurrentSubscription.code, NoCurrentSubscription.default_message),
+)
+UNSUPPORTED_MEDIA = error(
+    "The body is not JSON.",
+    ("Unsupported media type", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+)
+
+
+class PlanListView(APIView):
+    """Public: no authentication runs, so the list costs one query (none once cached)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="subscriptions_plans_list",
+        summary="List the plans on offer",
+        description="Active plans in display order. `?fields=` returns only the named plan fields.",
+        tags=TAGS,
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                "fields",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                description=f"Comma-separated plan fields to return; any of: {', '.join(PLAN_FIELDS)}.",
+                examples=[OpenApiExample("Names and prices", value="id,name,price")],
+            )
+        ],
+        responses={
+            200: PlanListSerializer,
+            400: error(
+                "An unknown name in `fields`.",
+                ("Unknown field", "validation_error", "Invalid input."),
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        fields = requested_fields(request, PLAN_FIELDS)
+        plans = selectors.plan_list_active()
+        return Response({"data": PlanSerializer(plans, many=True, context={"fields": fields}).data})
+
+
+class SubscriptionCreateView(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="subscriptions_create",
+        summary="Subscribe, or change plan",
+        description=(
+            "Subscribes the user to a plan. A current subscription on another plan is replaced: it ends "
+            "now (status `canceled`) and the new one starts a fresh period. The free plan needs no "
+            "subscription. Give `plan_id`, or `plan` (a plan code)."
+        ),
+        tags=TAGS,
+        request=SubscribeSerializer,
+        responses={
+            201: SubscriptionSerializer,
+            400: error(
+                "Malformed JSON, an unknown or wrongly typed field, or an unknown, inactive or free plan.",
+                VALIDATION_ERROR,
+                MALFORMED,
+            ),
+            401: NOT_AUTHENTICATED,
+            402: error(
+                "The payment gateway declined the charge; nothing changed.",
+                ("Declined", PaymentDeclined.code, PaymentDeclined.default_message),
+            ),
+            409: error(
+                "Already subscribed to this plan, or a concurrent change won.",
+                ("Already subscribed", AlreadySubscribed.code, AlreadySubscribed.default_message),
+                ("Concurrent change", SubscriptionConflict.code, SubscriptionConflict.default_message),
+            ),
+            415: UNSUPPORTED_MEDIA,
+            503: error(
+                "The payment gateway could not be reached; nothing changed.",
+                ("Payments unavailable", "payment_unavailable", "Payments are unavailable right now."),
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = SubscribeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            subscription = services.subscription_create(
+                user=current_user(request), plan=serializer.validated_data["plan"]
+            )
+        except SubscriptionError as exc:
+            raise api_error(exc) from exc
+        except PaymentGatewayUnavailable as exc:
+            raise payment_unavailable() from exc
+        return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+def _current_subscription(request: Request) -> Subscription:
+    subscription = selectors.subscription_get_current(user=current_user(request))
+    if subscription is None:
+        raise api_error(NoCurrentSubscription())
+    return subscription
+
+
+class CurrentSubscriptionView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="subscriptions_me_retrieve",
+        summary="The user's current subscription",
+        tags=TAGS,
+        responses={200: SubscriptionSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUBSCRIPTION},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(SubscriptionSerializer(_current_subscription(request)).data)
+
+
+class CancelSubscriptionView(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="subscriptions_me_cancel",
+        summary="Cancel the current subscription at period end",
+        description=(
+            "The subscription stays `active` (and its plan's limits apply) until `current_period_end`; "
+            "`cancel_at_period_end` becomes true and `canceled_at` is set. Takes no body."
+        ),
+        tags=TAGS,
+        request=None,
+        responses={
+            200: SubscriptionSerializer,
+            400: error("A body with fields, or malformed JSON.", VALIDATION_ERROR, MALFORMED),
+            401: NOT_AUTHENTICATED,
+            404: NO_SUBSCRIPTION,
+            409: error(
+                "Already canceled.",
+                ("Already canceled", AlreadyCanceled.code, AlreadyCanceled.default_message),
+            ),
+            415: UNSUPPORTED_MEDIA,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        StrictInputSerializer(data=request.data).is_valid(raise_exception=True)
+        subscription = _current_subscription(request)
+        try:
+            subscription = services.subscription_cancel(subscription=subscription)
+        except SubscriptionError as exc:
+            raise api_error(exc) from exc
+        return Response(SubscriptionSerializer(subscription).data)

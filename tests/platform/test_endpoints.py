@@ -1,0 +1,84 @@
+"""Probes, metrics, schema, docs, admin and the one JSON error shape."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_touches_no_dependency(client: Client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_ready_checks_database_and_redis(client: Client):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"primary": "ok", "redis": "ok"}}
+
+
+def test_metrics_exports_request_counters_by_kind(client: Client):
+    client.get("/health")
+    client.get("/api/videos")
+    body = client.get("/metrics").content.decode()
+    assert "# TYPE http_requests_total counter" in body
+    assert 'kind="probe"' in body and 'kind="api"' in body
+    assert 'view="api/videos"' in body
+    assert "http_request_duration_seconds_bucket" in body
+
+
+def test_schema_and_docs(client: Client):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    document = schema.json()
+    assert document["openapi"].startswith("3.")
+    for path in ("/api/videos", "/api/videos/{video_id}", "/api/users/{user_id}/videos", "/api/videos/create"):
+        assert path in document["paths"], path
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200
+    assert b"swagger" in docs.content.lower()
+    assert b"cdn.jsdelivr" not in docs.content  # assets ship with the app
+
+
+def test_admin_login_page_has_its_static_files(client: Client):
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    assert b"/static/admin/css/" in response.content
+
+
+def test_unknown_api_path_is_json_404(client: Client):
+    response = client.get("/api/no/such/thing")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "Not found."}}
+
+
+def test_method_not_allowed_is_json(client: Client):
+    response = client.delete("/api/videos")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response["Allow"]
+
+
+def test_unexpected_error_is_json_500_without_traceback(monkeypatch):
+    from videos import selectors
+
+    def explode(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(selectors, "video_list_public", explode)
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/videos")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "server_error", "message": "An unexpected error occurred."}}
+    assert b"secret internals" not in response.content
+
+
+def test_unsupported_media_type_is_json_415(client: Client):
+    response = client.post("/api/videos", data="<x/>", content_type="application/xml")
+    assert response.status_code in (401, 415)
+    assert "error" in response.json()
