@@ -70,6 +70,7 @@ class Subscription(models.Model):
                 fields=["user"],
                 condition=Q(status__in=["active", "past_due"]),
                 name="subscriptions_one_current_per_user",
+                violation_error_message="This user already has a current (active or past due) subscription.",
             ),
         ]
         indexes = [

@@ -1,7 +1,7 @@
 """Reads: plans, a user's current subscription, and what a viewer may watch.
 
-These are the functions a cache tier will sit in front of (plans: 86400 s, subscriptions:
-3600 s); callers must not read these models directly.
+A cache tier will sit here, in front of the ORM (plans: 86400 s, subscriptions: 3600 s), so
+views and other apps read plans and subscriptions through these functions.
 """
 
 from __future__ import annotations

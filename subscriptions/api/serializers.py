@@ -14,8 +14,17 @@ from ..selectors import plan_get_active
 
 
 class PlanSerializer(FieldSelectionMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
-    price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text='A decimal string: "9.99".')
-    features = serializers.ListField(child=serializers.CharField(), help_text="Display tags, e.g. hd_720p.")
+    """A plan on offer. max_resolution and concurrent_streams are what a subscriber may use."""
+
+    price = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        read_only=True,
+        help_text='Per interval, as a decimal string: "9.99".',
+    )
+    features = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Display tags, e.g. hd_720p."
+    )
 
     class Meta:
         model = Plan
@@ -38,11 +47,15 @@ PLAN_FIELDS: tuple[str, ...] = tuple(PlanSerializer.Meta.fields)
 
 
 class PlanListSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Every active plan, in display order (not paginated: there are a handful)."""
+
     # DRF's metaclass moves declared fields off the class: this does not hide Serializer.data.
     data = PlanSerializer(many=True)  # type: ignore[assignment]
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """A subscription. Canceled at period end, it stays active until current_period_end."""
+
     plan = PlanSerializer(read_only=True)
 
     class Meta:
@@ -61,6 +74,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):  # type: ignore[type-
 
 
 class SubscribeSerializer(StrictInputSerializer):
+    """The plan to subscribe to: plan_id, or plan (a code). Other fields are refused."""
+
     plan_id = StrictCharField(required=False, max_length=64, help_text="The plan's id, e.g. plan_…")
     plan = StrictCharField(required=False, max_length=40, help_text="Or the plan's code, e.g. premium.")
 

@@ -67,7 +67,8 @@ def test_subscription_changelist_searches_and_filters(staff: Client) -> None:
     by_email = staff.get(SUBSCRIPTIONS, {"q": "example.org"})
     by_id = staff.get(SUBSCRIPTIONS, {"q": alices.pk})
     filtered = staff.get(
-        SUBSCRIPTIONS, {"status__exact": "active", "plan__id__exact": premium.pk, "cancel_at_period_end__exact": "1"}
+        SUBSCRIPTIONS,
+        {"status__exact": "active", "plan__id__exact": premium.pk, "cancel_at_period_end__exact": "1"},
     )
 
     for response in (by_name, by_email, by_id, filtered):
@@ -144,3 +145,25 @@ def test_non_staff_users_are_sent_to_the_login_page(client: Client, user: Any) -
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_adding_a_second_current_subscription_is_a_form_error_not_a_500(staff: Client) -> None:
+    existing = SubscriptionFactory()
+    plan = Plan.objects.get(code="standard")
+
+    response = staff.post(
+        f"{SUBSCRIPTIONS}add/",
+        {
+            "user": existing.user_id,
+            "plan": plan.pk,
+            "status": "active",
+            "current_period_start_0": "2027-01-01",
+            "current_period_start_1": "00:00:00",
+            "current_period_end_0": "2099-02-01",
+            "current_period_end_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert b"This user already has a current (active or past due) subscription." in response.content
+    assert Subscription.objects.filter(user=existing.user).count() == 1
