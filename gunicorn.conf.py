@@ -25,7 +25,9 @@ backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 # Recycle workers now and then, so a slow leak cannot grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
-worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else None)
+# Heartbeat files on tmpfs: a slow disk must not make the master think a worker hung.
+_shm = "/dev/shm"  # noqa: S108 - gunicorn's own heartbeat files, not user data
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _shm if os.path.isdir(_shm) else None)
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

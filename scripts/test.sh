@@ -25,5 +25,7 @@ echo "== mypy"
 $VENV/mypy .
 echo "== migrations"
 $VENV/python manage.py makemigrations --check --dry-run
+echo "== OpenAPI schema"
+$VENV/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== pytest"
 $VENV/pytest --cov --cov-report=term:skip-covered "$@"

@@ -316,4 +316,3 @@ LOGGING: dict[str, Any] = {
         "health_check": {"level": "ERROR"},
     },
 }
-

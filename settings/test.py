@@ -7,7 +7,7 @@ DEBUG = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "test-celery-broker"
 STORAGES = {
-    **STORAGES,  # noqa: F405
+    **STORAGES,
     # Tests do not run collectstatic; the manifest storage would refuse unknown files.
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

@@ -42,7 +42,9 @@ def staff_user(db: Any) -> Any:
 def login_client(user: Any, password: str = DEFAULT_PASSWORD) -> APIClient:
     """A client holding a real bearer token obtained through the login endpoint."""
     client = APIClient()
-    response = client.post("/api/auth/login", {"username": user.username, "password": password}, format="json")
+    response = client.post(
+        "/api/auth/login", {"username": user.username, "password": password}, format="json"
+    )
     assert response.status_code == 200, response.content
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
     return client

@@ -12,8 +12,7 @@ from accounts.models import User
 from subscriptions.models import Plan, Subscription
 from videos.models import Video
 
-
-DEFAULT_PASSWORD = "correct horse battery staple"  # noqa: S105
+DEFAULT_PASSWORD = "correct horse battery staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):

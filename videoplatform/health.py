@@ -36,7 +36,9 @@ def redacted(url: str) -> str:
 
 def _redis_client() -> redis.asyncio.Redis:
     timeout = max(settings.REDIS_SOCKET_TIMEOUT, 1.0)
-    return redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return redis.asyncio.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
 
 
 @dataclasses.dataclass
@@ -49,7 +51,7 @@ class CeleryBroker(HealthCheck):
         try:
             with app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)
-        except Exception as exc:  # noqa: BLE001 - any failure means the broker is unusable
+        except Exception as exc:
             raise ServiceUnavailable(f"broker unreachable: {type(exc).__name__}") from exc
 
     def __repr__(self) -> str:

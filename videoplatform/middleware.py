@@ -108,7 +108,9 @@ class CompressionMiddleware:
         if encoding == "br":
             compressed = brotli.compress(response.content, quality=5)
         else:
-            compressed = gzip.compress(response.content, compresslevel=settings.COMPRESSION_GZIP_LEVEL, mtime=0)
+            compressed = gzip.compress(
+                response.content, compresslevel=settings.COMPRESSION_GZIP_LEVEL, mtime=0
+            )
         if len(compressed) >= len(response.content):
             return response
         response.content = compressed

@@ -1,7 +1,7 @@
 """Root URLs: probes and metrics at the top, the API under /api/, admin under /admin/."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, metrics
@@ -9,7 +9,7 @@ from . import health, metrics
 handler404 = "videoplatform.api.errors.handler404"
 handler500 = "videoplatform.api.errors.handler500"
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("videos.api.urls")),
     path("", include("subscriptions.api.urls")),

@@ -9,7 +9,17 @@ from .models import Video
 
 @admin.register(Video)
 class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("title", "id", "owner", "privacy", "status", "is_adult", "is_premium", "view_count", "created_at")
+    list_display = (
+        "title",
+        "id",
+        "owner",
+        "privacy",
+        "status",
+        "is_adult",
+        "is_premium",
+        "view_count",
+        "created_at",
+    )
     list_filter = ("privacy", "status", "is_adult", "is_premium", "created_at")
     search_fields = ("id", "title", "owner__username", "owner__email")
     list_select_related = ("owner",)

@@ -74,7 +74,14 @@ def test_only_json_text_and_html_are_compressed(content_type, compressed):
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("", None), ("gzip", "gzip"), ("br", "br"), ("*", "br"), ("gzip;q=1.0, br;q=0.5", "gzip"), ("deflate", None)],
+    [
+        ("", None),
+        ("gzip", "gzip"),
+        ("br", "br"),
+        ("*", "br"),
+        ("gzip;q=1.0, br;q=0.5", "gzip"),
+        ("deflate", None),
+    ],
 )
 def test_choose_encoding(header, expected):
     assert choose_encoding(header) == expected

@@ -37,7 +37,12 @@ def test_schema_and_docs(client: Client):
     assert schema.status_code == 200
     document = schema.json()
     assert document["openapi"].startswith("3.")
-    for path in ("/api/videos", "/api/videos/{video_id}", "/api/users/{user_id}/videos", "/api/videos/create"):
+    for path in (
+        "/api/videos",
+        "/api/videos/{video_id}",
+        "/api/users/{user_id}/videos",
+        "/api/videos/create",
+    ):
         assert path in document["paths"], path
     docs = client.get("/api/docs")
     assert docs.status_code == 200

@@ -64,7 +64,9 @@ def test_access_log_is_json(tmp_path: Path):
 def test_embedded_default_runs_web_and_worker_with_no_services(tmp_path: Path):
     """No variable set: SQLite, in-process caches, a filesystem broker and a real worker process."""
     env = base_env(VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="settings.dev")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=180
+    )
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
@@ -81,7 +83,15 @@ def test_embedded_default_runs_web_and_worker_with_no_services(tmp_path: Path):
     )
     try:
         with gunicorn({**env, "STATIC_ROOT": str(tmp_path / "static")}) as url:
-            for path in ("/health", "/ready", "/api/videos", "/api/schema", "/api/docs", "/admin/login/", "/metrics"):
+            for path in (
+                "/health",
+                "/ready",
+                "/api/videos",
+                "/api/schema",
+                "/api/docs",
+                "/admin/login/",
+                "/metrics",
+            ):
                 assert http_get(f"{url}{path}")[0] == 200, path
             assert json.loads(http_get(f"{url}/ready")[1]) == {"status": "ready", "checks": {"primary": "ok"}}
         ping = subprocess.run(
@@ -101,4 +111,3 @@ def test_embedded_default_runs_web_and_worker_with_no_services(tmp_path: Path):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-

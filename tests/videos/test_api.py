@@ -127,7 +127,11 @@ def test_field_selection_on_list_and_detail(api_client):
     detail = api_client.get(f"/api/videos/{video.pk}?fields=id,owner").json()
     assert detail == {
         "id": video.pk,
-        "owner": {"id": video.owner.pk, "username": video.owner.username, "display_name": video.owner.display_name},
+        "owner": {
+            "id": video.owner.pk,
+            "username": video.owner.username,
+            "display_name": video.owner.display_name,
+        },
     }
 
 
@@ -156,7 +160,9 @@ def test_list_query_count_is_constant(api_client, django_assert_num_queries):
         assert len(api_client.get("/api/videos?limit=40").json()["data"]) == 40
 
 
-def test_user_videos_owner_sees_all_others_see_public(user, user_client, other_client, django_assert_num_queries):
+def test_user_videos_owner_sees_all_others_see_public(
+    user, user_client, other_client, django_assert_num_queries
+):
     public = VideoFactory(owner=user)
     private = VideoFactory(owner=user, privacy=Video.Privacy.PRIVATE)
     unlisted = VideoFactory(owner=user, privacy=Video.Privacy.UNLISTED)
@@ -192,7 +198,9 @@ def test_unlisted_video_visible_by_id(api_client):
 
 def test_owner_can_patch(user, user_client):
     video = VideoFactory(owner=user)
-    response = user_client.patch(f"/api/videos/{video.pk}", {"title": "Renamed", "privacy": "unlisted"}, format="json")
+    response = user_client.patch(
+        f"/api/videos/{video.pk}", {"title": "Renamed", "privacy": "unlisted"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["title"] == "Renamed"
     video.refresh_from_db()
@@ -201,7 +209,9 @@ def test_owner_can_patch(user, user_client):
 
 def test_non_owner_cannot_patch_or_delete(user, other_client, api_client):
     video = VideoFactory(owner=user, title="Original")
-    assert other_client.patch(f"/api/videos/{video.pk}", {"title": "Hijack"}, format="json").status_code == 403
+    assert (
+        other_client.patch(f"/api/videos/{video.pk}", {"title": "Hijack"}, format="json").status_code == 403
+    )
     assert other_client.delete(f"/api/videos/{video.pk}").status_code == 403
     assert api_client.patch(f"/api/videos/{video.pk}", {"title": "Hijack"}, format="json").status_code == 401
     assert api_client.delete(f"/api/videos/{video.pk}").status_code == 401

@@ -22,7 +22,11 @@ def requested_fields(request: Request, allowed: Iterable[str]) -> list[str] | No
     unknown = [name for name in names if name not in allowed_set]
     if unknown:
         raise ValidationError(
-            {"fields": [f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed_set))}."]}
+            {
+                "fields": [
+                    f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed_set))}."
+                ]
+            }
         )
     return list(dict.fromkeys(names))
 

@@ -15,7 +15,7 @@ from .errors import STATUS_CODES
 class ErrorDetailSerializer(serializers.Serializer):  # type: ignore[type-arg]
     code = serializers.CharField(help_text="Stable, machine-readable error code.")
     message = serializers.CharField(help_text="Human-readable explanation.")
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]  # a declared field, popped by the metaclass
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Per-field messages, for validation errors.",
@@ -34,7 +34,7 @@ class PaginationSerializer(serializers.Serializer):  # type: ignore[type-arg]
     has_more = serializers.BooleanField()
 
 
-def ERROR_RESPONSES(*codes: int) -> dict[int, OpenApiResponse]:  # noqa: N802 - reads as a constant
+def ERROR_RESPONSES(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorSerializer, description=STATUS_CODES[code][1]) for code in codes}
 
 
@@ -57,6 +57,10 @@ FIELDS_PARAMETER = OpenApiParameter(
     description="Comma-separated fields to return, e.g. `id,title,view_count`; an unknown field is a 400.",
 )
 PAGINATION_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Page number, >= 1 (default 1)."),
-    OpenApiParameter("limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Items per page, 1-100 (default 20)."),
+    OpenApiParameter(
+        "page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Page number, >= 1 (default 1)."
+    ),
+    OpenApiParameter(
+        "limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Items per page, 1-100 (default 20)."
+    ),
 ]

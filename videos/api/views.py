@@ -139,4 +139,3 @@ class UserVideoListView(APIView):
             user_id=user_id, viewer=request.user, params=params, fields=fields
         )
         return Response(envelope(_render(videos, fields, many=True), params, total))
-

@@ -13,6 +13,8 @@ from django.db import transaction
 from videos.models import Video
 from videos.services import video_create
 
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a public demo account, documented
+
 DEMO_VIDEOS = [
     ("Big Buck Bunny trailer", ["animation", "open-movie"]),
     ("Sunrise over the Alps", ["travel", "nature"]),
@@ -44,7 +46,10 @@ class Command(BaseCommand):
             demo = user_model._default_manager.filter(username="demo").first()
             if demo is None:
                 demo = user_model._default_manager.create_user(  # type: ignore[attr-defined]
-                    username="demo", email="demo@example.com", password="demo-password-123", display_name="Demo"
+                    username="demo",
+                    email="demo@example.com",
+                    password=DEMO_PASSWORD,
+                    display_name="Demo",
                 )
             created = 0
             for index, (title, tags) in enumerate(DEMO_VIDEOS, start=1):
@@ -52,4 +57,4 @@ class Command(BaseCommand):
                     video_create(owner=demo, title=title, tags=tags, description=f"Demo video {index}.")
                     created += 1
                 self.stdout.write(f"\r[2/2] demo videos {index}/{len(DEMO_VIDEOS)}", ending="")
-            self.stdout.write(f"\n      {created} created; demo user 'demo' / 'demo-password-123'")
+            self.stdout.write(f"\n      {created} created; demo user 'demo' / '{DEMO_PASSWORD}'")
