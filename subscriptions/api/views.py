@@ -72,22 +72,26 @@ def current_user(request: Request) -> AbstractBaseUser:
 # --- OpenAPI: the error responses each view can give -------------------------------------------
 
 
-def error(description: str, *examples: tuple[str, str, str]) -> OpenApiResponse:
-    """An error response in the API's one shape, with (name, code, message) examples."""
+Example = tuple[str, str, str] | tuple[str, str, str, dict[str, list[str]]]
+
+
+def error(description: str, *examples: Example) -> OpenApiResponse:
+    """An error response in the API's one shape, with (name, code, message[, fields]) examples."""
     return OpenApiResponse(
         ErrorSerializer,
         description=description,
         examples=[
-            OpenApiExample(name, value=error_body(code, message), response_only=True)
-            for name, code, message in examples
+            OpenApiExample(example[0], value=error_body(*example[1:]), response_only=True)
+            for example in examples
         ],
     )
 
 
-VALIDATION_ERROR = (
+VALIDATION_ERROR: Example = (
     "Invalid input",
     "validation_error",
     "Invalid input.",
+    {"plan_id": ["Unknown or inactive plan."], "coupon": ["Unknown field."]},
 )
 MALFORMED = ("Malformed JSON", "malformed_request", "JSON parse error - Expecting value: line 1 column 1")
 NOT_AUTHENTICATED = error(
@@ -129,7 +133,7 @@ class PlanListView(APIView):
             200: PlanListSerializer,
             400: error(
                 "An unknown name in `fields`.",
-                ("Unknown field", "validation_error", "Invalid input."),
+                ("Unknown field", "validation_error", "Invalid input.", {"fields": ["Unknown field(s): x."]}),
             ),
         },
     )
@@ -226,7 +230,11 @@ class CancelSubscriptionView(APIView):
         request=None,
         responses={
             200: SubscriptionSerializer,
-            400: error("A body with fields, or malformed JSON.", VALIDATION_ERROR, MALFORMED),
+            400: error(
+                "A body with fields, or malformed JSON.",
+                ("Unknown field", "validation_error", "Invalid input.", {"immediately": ["Unknown field."]}),
+                MALFORMED,
+            ),
             401: NOT_AUTHENTICATED,
             404: NO_SUBSCRIPTION,
             409: error(
