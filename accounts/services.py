@@ -193,6 +193,13 @@ def users_deactivate(*, user_ids: Iterable[str]) -> int:
     return count
 
 
+def user_delete(*, user: User) -> None:
+    """Deletes an account; its tokens (deleted with it) stop working in every process at once."""
+    with transaction.atomic():
+        user_tokens_revoke(user_ids=[user.pk])
+        User.objects.using(PRIMARY).filter(pk=user.pk).delete()
+
+
 def user_password_set(*, user: User, password: str) -> None:
     """Sets a new password and revokes every token of the user: whoever held one must log in again."""
     with transaction.atomic():

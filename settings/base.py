@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "videoplatform.middleware.MetricsMiddleware",
+    # Read routing (read-your-writes pins) and the per-request database figures.
+    "videoplatform.db.middleware.DataLayerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "videoplatform.middleware.CompressionMiddleware",
@@ -100,13 +102,21 @@ TEMPLATES = [
 ]
 
 # --- Databases ----------------------------------------------------------------
-# DATABASE_URL is the primary. Replicas (read-only) come from DATABASE_REPLICA_URLS.
-DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60)
+# The data layer (docs/data-layer.md): DATABASE_URL is the primary ("default"), possibly
+# through PgBouncer in transaction mode (DATABASE_POOLED); DATABASE_DIRECT_URL is the same
+# database without the pooler ("direct": migrations, advisory locks); DATABASE_REPLICA_URLS
+# are read replicas ("replica1", ...); DATABASE_SHARD_URLS hold the user-sharded data
+# ("shard0", ...; none means one shard: the primary). videoplatform.db routes between them.
+DATABASE_POOLED = env_bool("DATABASE_POOLED", False)
+# Through the pooler a client connection is cheap to keep and costly to reopen (a round trip
+# and authentication); the pooler itself recycles the server connections behind it.
+DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 600 if DATABASE_POOLED else 60)
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
 DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+REPLICA_ENGINE = "videoplatform.db.replica_backend"
 
 
-def database_config(url: str) -> dict[str, Any]:
+def database_config(url: str, *, pooled: bool = False, replica: bool = False) -> dict[str, Any]:
     config: dict[str, Any] = dict(
         dj_database_url.parse(url, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)
     )
@@ -114,6 +124,14 @@ def database_config(url: str) -> dict[str, Any]:
         options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
         options.setdefault("application_name", "videoplatform")
+        if pooled:
+            # Transaction pooling: a cursor or a prepared statement must not outlive its
+            # transaction, since the next one may run on another server connection.
+            config["DISABLE_SERVER_SIDE_CURSORS"] = True
+            options["prepare_threshold"] = None
+        if replica:
+            # A replica that cannot be reached hands the read to the primary (no error).
+            config["ENGINE"] = REPLICA_ENGINE
     elif config["ENGINE"] == "django.db.backends.sqlite3":
         # A writer waits for a lock instead of failing at once (web and worker share the file).
         config.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
@@ -123,13 +141,36 @@ def database_config(url: str) -> dict[str, Any]:
 DATABASE_URL = env_str("DATABASE_URL", DEFAULT_SQLITE_URL)
 if DATABASE_URL == DEFAULT_SQLITE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASE_DIRECT_URL = env_str("DATABASE_DIRECT_URL")
 DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS")
-DATABASES: dict[str, dict[str, Any]] = {"default": database_config(DATABASE_URL)}
+DATABASE_SHARD_URLS = env_list("DATABASE_SHARD_URLS")
+DATABASES: dict[str, dict[str, Any]] = {"default": database_config(DATABASE_URL, pooled=DATABASE_POOLED)}
+if DATABASE_DIRECT_URL:
+    DATABASES["direct"] = database_config(DATABASE_DIRECT_URL)
+    # Used now and then (migrations, locks): a real server connection is not kept idle.
+    DATABASES["direct"]["CONN_MAX_AGE"] = 0
+    DATABASES["direct"]["TEST"] = {"MIRROR": "default"}
 for _index, _url in enumerate(DATABASE_REPLICA_URLS, start=1):
-    _replica = database_config(_url)
+    _replica = database_config(_url, pooled=DATABASE_POOLED, replica=True)
     _replica["TEST"] = {"MIRROR": "default"}
     DATABASES[f"replica{_index}"] = _replica
+for _index, _url in enumerate(DATABASE_SHARD_URLS):
+    DATABASES[f"shard{_index}"] = database_config(_url, pooled=DATABASE_POOLED)
 REPLICA_DATABASES = [alias for alias in DATABASES if alias.startswith("replica")]
+# Shard i is SHARD_DATABASES[i]; a user's shard is md5(user_id)[:8] % SHARD_COUNT.
+SHARD_DATABASES = [alias for alias in DATABASES if alias.startswith("shard")] or ["default"]
+SHARD_COUNT = len(SHARD_DATABASES)
+# Per-user, high-volume models stored by shard: "app_label.model_name" -> the shard-key field.
+SHARDED_MODELS = {"streaming.watchevent": "user_id"}
+DATABASE_ROUTERS = ["videoplatform.db.router.DataLayerRouter"]
+# A replica lagging more than this (seconds, measured on the replica) leaves the rotation.
+DB_REPLICA_MAX_LAG = float(env_str("DB_REPLICA_MAX_LAG", "10"))
+# How often each process re-measures a replica (seconds); between checks the state is cached.
+DB_REPLICA_CHECK_INTERVAL = float(env_str("DB_REPLICA_CHECK_INTERVAL", "5"))
+# After a write, the client's reads go to the primary for this many seconds.
+DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 15)
+# The data layer's app: management commands, system checks, Celery and connection hooks.
+INSTALLED_APPS += ["videoplatform.db"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, sessions ------------------------------------------------------------
@@ -316,3 +357,31 @@ LOGGING: dict[str, Any] = {
         "health_check": {"level": "ERROR"},
     },
 }
+
+# --- Media ------------------------------------------------------------------------
+# Upload intake, the ffmpeg HLS ladder, signed stream URLs and play counting (streaming/).
+# docs/streaming.md explains them; docs/configuration.md lists them.
+MEDIA_UPLOAD_MAX_BYTES = env_int("MEDIA_UPLOAD_MAX_BYTES", 5 * 1024**3)
+MEDIA_UPLOAD_URL_TTL = env_int("MEDIA_UPLOAD_URL_TTL", 3600)
+MEDIA_UPLOAD_MULTIPART_THRESHOLD = env_int("MEDIA_UPLOAD_MULTIPART_THRESHOLD", 100 * 1024**2)
+MEDIA_UPLOAD_PART_SIZE = env_int("MEDIA_UPLOAD_PART_SIZE", 64 * 1024**2)
+FFMPEG_BINARY = env_str("FFMPEG_BINARY", "ffmpeg")
+FFPROBE_BINARY = env_str("FFPROBE_BINARY", "ffprobe")
+TRANSCODE_X264_PRESET = env_str("TRANSCODE_X264_PRESET", "veryfast")
+TRANSCODE_THREADS = env_int("TRANSCODE_THREADS", 0)  # 0: let ffmpeg decide
+TRANSCODE_WORK_DIR = env_str("TRANSCODE_WORK_DIR")  # empty: the system's temporary folder
+TRANSCODE_TIME_LIMIT_BASE = env_int("TRANSCODE_TIME_LIMIT_BASE", 300)
+TRANSCODE_TIME_LIMIT_PER_SECOND = float(env_str("TRANSCODE_TIME_LIMIT_PER_SECOND", "6"))
+TRANSCODE_PROGRESS_INTERVAL = float(env_str("TRANSCODE_PROGRESS_INTERVAL", "2"))
+TRANSCODE_THUMBNAIL_INTERVAL = env_int("TRANSCODE_THUMBNAIL_INTERVAL", 10)
+STREAM_URL_TTL = env_int("STREAM_URL_TTL", 3600)
+STREAM_SIGNING_KEY = env_str("STREAM_SIGNING_KEY") or SECRET_KEY
+STREAM_DEFAULT_BANDWIDTH = env_int("STREAM_DEFAULT_BANDWIDTH", 2_000_000)
+CLOUDFRONT_DOMAIN = env_str("CLOUDFRONT_DOMAIN")
+CLOUDFRONT_KEY_PAIR_ID = env_str("CLOUDFRONT_KEY_PAIR_ID")
+CLOUDFRONT_PRIVATE_KEY = env_str("CLOUDFRONT_PRIVATE_KEY")
+CLOUDFRONT_PRIVATE_KEY_FILE = env_str("CLOUDFRONT_PRIVATE_KEY_FILE")
+VIEW_COUNTER_REDIS_URL = env_str("VIEW_COUNTER_REDIS_URL") or REDIS_URL
+VIEW_DEDUP_WINDOW = env_int("VIEW_DEDUP_WINDOW", 1800)
+VIEW_FLUSH_INTERVAL = env_int("VIEW_FLUSH_INTERVAL", 60)
+VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)

@@ -101,20 +101,3 @@ class AuthTokenSerializer(serializers.Serializer):  # type: ignore[type-arg]
     token_type = serializers.ChoiceField(choices=["Bearer"])
     expires_at = serializers.DateTimeField()
     user = UserSerializer()
-
-
-class _ErrorBodySerializer(serializers.Serializer):  # type: ignore[type-arg]
-    code = serializers.CharField(help_text="Stable, machine-readable: e.g. validation_error, throttled.")
-    message = serializers.CharField()
-    # The metaclass pops declared fields from the class, so this does not shadow Serializer.fields.
-    fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Per-field messages, for validation errors.",
-    )
-
-
-class AuthErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """The API's one error shape (videoplatform.api.errors)."""
-
-    error = _ErrorBodySerializer()

@@ -18,9 +18,9 @@ from accounts import services, throttling
 from accounts.authentication import AUTHENTICATE_HEADER
 from accounts.models import User
 from accounts.selectors import TokenAuth
+from videoplatform.api.schema import ErrorSerializer
 
 from .serializers import (
-    AuthErrorSerializer,
     AuthTokenSerializer,
     LoginSerializer,
     RegisterSerializer,
@@ -39,7 +39,7 @@ RETRY_AFTER = OpenApiParameter(
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=AuthErrorSerializer, description=description)
+    return OpenApiResponse(response=ErrorSerializer, description=description)
 
 
 BAD_REQUEST = _error(

@@ -31,6 +31,11 @@ def login(user: Any, *, password: str = DEFAULT_PASSWORD, **extra: Any) -> dict[
     return response.json()
 
 
+def post_login(username: str, password: str, **extra: Any) -> Any:
+    body = {"username": username, "password": password}
+    return APIClient().post("/api/auth/login", body, format="json", **extra)
+
+
 def bearer_client(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -6,17 +6,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
-from rest_framework.test import APIClient
 
+from tests.accounts.conftest import post_login
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 TUNED_PREFIX = "argon2$argon2id$v=19$m=19456,t=2,p=1$"
-
-
-def post_login(username: str, password: str) -> Any:
-    return APIClient().post("/api/auth/login", {"username": username, "password": password}, format="json")
 
 
 def test_new_passwords_use_the_tuned_argon2id() -> None:

@@ -15,14 +15,10 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuthToken
 from accounts.selectors import user_get_for_login
-from tests.accounts.conftest import bearer_client, error_code, login
+from tests.accounts.conftest import bearer_client, error_code, login, post_login
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def post_login(username: str, password: str, **extra: Any) -> Any:
-    return APIClient().post("/api/auth/login", {"username": username, "password": password}, format="json", **extra)
 
 
 @pytest.mark.parametrize("identifier", ["Alice", "alice", "ALICE@EXAMPLE.COM", "alice@example.com"])

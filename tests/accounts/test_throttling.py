@@ -6,17 +6,12 @@ from typing import Any
 
 import pytest
 from django.test import RequestFactory
-from rest_framework.test import APIClient
 
 from accounts.throttling import client_ip, ip_bucket
-from tests.accounts.conftest import error_code, requires_redis, run_in_other_process
+from tests.accounts.conftest import error_code, post_login, requires_redis, run_in_other_process
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def post_login(username: str, password: str, **extra: Any) -> Any:
-    return APIClient().post("/api/auth/login", {"username": username, "password": password}, format="json", **extra)
 
 
 def assert_throttled(response: Any, window: int) -> None:
@@ -101,7 +96,10 @@ def test_forwarded_for_is_used_only_behind_trusted_proxies(user: Any, settings: 
         post_login(user.username, DEFAULT_PASSWORD, HTTP_X_FORWARDED_FOR="9.9.9.9, 192.0.2.50", **proxy),
         settings.LOGIN_FAILURE_WINDOW,
     )
-    assert post_login(user.username, DEFAULT_PASSWORD, HTTP_X_FORWARDED_FOR="192.0.2.51", **proxy).status_code == 200
+    assert (
+        post_login(user.username, DEFAULT_PASSWORD, HTTP_X_FORWARDED_FOR="192.0.2.51", **proxy).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
