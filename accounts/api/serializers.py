@@ -6,51 +6,18 @@ into "123" and "yes" into True), and a field the endpoint does not know is a 400
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from accounts.models import User
+from videoplatform.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictInputSerializer,
+)
 
 PASSWORD_MAX_LENGTH = 256  # hashing cost does not grow with length, but a body should stay small
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictEmailField(serializers.EmailField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """Refuses fields it does not declare."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in data if name not in self.fields)
-            if unknown:
-                errors: dict[str, list[str]] = {
-                    "non_field_errors": [f"Unknown field(s): {', '.join(unknown)}."]
-                }
-                errors.update({name: ["This field is not accepted here."] for name in unknown})
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
 
 
 def _no_at_sign(value: str) -> None:

@@ -42,11 +42,11 @@ def test_indexes_are_declared_as_in_the_source():
 
 
 def test_feed_uses_the_partial_index(api_client):
-    VideoFactory.create_batch(30)
+    VideoFactory.create_batch(30, status="ready")
     assert "videos_public_feed_idx" in _explain_page_query(api_client, "/api/videos?limit=20")
 
 
 def test_user_list_uses_the_user_index(api_client):
     owner = UserFactory()
-    VideoFactory.create_batch(30, owner=owner)
+    VideoFactory.create_batch(30, owner=owner, status="ready")
     assert "videos_owner_created_idx" in _explain_page_query(api_client, f"/api/users/{owner.pk}/videos")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -11,18 +12,29 @@ class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """Rejects fields it does not know (a typo must not be silently ignored)."""
 
     def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             raise serializers.ValidationError(
                 {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}."]}
             )
-        unknown = sorted(set(data) - set(self.fields))
+        unknown = sorted(str(name) for name in data if name not in self.fields)
         if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            errors: dict[str, list[str]] = {"non_field_errors": [f"Unknown field(s): {', '.join(unknown)}."]}
+            errors.update({name: ["This field is not accepted here."] for name in unknown})
+            raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 
 class StrictCharField(serializers.CharField):
     """A string field that refuses numbers, booleans, lists and objects instead of str()-ing them."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
+class StrictEmailField(serializers.EmailField):
+    """An email field that refuses non-string JSON values."""
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
