@@ -1,0 +1,1 @@
+"""Benchmarks and simulations; they print figures and never gate CI on timing."""
