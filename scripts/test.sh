@@ -12,6 +12,7 @@ VENV=.venv/bin
 echo "== services"
 bash scripts/services.sh up
 bash k8s/tools/install.sh
+bash streaming/tools/install-browser.sh
 
 export DJANGO_SETTINGS_MODULE=settings.test
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://videoplatform:videoplatform@127.0.0.1:5432/videoplatform}

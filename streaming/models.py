@@ -27,3 +27,79 @@ class WatchEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} watched {self.video_id}"
+
+
+class MediaFile(models.Model):
+    """A video's uploaded source and the state of its HLS ladder.
+
+    ``awaiting_upload`` (an upload target was handed out) → ``uploaded`` → ``processing`` →
+    ``ready`` | ``failed``. The ladder lives in storage under ``output_prefix``, one folder per
+    transcode run, so a re-run never overwrites segments that a CDN may cache for a year.
+    """
+
+    class Status(models.TextChoices):
+        AWAITING_UPLOAD = "awaiting_upload", "Awaiting upload"
+        UPLOADED = "uploaded", "Uploaded"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    id = PrefixedIdField(prefix="med")
+    video = models.OneToOneField("videos.Video", on_delete=models.CASCADE, related_name="media_file")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_UPLOAD)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100, while processing.")
+    error = models.TextField(blank=True, default="")
+    source_path = models.CharField(max_length=500, help_text="Storage name of the uploaded original.")
+    source_size = models.PositiveBigIntegerField(null=True, blank=True)
+    upload_id = models.CharField(max_length=200, blank=True, default="", help_text="S3 multipart upload.")
+    # Probe data (ffprobe), filled before any work starts.
+    duration = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    video_codec = models.CharField(max_length=40, blank=True, default="")
+    audio_codec = models.CharField(max_length=40, blank=True, default="")
+    bitrate = models.PositiveBigIntegerField(null=True, blank=True)
+    # Outputs.
+    output_prefix = models.CharField(max_length=300, blank=True, default="")
+    poster_path = models.CharField(max_length=500, blank=True, default="")
+    thumbnail_paths = models.JSONField(default=list, blank=True)
+    thumbnail_interval = models.PositiveIntegerField(null=True, blank=True)
+    # Bookkeeping of runs: a worker that holds a run touches heartbeat_at while it works.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    run_token = models.CharField(max_length=40, blank=True, default="")
+    run_holder = models.CharField(max_length=200, blank=True, default="", help_text="host:pid of the run.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-updated_at"], name="streaming_media_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.video_id} ({self.status})"
+
+
+class Rendition(models.Model):
+    """One rung of a media file's HLS ladder: a media playlist and its segments."""
+
+    media_file = models.ForeignKey(MediaFile, on_delete=models.CASCADE, related_name="renditions")
+    quality = models.PositiveSmallIntegerField(help_text="The rung: the short side, e.g. 720 for 720p.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bandwidth = models.PositiveIntegerField(help_text="Peak bits per second (the master's BANDWIDTH).")
+    codecs = models.CharField(max_length=80)
+    playlist_path = models.CharField(max_length=500, help_text="Storage name of the media playlist.")
+
+    class Meta:
+        ordering = ["-quality"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["media_file", "quality"], name="streaming_rendition_one_per_rung"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quality}p ({self.width}x{self.height})"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from . import selectors, services
 from .exceptions import AlreadyCanceled, NoCurrentSubscription
 from .models import Plan, Subscription
 
@@ -31,6 +33,19 @@ class PlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ["sort_order", "price"]
     readonly_fields = ["id", "created_at", "updated_at"]
 
+    # Every way staff change plans (forms, list-editable columns, deletes) refreshes the caches.
+    def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        selectors.plan_cache_invalidate()
+
+    def delete_model(self, request: HttpRequest, obj: Plan) -> None:
+        super().delete_model(request, obj)
+        selectors.plan_cache_invalidate()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
+        super().delete_queryset(request, queryset)
+        selectors.plan_cache_invalidate()
+
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -54,6 +69,19 @@ class SubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # Counting every subscription on each page load is slow at scale.
     show_full_result_count = False
     actions = ["cancel_at_period_end", "expire_now"]
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        selectors.subscription_cache_refresh(user_ids=[obj.user_id])
+
+    def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
+        super().delete_model(request, obj)
+        selectors.subscription_cache_refresh(user_ids=[obj.user_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        user_ids = list(queryset.values_list("user_id", flat=True))
+        super().delete_queryset(request, queryset)
+        selectors.subscription_cache_refresh(user_ids=user_ids)
 
     @admin.action(description="Cancel at period end")
     def cancel_at_period_end(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

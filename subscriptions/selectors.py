@@ -1,17 +1,22 @@
 """Reads: plans, a user's current subscription, and what a viewer may watch.
 
-A cache tier will sit here, in front of the ORM (plans: 86400 s, subscriptions: 3600 s), so
+The cache tiers sit here, in front of the ORM (plans: 86400 s, subscriptions: 3600 s), so
 views and other apps read plans and subscriptions through these functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 from django.utils import timezone
+
+from videoplatform import cache
 
 from .models import FREE_PLAN_CODE, Plan, Subscription
 
@@ -23,7 +28,9 @@ FREE_CONCURRENT_STREAMS = 1
 
 
 def plan_list_active() -> list[Plan]:
-    """Plans on offer, in display order. One query."""
+    """Plans on offer, in display order. One query, none once cached."""
+    if cache.active():
+        return [cache.restore(Plan, row) for row in cache.fetch(cache.PLAN, "active", _active_plan_rows)]
     return list(Plan.objects.filter(is_active=True).order_by("sort_order", "price", "code"))
 
 
@@ -44,6 +51,15 @@ def subscription_get_current(*, user: Viewer, now: datetime | None = None) -> Su
     """
     if user is None or not user.is_authenticated:
         return None
+    if now is None and cache.active():
+        user_id = str(user.pk)
+        rows = cache.fetch(cache.SUBSCRIPTION, user_id, lambda: _current_rows([user_id]).get(user_id))
+        if rows is None:
+            return None
+        subscription = cache.restore(Subscription, rows[0])
+        subscription.plan = cache.restore(Plan, rows[1])
+        # Cached while current; a period that ended since is over without any write.
+        return subscription if subscription.current_period_end > timezone.now() else None
     return (
         Subscription.objects.select_related("plan")
         .filter(
@@ -67,12 +83,12 @@ class Entitlement:
 
 def free_entitlement() -> Entitlement:
     """The free plan's limits, from its row when it exists."""
-    plan = Plan.objects.filter(code=FREE_PLAN_CODE).only("max_resolution", "concurrent_streams").first()
+    limits = cache.fetch(cache.PLAN, "free", _free_limits) if cache.active() else _free_limits()
     return Entitlement(
-        max_resolution=plan.max_resolution if plan else FREE_MAX_RESOLUTION,
+        max_resolution=limits[0] if limits else FREE_MAX_RESOLUTION,
         has_active_subscription=False,
         plan_code=FREE_PLAN_CODE,
-        concurrent_streams=plan.concurrent_streams if plan else FREE_CONCURRENT_STREAMS,
+        concurrent_streams=limits[1] if limits else FREE_CONCURRENT_STREAMS,
     )
 
 
@@ -88,3 +104,53 @@ def viewer_entitlement(user: Viewer, *, now: datetime | None = None) -> Entitlem
         plan_code=plan.code,
         concurrent_streams=plan.concurrent_streams,
     )
+
+
+# --- Cache tiers: what the cached paths above load, and what writes call ----------------------
+PRIMARY = "default"  # cache fills read the primary: a lagging replica's rows must not be cached
+
+
+def _active_plan_rows() -> list[cache.Snapshot]:
+    plans = Plan.objects.using(PRIMARY).filter(is_active=True).order_by("sort_order", "price", "code")
+    return [cache.snapshot(plan) for plan in plans]
+
+
+def _free_limits() -> tuple[int, int] | None:
+    plan = (
+        Plan.objects.using(PRIMARY)
+        .filter(code=FREE_PLAN_CODE)
+        .only("max_resolution", "concurrent_streams")
+        .first()
+    )
+    return (plan.max_resolution, plan.concurrent_streams) if plan else None
+
+
+def _current_rows(user_ids: list[str]) -> dict[str, Any]:
+    """user id -> (subscription, plan) snapshots of the current subscription; one query."""
+    current = (
+        Subscription.objects.using(PRIMARY)
+        .select_related("plan")
+        .filter(
+            user_id__in=user_ids,
+            status__in=Subscription.CURRENT_STATUSES,
+            current_period_end__gt=timezone.now(),
+        )
+    )
+    return {str(s.user_id): (cache.snapshot(s), cache.snapshot(s.plan)) for s in current}
+
+
+def subscription_cache_refresh(*, user_ids: Iterable[str]) -> None:
+    """Every change to users' subscriptions calls this: once the transaction commits, their
+    current subscription is written through to L2 and dropped from every process's L1."""
+    cache.refresh_on_commit(cache.SUBSCRIPTION, [str(user_id) for user_id in user_ids], _current_rows)
+
+
+def plan_cache_invalidate() -> None:
+    """After plans change (the admin): once the transaction commits, every process reads the
+    plans again, and the cached subscriptions too (each carries its plan)."""
+
+    def invalidate() -> None:
+        cache.tiers().invalidate_kind(cache.PLAN)
+        cache.tiers().invalidate_kind(cache.SUBSCRIPTION)
+
+    transaction.on_commit(invalidate, robust=True)

@@ -18,6 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts import notifications
+
+from . import selectors
 from .billing import get_payment_gateway
 from .exceptions import (
     AlreadyCanceled,
@@ -131,6 +134,8 @@ def subscription_create(*, user: AbstractBaseUser, plan: Plan, now: datetime | N
             )
             if replaced is not None:
                 transaction.on_commit(lambda: gateway.cancel(replaced), robust=True)
+            notifications.notify_subscription_started(subscription=subscription)  # after the commit
+            selectors.subscription_cache_refresh(user_ids=[user.pk])
     except IntegrityError as exc:
         if _violates_one_current(exc):
             raise SubscriptionConflict() from exc
@@ -167,6 +172,8 @@ def subscription_cancel(*, subscription: Subscription, now: datetime | None = No
         locked.canceled_at = now
         locked.save(update_fields=["cancel_at_period_end", "canceled_at", "updated_at"])
         _cancel_with_gateway_on_commit(locked)
+        notifications.notify_subscription_canceled(subscription=locked)  # after the commit
+        selectors.subscription_cache_refresh(user_ids=[locked.user_id])
     return locked
 
 
@@ -180,6 +187,7 @@ def subscription_expire(*, subscription: Subscription, now: datetime | None = No
         locked.canceled_at = locked.canceled_at or now
         locked.save(update_fields=["status", "ended_at", "canceled_at", "updated_at"])
         _cancel_with_gateway_on_commit(locked)
+        selectors.subscription_cache_refresh(user_ids=[locked.user_id])
     return locked
 
 
@@ -187,7 +195,8 @@ def subscription_expire_lapsed(*, now: datetime | None = None, batch_size: int =
     """Mark every current subscription whose period has ended as expired; returns how many.
 
     Renews none: there is no payment processor to charge a renewal (docs/subscriptions.md).
-    Works in batches so no transaction holds many row locks for long.
+    Works in batches so no transaction holds many row locks for long. The cache needs no word:
+    a cached subscription whose period has ended is not current when read.
     """
     now = now or timezone.now()
     lapsed = Subscription.objects.filter(

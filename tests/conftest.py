@@ -14,8 +14,11 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 @pytest.fixture(autouse=True)
 def _clear_caches() -> Iterator[None]:
+    from videoplatform.cache import tiers
+
     for cache in caches.all():
         cache.clear()
+    tiers().clear_local()  # this process's L1 (L2 was just flushed with the caches above)
     yield
 
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .models import Video
+from .selectors import video_cache_refresh
 
 
 @admin.register(Video)
@@ -27,15 +30,42 @@ class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = ("id", "view_count", "duration", "created_at", "updated_at")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    actions = ("make_private", "make_public")
+    actions = ("make_private", "make_public", "purge_cache")
     show_full_result_count = False  # COUNT(*) over a large catalogue is slow
 
     @admin.action(description="Make selected videos private")
     def make_private(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
-        updated = queryset.update(privacy=Video.Privacy.PRIVATE)
+        ids = list(queryset.values_list("pk", flat=True))
+        updated = Video.objects.filter(pk__in=ids).update(privacy=Video.Privacy.PRIVATE)
+        video_cache_refresh(video_ids=ids)
         self.message_user(request, f"{updated} video(s) made private.")
 
     @admin.action(description="Make selected videos public")
     def make_public(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
-        updated = queryset.update(privacy=Video.Privacy.PUBLIC)
+        ids = list(queryset.values_list("pk", flat=True))
+        updated = Video.objects.filter(pk__in=ids).update(privacy=Video.Privacy.PUBLIC)
+        video_cache_refresh(video_ids=ids)
         self.message_user(request, f"{updated} video(s) made public.")
+
+    @admin.action(description="Purge selected videos from the cache (every process)")
+    def purge_cache(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        video_cache_refresh(video_ids=ids)
+        self.message_user(
+            request, f"Purged {len(ids)} video(s) from every cache tier (re-read from the database)."
+        )
+
+    # Edits made here skip the services: they refresh the cache the same way.
+    def save_model(self, request: HttpRequest, obj: Video, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        video_cache_refresh(video_ids=[obj.pk])
+
+    def delete_model(self, request: HttpRequest, obj: Video) -> None:
+        video_id = obj.pk
+        super().delete_model(request, obj)
+        video_cache_refresh(video_ids=[video_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        video_cache_refresh(video_ids=ids)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from videoplatform.db.indexes import PortableBrinIndex
 from videoplatform.ids import PrefixedIdField
+
+from .indexes import PortableGinIndex
 
 
 class Video(models.Model):
@@ -54,3 +57,47 @@ class Video(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --- Search and recommendations (videos/search.py, videos/recommendations.py) ----------------
+
+
+class VideoSearchDocument(models.Model):
+    """A video's weighted full-text document: title (A) > tags (B) > description (C).
+
+    Written by the ``indexing`` task after each change to the video; read by search, which
+    filters visibility on the video itself (so privacy changes need no re-indexing).
+    """
+
+    video = models.OneToOneField(
+        Video, on_delete=models.CASCADE, primary_key=True, related_name="search_document"
+    )
+    document = SearchVectorField(null=True)
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [PortableGinIndex(fields=["document"], name="videos_search_doc_gin")]
+
+    def __str__(self) -> str:
+        return f"search document of {self.video_id}"
+
+
+class RelatedVideos(models.Model):
+    """A video's related videos, best first, computed by the ``recommendation`` task.
+
+    ``items`` is ``[{"video_id", "score", "source": "cowatch" | "similar"}, ...]``; reads filter
+    them by what the viewer may see.
+    """
+
+    video = models.OneToOneField(
+        Video, on_delete=models.CASCADE, primary_key=True, related_name="related_videos"
+    )
+    items = models.JSONField(default=list, blank=True)
+    cowatchers = models.PositiveIntegerField(default=0, help_text="Viewers of this video in the window.")
+    computed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "related videos"
+
+    def __str__(self) -> str:
+        return f"related videos of {self.video_id}"

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from videoplatform import cache
 from videoplatform.api.pagination import PageParams, paginate_queryset
 
 from .models import Video
@@ -29,6 +30,7 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "created_at": ("created_at",),
     "updated_at": ("updated_at",),
 }
+PRIMARY = "default"
 # Always loaded: visibility and permission checks need them.
 _ALWAYS = ("id", "owner_id", "privacy", "is_adult", "created_at")
 
@@ -62,8 +64,25 @@ def video_visible_q(viewer: Any) -> Q:
     return visible
 
 
+def _visible(viewer: Any, video: Video) -> bool:
+    """``video_visible_q`` for one loaded video: the cached path checks the cached row with it."""
+    if _is_staff(viewer) or (viewer.is_authenticated and video.owner_id == viewer.pk):
+        return True
+    if video.privacy not in (Video.Privacy.PUBLIC, Video.Privacy.UNLISTED):
+        return False
+    return not video.is_adult or _sees_adult(viewer)
+
+
 def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None) -> Video:
     """A video the viewer may see, or 404 (a private video's existence is not revealed)."""
+    if cache.active():  # the row is cached whoever asks; who may see it is decided here, each time
+        row = cache.fetch(cache.VIDEO, video_id, lambda: _video_rows([video_id]).get(video_id))
+        video = cache.restore(Video, row) if row is not None else None
+        if video is None or not _visible(viewer, video):
+            raise Http404("No such video.")
+        if fields is None or "owner" in fields:
+            _attach_owners([video])
+        return video
     queryset = _with_fields(Video.objects.filter(video_visible_q(viewer)), fields)
     video = queryset.filter(pk=video_id).first()
     if video is None:
@@ -74,8 +93,25 @@ def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None
 def video_list_public(
     *, viewer: Any, params: PageParams, fields: Iterable[str] | None = None
 ) -> tuple[list[Video], int]:
-    """The public feed, newest first; served by the partial index ``videos_public_feed_idx``."""
-    queryset = Video.objects.filter(privacy=Video.Privacy.PUBLIC)
+    """The public feed, newest first; served by the partial index ``videos_public_feed_idx``.
+
+    Only ready videos: a viewer can play nothing else (uploads in progress, failed ones and
+    metadata without a file stay on their owner's own list).
+    """
+    if cache.active():  # one entry per page, limit, field selection and adult preference
+        adult = _sees_adult(viewer)
+        selected = ",".join(sorted(fields)) if fields is not None else "*"
+        rows, total = cache.fetch(
+            cache.FEED,
+            FEED_SCOPE,
+            lambda: _feed_rows(adult=adult, params=params, fields=fields),
+            variant=f"p{params.page}:l{params.limit}:a{int(adult)}:f={selected}",
+        )
+        videos = [cache.restore(Video, row) for row in rows]
+        if fields is None or "owner" in fields:
+            _attach_owners(videos)
+        return videos, total
+    queryset = Video.objects.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
     if not _sees_adult(viewer):
         queryset = queryset.filter(is_adult=False)
     return paginate_queryset(_with_fields(queryset.order_by("-created_at", "-id"), fields), params)
@@ -84,12 +120,58 @@ def video_list_public(
 def video_list_for_user(
     *, user_id: str, viewer: Any, params: PageParams, fields: Iterable[str] | None = None
 ) -> tuple[list[Video], int]:
-    """A user's videos, newest first: all of them for the owner (and staff), public ones for others."""
+    """A user's videos, newest first: all of them for the owner (and staff), public ready ones for others."""
     if not get_user_model()._default_manager.filter(pk=user_id, is_active=True).exists():
         raise Http404("No such user.")
     queryset = Video.objects.filter(owner_id=user_id)
     if not (_is_staff(viewer) or (viewer.is_authenticated and viewer.pk == user_id)):
-        queryset = queryset.filter(privacy=Video.Privacy.PUBLIC)
+        # "Not private or unlisted" rather than "= public": the same rows, but the planner cannot
+        # match the feed's partial index to it and takes (owner_id, created_at DESC), which fits a
+        # single owner's list best.
+        queryset = queryset.exclude(privacy__in=[Video.Privacy.PRIVATE, Video.Privacy.UNLISTED]).filter(
+            status=Video.Status.READY
+        )
         if not _sees_adult(viewer):
             queryset = queryset.filter(is_adult=False)
     return paginate_queryset(_with_fields(queryset.order_by("-created_at", "-id"), fields), params)
+
+
+# --- Cache tiers: what the cached paths above load, and what every write to videos calls -------
+FEED_SCOPE = "public"
+
+
+def _video_rows(video_ids: list[str]) -> dict[str, cache.Snapshot]:
+    # From the primary: a lagging replica's row must not be frozen into a cache entry.
+    return {v.pk: cache.snapshot(v) for v in Video.objects.using(PRIMARY).filter(pk__in=video_ids)}
+
+
+def _feed_rows(
+    *, adult: bool, params: PageParams, fields: Iterable[str] | None
+) -> tuple[list[cache.Snapshot], int]:
+    """video_list_public's page, from the primary, as snapshots (owners come from their own cache)."""
+    queryset = Video.objects.using(PRIMARY).filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
+    if not adult:
+        queryset = queryset.filter(is_adult=False)
+    queryset = queryset.order_by("-created_at", "-id")
+    if fields is not None:
+        queryset = _with_fields(queryset, [name for name in fields if name != "owner"])
+    videos, total = paginate_queryset(queryset, params)
+    return [cache.snapshot(video) for video in videos], total
+
+
+def _attach_owners(videos: list[Video]) -> None:
+    from accounts.selectors import user_profiles_get_many
+
+    owners = user_profiles_get_many(user_ids=[video.owner_id for video in videos])
+    for video in videos:
+        if video.owner_id in owners:
+            video.owner = owners[video.owner_id]
+
+
+def video_cache_refresh(*, video_ids: Iterable[str], feed: bool = True) -> None:
+    """After the current transaction commits, these videos' rows are written through to L2 and
+    dropped from every process's L1 (a deleted row is cached as absent); with ``feed``, the public
+    feed's pages go too (for a video that is, or was, public)."""
+    cache.refresh_on_commit(cache.VIDEO, video_ids, _video_rows)
+    if feed:
+        cache.invalidate_on_commit(cache.FEED, [FEED_SCOPE])

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from . import selectors
 from .models import Video
 
+if TYPE_CHECKING:
+    from django.core.files.uploadedfile import UploadedFile
+
+    from streaming.probe import ProbeResult
+    from streaming.services import UploadTarget
+
 EDITABLE_FIELDS = ("title", "description", "tags", "privacy", "is_adult", "is_premium")
+# What the search document and the similar videos are made of (visibility is read at query time).
+SEARCHED_FIELDS = frozenset({"title", "description", "tags"})
 
 
 @transaction.atomic
@@ -22,7 +32,7 @@ def video_create(
     is_adult: bool = False,
     is_premium: bool = False,
 ) -> Video:
-    return Video.objects.create(
+    video = Video.objects.create(
         owner_id=owner.pk,
         title=title,
         description=description,
@@ -31,6 +41,13 @@ def video_create(
         is_adult=is_adult,
         is_premium=is_premium,
     )
+    selectors.video_cache_refresh(video_ids=[video.pk], feed=_in_feed(video))
+    _derived_data_refresh(video_id=video.pk)
+    return video
+
+
+def _in_feed(video: Video) -> bool:
+    return video.privacy == Video.Privacy.PUBLIC and video.status == Video.Status.READY
 
 
 @transaction.atomic
@@ -38,13 +55,85 @@ def video_update(*, video: Video, changes: dict[str, Any]) -> Video:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    was_in_feed = _in_feed(video)
     for name, value in changes.items():
         setattr(video, name, value)
     if changes:
         video.save(update_fields=[*changes, "updated_at"])
+        selectors.video_cache_refresh(video_ids=[video.pk], feed=was_in_feed or _in_feed(video))
+        if SEARCHED_FIELDS & set(changes):
+            _derived_data_refresh(video_id=video.pk)
     return video
 
 
 @transaction.atomic
 def video_delete(*, video: Video) -> None:
+    video_id, in_feed = video.pk, _in_feed(video)
     video.delete()
+    selectors.video_cache_refresh(video_ids=[video_id], feed=in_feed)
+
+
+def video_media_state_set(*, video_id: str, status: str, duration: float | None = None) -> None:
+    """Mirrors the media pipeline's state on the video (the catalogue shows it; feeds filter on it).
+
+    A plain UPDATE: the pipeline calls it inside its own transaction, and it must not read the row.
+    """
+    if status not in Video.Status.values:
+        raise ValueError(f"Unknown video status: {status}")
+    changes: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
+    if duration is not None:
+        changes["duration"] = duration
+    Video.objects.filter(pk=video_id).update(**changes)
+    selectors.video_cache_refresh(video_ids=[video_id])
+
+
+# --- Upload intake: a video and its media file, created together ---------------------------
+
+
+def video_create_with_upload(
+    *, owner: Any, upload: UploadedFile, probe_result: ProbeResult, **metadata: Any
+) -> Video:
+    """A video whose file came with the request (already probed): stored, and transcoding queued."""
+    from streaming import services as media_services
+
+    with transaction.atomic():
+        video = video_create(owner=owner, **metadata)
+        media_services.media_file_attach_upload(
+            video=video, upload=upload, filename=upload.name or "source", probe_result=probe_result
+        )
+    video.refresh_from_db(fields=["status", "duration"])
+    return video
+
+
+def video_create_with_upload_target(
+    *,
+    owner: Any,
+    file_name: str = "",
+    file_size: int | None = None,
+    content_type: str = "",
+    **metadata: Any,
+) -> tuple[Video, UploadTarget]:
+    """A video created from metadata, and where its file should be uploaded."""
+    from streaming import services as media_services
+
+    with transaction.atomic():
+        video = video_create(owner=owner, **metadata)
+        target = media_services.media_upload_target_create(
+            video=video, filename=file_name, content_type=content_type, file_size=file_size
+        )
+    return video, target
+
+
+# --- Search document and related videos: rebuilt by jobs after the commit --------------------
+
+
+def _derived_data_refresh(*, video_id: str) -> None:
+    """After the commit: the ``indexing`` job rebuilds the search document, the
+    ``recommendation`` job the similar videos. A rolled-back write queues nothing. (A deleted
+    video's document and related videos go with its row, in the same transaction.)"""
+    from videoplatform.jobs.enqueue import enqueue_on_commit
+
+    from .tasks import index_video, recommend_video
+
+    enqueue_on_commit(index_video, video_id)
+    enqueue_on_commit(recommend_video, video_id)

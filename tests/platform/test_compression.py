@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def big_feed():
-    VideoFactory.create_batch(10, description="words " * 50)
+    VideoFactory.create_batch(10, description="words " * 50, status="ready")
 
 
 def test_gzip_level_6_for_large_json_when_accepted(client: Client, big_feed):

@@ -370,10 +370,13 @@ def test_cancel_tells_the_gateway_after_commit(
 ) -> None:
     subscription = SubscriptionFactory(user=user, plan=premium)
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         auth_client.post(CANCEL)
+        # Nothing reaches the gateway until the transaction commits.
+        assert recording_gateway.canceled == []
 
-    assert len(callbacks) == 1
+    for callback in callbacks:
+        callback()
     assert recording_gateway.canceled == [subscription.pk]
 
 

@@ -9,6 +9,8 @@ from videos.models import Video
 
 pytestmark = pytest.mark.django_db
 
+READY = Video.Status.READY  # the feed and other users' lists show only playable videos
+
 
 def test_create_video_on_both_paths(user_client, user):
     for path in ("/api/videos", "/api/videos/create"):
@@ -47,7 +49,7 @@ def test_create_needs_authentication(api_client):
         ({"title": "ok", "privacy": "secret"}, "privacy"),
         ({"title": "ok", "tags": "notalist"}, "tags"),
         ({"title": "ok", "tags": [1, 2]}, "tags"),
-        ({"title": "ok", "tags": ["t"] * 21}, "tags"),
+        ({"title": "ok", "tags": [f"t{i}" for i in range(21)]}, "tags"),
         ({"title": "ok", "is_adult": "maybe"}, "is_adult"),
         ({"title": "ok", "view_count": 10}, "view_count"),
         ({"title": "ok", "owner": "usr_x"}, "owner"),
@@ -76,11 +78,11 @@ def test_json_array_body_is_rejected(user_client):
 
 
 def test_feed_is_newest_first_and_hides_private_unlisted_and_adult(api_client):
-    public_old = VideoFactory(title="old")
-    public_new = VideoFactory(title="new")
-    VideoFactory(privacy=Video.Privacy.PRIVATE)
-    VideoFactory(privacy=Video.Privacy.UNLISTED)
-    VideoFactory(is_adult=True)
+    public_old = VideoFactory(title="old", status=READY)
+    public_new = VideoFactory(title="new", status=READY)
+    VideoFactory(privacy=Video.Privacy.PRIVATE, status=READY)
+    VideoFactory(privacy=Video.Privacy.UNLISTED, status=READY)
+    VideoFactory(is_adult=True, status=READY)
     body = api_client.get("/api/videos").json()
     assert [v["id"] for v in body["data"]] == [public_new.pk, public_old.pk]
     assert body["pagination"] == {"total": 2, "page": 1, "limit": 20, "total_pages": 1, "has_more": False}
@@ -89,7 +91,7 @@ def test_feed_is_newest_first_and_hides_private_unlisted_and_adult(api_client):
 def test_adult_videos_shown_only_to_viewers_who_opted_in(db):
     from tests.conftest import login_client
 
-    adult = VideoFactory(is_adult=True)
+    adult = VideoFactory(is_adult=True, status=READY)
     opted_in = UserFactory(show_adult_content=True)
     client = login_client(opted_in)
     assert adult.pk in [v["id"] for v in client.get("/api/videos").json()["data"]]
@@ -99,7 +101,7 @@ def test_adult_videos_shown_only_to_viewers_who_opted_in(db):
 
 
 def test_pagination_envelope(api_client):
-    VideoFactory.create_batch(5)
+    VideoFactory.create_batch(5, status=READY)
     body = api_client.get("/api/videos?page=2&limit=2").json()
     assert len(body["data"]) == 2
     assert body["pagination"] == {"total": 5, "page": 2, "limit": 2, "total_pages": 3, "has_more": True}
@@ -121,7 +123,7 @@ def test_bad_page_or_limit_is_400(api_client, query):
 
 
 def test_field_selection_on_list_and_detail(api_client):
-    video = VideoFactory(view_count=7)
+    video = VideoFactory(view_count=7, status=READY)
     body = api_client.get("/api/videos?fields=id,title,view_count").json()
     assert body["data"] == [{"id": video.pk, "title": video.title, "view_count": 7}]
     detail = api_client.get(f"/api/videos/{video.pk}?fields=id,owner").json()
@@ -136,7 +138,7 @@ def test_field_selection_on_list_and_detail(api_client):
 
 
 def test_field_selection_loads_only_needed_columns(api_client, django_assert_num_queries):
-    VideoFactory(description="d" * 4000)
+    VideoFactory(description="d" * 4000, status=READY)
     with django_assert_num_queries(2) as captured:
         api_client.get("/api/videos?fields=id,title")
     page_query = captured.captured_queries[-1]["sql"]
@@ -152,10 +154,10 @@ def test_unknown_field_is_400_naming_it(api_client):
 
 
 def test_list_query_count_is_constant(api_client, django_assert_num_queries):
-    VideoFactory.create_batch(3)
+    VideoFactory.create_batch(3, status=READY)
     with django_assert_num_queries(2):
         assert len(api_client.get("/api/videos?limit=3").json()["data"]) == 3
-    VideoFactory.create_batch(40, owner=UserFactory())
+    VideoFactory.create_batch(40, owner=UserFactory(), status=READY)
     with django_assert_num_queries(2):
         assert len(api_client.get("/api/videos?limit=40").json()["data"]) == 40
 
@@ -163,17 +165,33 @@ def test_list_query_count_is_constant(api_client, django_assert_num_queries):
 def test_user_videos_owner_sees_all_others_see_public(
     user, user_client, other_client, django_assert_num_queries
 ):
-    public = VideoFactory(owner=user)
-    private = VideoFactory(owner=user, privacy=Video.Privacy.PRIVATE)
-    unlisted = VideoFactory(owner=user, privacy=Video.Privacy.UNLISTED)
-    VideoFactory()  # someone else's
+    public = VideoFactory(owner=user, status=READY)
+    private = VideoFactory(owner=user, privacy=Video.Privacy.PRIVATE, status=READY)
+    unlisted = VideoFactory(owner=user, privacy=Video.Privacy.UNLISTED, status=READY)
+    VideoFactory(status=READY)  # someone else's
     own = user_client.get(f"/api/users/{user.pk}/videos").json()
     assert {v["id"] for v in own["data"]} == {public.pk, private.pk, unlisted.pk}
     theirs = other_client.get(f"/api/users/{user.pk}/videos").json()
     assert [v["id"] for v in theirs["data"]] == [public.pk]
-    VideoFactory.create_batch(30, owner=user)
+    VideoFactory.create_batch(30, owner=user, status=READY)
     with django_assert_num_queries(3):
         other_client.get(f"/api/users/{user.pk}/videos?limit=30")
+
+
+def test_feed_and_other_users_lists_show_only_ready_videos(user, user_client, other_client, api_client):
+    ready = VideoFactory(owner=user, status=READY)
+    unfinished = [
+        VideoFactory(owner=user, status=status)
+        for status in (Video.Status.AWAITING_UPLOAD, Video.Status.PROCESSING, Video.Status.FAILED)
+    ]
+    for client in (api_client, other_client):
+        assert [v["id"] for v in client.get("/api/videos").json()["data"]] == [ready.pk]
+        assert [v["id"] for v in client.get(f"/api/users/{user.pk}/videos").json()["data"]] == [ready.pk]
+    # The owner still sees (and can follow) their unfinished uploads on their own list.
+    own = user_client.get(f"/api/users/{user.pk}/videos").json()["data"]
+    assert {v["id"] for v in own} == {ready.pk, *(v.pk for v in unfinished)}
+    # Opened by id, an unfinished public video is still there (its page says it is processing).
+    assert api_client.get(f"/api/videos/{unfinished[1].pk}").json()["status"] == "processing"
 
 
 def test_user_videos_unknown_user_is_404(api_client):

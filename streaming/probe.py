@@ -1,0 +1,146 @@
+"""ffprobe: what a media file holds, checked before any work starts.
+
+A file that is not a video, has no video stream or cannot be decoded raises ``InvalidMedia``
+with a message a user can act on; that is final (retrying cannot fix the file).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from django.conf import settings
+
+PROBE_TIMEOUT = 60  # seconds; a remote (presigned URL) probe reads only the headers it needs
+
+
+class InvalidMedia(Exception):
+    """The file is not a usable video. Permanent: the job is not retried."""
+
+
+class ProbeFailed(Exception):
+    """ffprobe could not run (missing binary, time-out): transient, worth a retry."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    duration: float
+    width: int  # as displayed: after rotation and sample aspect ratio
+    height: int
+    fps: float
+    video_codec: str
+    audio_codec: str  # "" when there is no audio stream
+    bitrate: int | None
+    pix_fmt: str
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_codec)
+
+    @property
+    def short_side(self) -> int:
+        return min(self.width, self.height)
+
+
+def _fraction(text: str | None) -> float:
+    if not text or text in ("0/0", "N/A"):
+        return 0.0
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side_data in stream.get("side_data_list") or []:
+        if "rotation" in side_data:
+            return int(float(side_data["rotation"]))
+    rotate = (stream.get("tags") or {}).get("rotate")
+    return int(float(rotate)) if rotate else 0
+
+
+def _display_size(stream: dict[str, Any]) -> tuple[int, int]:
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    sar = _fraction(stream.get("sample_aspect_ratio"))
+    if sar and abs(sar - 1) > 0.01:
+        width = round(width * sar)
+    if abs(_rotation(stream)) % 180 == 90:
+        width, height = height, width
+    return width, height
+
+
+def _clear_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    detail = lines[-1] if lines else "unknown error"
+    # ffprobe prefixes the path; the user knows which file they sent.
+    if ": " in detail and detail.split(": ", 1)[0].startswith(("/", "http")):
+        detail = detail.split(": ", 1)[1]
+    return detail
+
+
+def probe(source: str) -> ProbeResult:
+    """Probe a local path or URL. Raises ``InvalidMedia`` or ``ProbeFailed``."""
+    command = [
+        settings.FFPROBE_BINARY,
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        source,
+    ]
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed binary, no shell
+            command, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeFailed(f"ffprobe could not run: {exc}") from exc
+    if completed.returncode != 0:
+        raise InvalidMedia(f"The file is not a readable media file ({_clear_error(completed.stderr)}).")
+    try:
+        data = json.loads(completed.stdout or "{}")
+    except json.JSONDecodeError as exc:
+        raise InvalidMedia("The file is not a readable media file.") from exc
+    return parse_probe(data)
+
+
+def parse_probe(data: dict[str, Any]) -> ProbeResult:
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    if not videos:
+        if not streams:
+            raise InvalidMedia("The file is not a video: no audio or video stream was found.")
+        raise InvalidMedia("The file has no video stream (an audio-only file cannot be streamed as video).")
+    video = videos[0]
+    width, height = _display_size(video)
+    if width < 16 or height < 16:
+        raise InvalidMedia(f"The video stream has an unusable size ({width}x{height}).")
+    # Still images (a JPEG renamed .mp4) probe as a one-frame "video" with no duration.
+    codec = str(video.get("codec_name") or "")
+    if codec in {"mjpeg", "png", "bmp", "gif", "webp", "tiff"} and not _fraction(fmt.get("duration")):
+        raise InvalidMedia("The file is an image, not a video.")
+    duration = _fraction(str(fmt.get("duration") or video.get("duration") or "0"))
+    if duration <= 0:
+        raise InvalidMedia("The video has no duration (the file may be truncated or corrupt).")
+    fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate")) or 25.0
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    bitrate = fmt.get("bit_rate")
+    return ProbeResult(
+        duration=round(duration, 3),
+        width=width,
+        height=height,
+        fps=round(fps, 3),
+        video_codec=codec,
+        audio_codec=str(audios[0].get("codec_name") or "unknown") if audios else "",
+        bitrate=int(bitrate) if bitrate and str(bitrate).isdigit() else None,
+        pix_fmt=str(video.get("pix_fmt") or ""),
+    )

@@ -1,0 +1,149 @@
+"""Pages and media outside the API: signed media (HLS playlists, segments, images) and the watch page."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from videos.selectors import video_get
+
+from . import ladder, signing, storage
+
+SEGMENT_CACHE = storage.IMMUTABLE
+_RENDITION_FILE = re.compile(r"^(\d{2,4})p/(index\.m3u8|seg_\d{5,}\.ts)$")
+_IMAGE_FILE = re.compile(r"^(poster\.jpg|thumbs/thumb_\d{4,}\.jpg)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _forbidden(message: str) -> HttpResponse:
+    response = HttpResponse(message + "\n", status=403, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_text(name: str) -> str:
+    # Outputs of a run never change (a re-run writes a new folder), so caching by name is safe.
+    return storage.read_text(name)
+
+
+def _cdn_playlist(text: str, prefix: str, folder: str, grant: signing.StreamGrant) -> str:
+    """A media playlist whose segments point at CloudFront, signed for this rendition's folder."""
+    base = signing.cdn_url(storage.object_key(f"{prefix}/{folder}"))
+    query = signing.cloudfront_query(f"{base}/*", grant.expires_at)
+    lines = [
+        line if not line or line.startswith("#") else f"{base}/{line}?{query}" for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """(start, end) inclusive, None to send everything, or "unsatisfiable"."""
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # malformed or several ranges: a full answer is allowed
+    first, last = match.groups()
+    if not first:
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return "unsatisfiable"
+    return start, end
+
+
+def _binary(request: HttpRequest, name: str, grant: signing.StreamGrant) -> HttpResponseBase:
+    try:
+        size = storage.file_size(name)
+    except FileNotFoundError as exc:
+        raise Http404("No such file.") from exc
+    content_type = storage.content_type_for(name)
+    wanted = _parse_range(request.headers.get("Range", ""), size) if "Range" in request.headers else None
+    if wanted == "unsatisfiable":
+        response: HttpResponseBase = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
+    length = end - start + 1 if size else 0
+    if request.method == "HEAD" or length == 0:
+        response = HttpResponse(status=206 if isinstance(wanted, tuple) else 200, content_type=content_type)
+    else:
+        chunks, _total = storage.open_range(name, start, end)
+        response = StreamingHttpResponse(
+            chunks, status=206 if isinstance(wanted, tuple) else 200, content_type=content_type
+        )
+    response["Content-Length"] = str(length)
+    if isinstance(wanted, tuple):
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = SEGMENT_CACHE
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase:
+    """Serves one file of a video's ladder to the holder of a valid token.
+
+    Segments and images are immutable (``public, max-age=31536000, immutable``); playlists may be
+    cached until the token expires. A rung above the token's cap is refused.
+    """
+    try:
+        grant = signing.grant_from_token(token)
+    except signing.InvalidToken as exc:
+        return _forbidden(f"Invalid or expired link: {exc}")
+    prefix = storage.output_prefix(grant.video_id, grant.run_token)
+    rendition = _RENDITION_FILE.match(path)
+    if path == ladder.MASTER_PLAYLIST:
+        name = f"{prefix}/{ladder.master_name(grant.cap)}"
+    elif rendition:
+        if int(rendition.group(1)) > grant.cap:
+            return _forbidden("This rendition is above what your plan allows.")
+        name = f"{prefix}/{path}"
+    elif _IMAGE_FILE.match(path):
+        name = f"{prefix}/{path}"
+    else:
+        raise Http404("No such file.")
+
+    if name.endswith(".m3u8"):
+        try:
+            text = _stored_text(name)
+        except (FileNotFoundError, OSError) as exc:
+            raise Http404("No such playlist.") from exc
+        if rendition and signing.cloudfront_enabled():
+            text = _cdn_playlist(text, prefix, f"{rendition.group(1)}p", grant)
+        response: HttpResponseBase = HttpResponse(
+            b"" if request.method == "HEAD" else text.encode(), content_type="application/vnd.apple.mpegurl"
+        )
+        response["Content-Length"] = str(len(text.encode()))
+        response["Cache-Control"] = f"public, max-age={grant.seconds_left()}"
+    else:
+        response = _binary(request, name, grant)
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Expose-Headers"] = "Content-Length, Content-Range"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def watch(request: HttpRequest, video_id: str) -> HttpResponse:
+    """The watch page: plays the video with hls.js (404 when the viewer may not see it)."""
+    video = video_get(video_id=video_id, viewer=request.user)
+    response = render(
+        request,
+        "streaming/watch.html",
+        {"video": video, "stream_url": f"/api/videos/{video.pk}/stream"},
+    )
+    response["Cache-Control"] = "private, no-cache"
+    return response

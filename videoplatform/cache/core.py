@@ -1,0 +1,559 @@
+"""L1 (this process) in front of L2 (Redis or Redis Cluster) in front of the database.
+
+Reads (``fetch``) are cache-aside: L1, then L2, then the loader, whose result is stored in L2
+*fenced* by the scope's generation read before loading (a read that started before an
+invalidation never stores its old value after it) and then in L1 if no invalidation of the kind
+reached this process meanwhile. Concurrent misses on one entry make one load: threads of a process
+wait for the first one's result; processes take a short-lived fill lock in Redis and the others
+wait briefly for the entry, or get the previous value if it had only expired.
+
+Writes (``invalidate``, ``refresh``, normally through ``invalidate_on_commit`` and
+``refresh_on_commit`` so that a rolled-back transaction touches nothing) bump the scope's
+generation, drop this process's L1 entries and tell every other process over the invalidation
+feed; ``refresh`` then writes the new value through to L2.
+
+When Redis does not answer, every read goes to the database: errors are counted and logged
+(at most every ten seconds), L2 is left alone for ``CACHE_L2_RETRY_AFTER`` seconds, and L1 is
+off for as long as the invalidation feed is down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from videoplatform.metrics import CACHE_FEED_CONNECTED
+
+from . import kinds
+from .feed import InvalidationFeed
+from .local import MISSING, Key, LocalTier
+from .remote import L2_ERRORS, Entry, RemoteTier
+from .stats import FEED, L1, L2, Stats
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Loader = Callable[[], T]
+ManyLoader = Callable[[list[str]], Mapping[str, Any]]
+
+# Invalidations that could not reach Redis are retried when it answers again; past this many
+# scopes, the whole kind is invalidated instead.
+_PENDING_LIMIT = 10_000
+_LOG_EVERY = 10.0
+
+
+@dataclass
+class _Flight:
+    """One load in progress in this process; others asking for the same entry wait for it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    data: Any = None
+
+
+def active() -> bool:
+    """Whether reads may use the tiers: not inside a transaction (its writes may roll back,
+    and its reads must see its own writes), and not switched off by ``CACHE_TIERS_ENABLED``."""
+    return bool(settings.CACHE_TIERS_ENABLED) and not connections[DEFAULT_DB_ALIAS].in_atomic_block
+
+
+class Tiers:
+    def __init__(self, alias: str) -> None:
+        self.pid = os.getpid()
+        self.origin = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.remote = RemoteTier(alias)
+        self.l1 = LocalTier(settings.CACHE_L1_MAX_ENTRIES)
+        self.stats = Stats()
+        self.feed = InvalidationFeed(
+            self.remote,
+            origin=self.origin,
+            lease=float(settings.CACHE_FEED_LEASE),
+            on_message=self._apply,
+            on_connected=self._feed_connected,
+            on_lost=self._feed_lost,
+            on_idle=self._idle,
+        )
+        self._epochs: dict[str, int] = {}
+        self._flights: dict[tuple[Key, int | None], _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._pending: dict[str, set[str]] = {}
+        self._pending_kinds: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._l2_down_until = 0.0
+        self._last_log = 0.0
+        self._next_flush = 0.0
+
+    # ===== reads ===========================================================================
+    def fetch(self, kind: str, scope: str, loader: Loader[T], *, variant: str = "") -> T:
+        """The entry ``(kind, scope, variant)``; ``loader()`` reads the database on a miss.
+
+        ``loader`` returns plain data (see ``snapshots``), ``None`` included: "no such row" is
+        cached like any value.
+        """
+        if not kinds.cacheable(scope, variant):
+            return loader()
+        if self.remote.available():
+            self.feed.ensure_started()
+        key: Key = (kind, scope, variant)
+        alive = self.feed.alive()
+        epoch = self._epoch(kind, alive)
+        if alive and epoch is not None:
+            data = self.l1.get(key, epoch)
+            if data is not MISSING:
+                self.stats.lookup(L1, kind, "hit")
+                return data  # type: ignore[no-any-return]
+            self.stats.lookup(L1, kind, "miss")
+        mark = self.l1.mark(kind)
+
+        flight_key = (key, epoch)
+        with self._flights_lock:
+            flight = self._flights.get(flight_key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[flight_key] = _Flight()
+        if not leader:
+            if flight.done.wait(settings.CACHE_STAMPEDE_WAIT) and flight.ok:
+                self.stats.shared(kind)
+                return flight.data  # type: ignore[no-any-return]
+            return self._load(kind, loader)
+
+        l1_ttl = 0.0
+        try:
+            flight.data, l1_ttl = self._through_l2(kind, scope, variant, loader, epoch)
+            flight.ok = True
+        finally:
+            flight.done.set()
+            with self._flights_lock:
+                if self._flights.get(flight_key) is flight:
+                    del self._flights[flight_key]
+        if l1_ttl > 0 and epoch is not None and alive and self.feed.alive():
+            self.l1.put(key, epoch, flight.data, l1_ttl, mark=mark)
+        return flight.data  # type: ignore[no-any-return]
+
+    def fetch_many(self, kind: str, scopes: Iterable[str], loader: ManyLoader) -> dict[str, Any]:
+        """Entries of many scopes of one kind (one entry each): {scope: data}, data None for
+        absent rows. ``loader(missing)`` reads every miss in one go. One scope alone goes through
+        ``fetch`` (and its stampede control); several share one pipeline and one load."""
+        wanted = list(dict.fromkeys(scopes))
+        if len(wanted) == 1:
+            scope = wanted[0]
+            return {scope: self.fetch(kind, scope, lambda: loader([scope]).get(scope))}
+        found: dict[str, Any] = {}
+        cacheable = [scope for scope in wanted if kinds.cacheable(scope, "")]
+        if len(cacheable) < len(wanted):
+            passed = [scope for scope in wanted if scope not in cacheable]
+            loaded_directly = loader(passed)
+            found.update({scope: loaded_directly.get(scope) for scope in passed})
+        if not cacheable:
+            return found
+        if self.remote.available():
+            self.feed.ensure_started()
+        alive = self.feed.alive()
+        epoch = self._epoch(kind, alive)
+        missing = []
+        for scope in cacheable:
+            data = self.l1.get((kind, scope, ""), epoch) if alive and epoch is not None else MISSING
+            if data is MISSING:
+                if alive and epoch is not None:
+                    self.stats.lookup(L1, kind, "miss")
+                missing.append(scope)
+            else:
+                self.stats.lookup(L1, kind, "hit")
+                found[scope] = data
+        if not missing:
+            return found
+        mark = self.l1.mark(kind)
+        generations: dict[str, str] = {}
+        if epoch is not None and not self._l2_usable():
+            epoch = None
+        if epoch is not None:
+            try:
+                read = self.remote.read_many(kind, missing)
+            except L2_ERRORS as exc:
+                self._l2_failed(kind, exc)
+                epoch = None
+            else:
+                now, still_missing = time.time(), []
+                for scope, (entry, generation) in zip(missing, read, strict=True):
+                    valid = entry is not None and entry.epoch == epoch and entry.generation == generation
+                    if entry is not None and valid and entry.fresh_until > now:
+                        self.stats.lookup(L2, kind, "hit")
+                        found[scope] = entry.data
+                        self._keep(kind, scope, epoch, entry.data, entry.fresh_until - now, alive, mark)
+                    else:
+                        self.stats.lookup(L2, kind, "miss")
+                        generations[scope] = generation
+                        still_missing.append(scope)
+                missing = still_missing
+        if not missing:
+            return found
+        self.stats.load(kind)
+        loaded = loader(missing)
+        for scope in missing:
+            data = loaded.get(scope)
+            found[scope] = data
+            if epoch is not None and self._store(kind, scope, "", epoch, generations[scope], data):
+                self._keep(kind, scope, epoch, data, kinds.ttl(kind), alive, mark)
+        return found
+
+    def _keep(
+        self, kind: str, scope: str, epoch: int, data: Any, ttl: float, alive: bool, mark: tuple[int, int]
+    ) -> None:
+        if alive and self.feed.alive():
+            self.l1.put((kind, scope, ""), epoch, data, min(float(settings.CACHE_L1_TTL), ttl), mark=mark)
+
+    def _through_l2(
+        self, kind: str, scope: str, variant: str, loader: Loader[Any], epoch: int | None
+    ) -> tuple[Any, float]:
+        """(data, seconds L1 may keep it: 0 for not at all)."""
+        if epoch is None or not self._l2_usable():
+            return self._load(kind, loader), 0.0
+        try:
+            entry, generation, _ = self.remote.read(kind, scope, variant)
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            return self._load(kind, loader), 0.0
+        now = time.time()
+        if entry is not None and entry.epoch == epoch and entry.generation == generation:
+            if entry.fresh_until > now:
+                self.stats.lookup(L2, kind, "hit")
+                return entry.data, min(float(settings.CACHE_L1_TTL), entry.fresh_until - now)
+            token = self._lock(kind, scope, variant)
+            if token is None:  # someone else refreshes it: the previous value meanwhile
+                self.stats.lookup(L2, kind, "stale")
+                return entry.data, 0.0
+            self.stats.lookup(L2, kind, "miss")
+            return self._fill(kind, scope, variant, loader, epoch, generation, token)
+        self.stats.lookup(L2, kind, "miss")
+        token = self._lock(kind, scope, variant)
+        if token is None and self._l2_usable():
+            waited = self._await_fill(kind, scope, variant, epoch)
+            if waited is not None:
+                found, generation = waited
+                if found is not None:
+                    self.stats.shared(kind)
+                    return found.data, min(float(settings.CACHE_L1_TTL), found.fresh_until - time.time())
+        return self._fill(kind, scope, variant, loader, epoch, generation, token)
+
+    def _fill(
+        self,
+        kind: str,
+        scope: str,
+        variant: str,
+        loader: Loader[Any],
+        epoch: int,
+        generation: str,
+        token: str | None,
+    ) -> tuple[Any, float]:
+        try:
+            data = self._load(kind, loader)
+            stored = self._store(kind, scope, variant, epoch, generation, data)
+        finally:
+            if token is not None:
+                self._unlock(kind, scope, variant, token)
+        return data, (min(float(settings.CACHE_L1_TTL), kinds.ttl(kind)) if stored else 0.0)
+
+    def _await_fill(self, kind: str, scope: str, variant: str, epoch: int) -> tuple[Entry | None, str] | None:
+        """Waits while another process fills the entry: (the entry or None, generation now), or
+        None if L2 failed meanwhile."""
+        deadline = time.monotonic() + float(settings.CACHE_STAMPEDE_WAIT)
+        delay = 0.005
+        generation = ""
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            try:
+                entry, generation, locked = self.remote.read(kind, scope, variant)
+            except L2_ERRORS as exc:
+                self._l2_failed(kind, exc)
+                return None
+            if entry is not None and entry.epoch == epoch and entry.generation == generation:
+                return entry, generation
+            if not locked:  # the filler is done but stored nothing current: fill it ourselves
+                break
+        return None, generation
+
+    def _load(self, kind: str, loader: Loader[T]) -> T:
+        self.stats.load(kind)
+        return loader()
+
+    def _store(self, kind: str, scope: str, variant: str, epoch: int, generation: str, data: Any) -> bool:
+        if not self._l2_usable():
+            return False
+        ttl = kinds.ttl(kind)
+        entry = Entry(epoch, generation, time.time() + ttl, data)
+        try:
+            return self.remote.store(kind, scope, variant, entry, (ttl + settings.CACHE_STALE_GRACE) * 1000)
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            return False
+
+    def _lock(self, kind: str, scope: str, variant: str) -> str | None:
+        if not self._l2_usable():
+            return None
+        token = uuid.uuid4().hex
+        try:
+            ttl_ms = int(max(settings.CACHE_STAMPEDE_WAIT * 3, 1.0) * 1000)
+            return token if self.remote.lock(kind, scope, variant, token, ttl_ms) else None
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            return None
+
+    def _unlock(self, kind: str, scope: str, variant: str, token: str) -> None:
+        if not self._l2_usable():
+            return
+        try:
+            self.remote.unlock(kind, scope, variant, token)
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+
+    def _epoch(self, kind: str, alive: bool) -> int | None:
+        """The kind's current epoch, or None when it cannot be known (L2 unusable, no feed)."""
+        if alive:  # kept current by the feed: L1 stays usable through a passing L2 error
+            return self._epochs.get(kind, 0)
+        if not self._l2_usable():
+            return None
+        try:  # no feed to keep the local copy current: ask Redis
+            return self.remote.epoch(kind)
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            return None
+
+    def _l2_usable(self) -> bool:
+        return time.monotonic() >= self._l2_down_until and self.remote.available()
+
+    def _l2_failed(self, kind: str, exc: BaseException) -> None:
+        self._l2_down_until = time.monotonic() + float(settings.CACHE_L2_RETRY_AFTER)
+        self.stats.error(L2, kind)
+        self._log(f"cache L2 unavailable ({type(exc).__name__}: {exc}); reading the database")
+
+    def _log(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= _LOG_EVERY:
+            self._last_log = now
+            logger.warning(message)
+
+    # ===== writes ==========================================================================
+    def invalidate(self, kind: str, scopes: Iterable[str], *, refresh: ManyLoader | None = None) -> None:
+        """Every entry of these scopes goes, in every process; ``refresh`` (scopes -> data, read
+        from the primary) then writes the new values through to L2."""
+        kinds.check_kind(kind)
+        wanted = [scope for scope in dict.fromkeys(scopes) if kinds.cacheable(scope, "")]
+        if not wanted:
+            return
+        self.l1.invalidate_scopes(kind, wanted)
+        self._ground(kind, wanted)
+        self.stats.invalidation(kind, "scope", len(wanted))
+        if not self.remote.available():
+            return
+        try:
+            generations = {scope: self.remote.bump(kind, scope) for scope in wanted}
+            self.feed.publish({"t": "s", "k": kind, "s": wanted})
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            self._remember(kind, wanted)
+            return
+        self._l2_down_until = 0.0  # it answered
+        if refresh is None:
+            return
+        epoch = self._epoch(kind, self.feed.alive())
+        if epoch is None:
+            return
+        values = refresh(wanted)
+        for scope in wanted:
+            self._store(kind, scope, "", epoch, generations[scope], values.get(scope))
+
+    def invalidate_kind(self, kind: str) -> None:
+        """Every entry of the kind goes, in every process (its epoch moves on)."""
+        kinds.check_kind(kind)
+        self.l1.invalidate_kind(kind)
+        self._ground(kind, None)
+        self.stats.invalidation(kind, "kind")
+        if not self.remote.available():
+            return
+        try:
+            epoch = self.remote.bump_epoch(kind)
+            self._epochs[kind] = epoch
+            self.feed.publish({"t": "k", "k": kind, "e": epoch})
+        except L2_ERRORS as exc:
+            self._l2_failed(kind, exc)
+            with self._pending_lock:
+                self._pending_kinds.add(kind)
+
+    def invalidate_all(self) -> None:
+        for kind in kinds.KINDS:
+            self.invalidate_kind(kind)
+
+    def _remember(self, kind: str, scopes: list[str]) -> None:
+        with self._pending_lock:
+            pending = self._pending.setdefault(kind, set())
+            pending.update(scopes)
+            if len(pending) > _PENDING_LIMIT:
+                del self._pending[kind]
+                self._pending_kinds.add(kind)
+
+    def _retry_pending(self) -> None:
+        with self._pending_lock:
+            scopes, self._pending = self._pending, {}
+            whole, self._pending_kinds = self._pending_kinds, set()
+        for kind in whole:
+            self.invalidate_kind(kind)
+        for kind, wanted in scopes.items():
+            if kind not in whole:
+                self.invalidate(kind, sorted(wanted))
+
+    def _ground(self, kind: str, scopes: list[str] | None) -> None:
+        """Loads in flight for these scopes (None: the whole kind) take no new waiters."""
+        with self._flights_lock:
+            for flight_key in list(self._flights):
+                flight_kind, flight_scope, _ = flight_key[0]
+                if flight_kind == kind and (scopes is None or flight_scope in scopes):
+                    del self._flights[flight_key]
+
+    # ===== the feed thread's callbacks =====================================================
+    def _apply(self, message: dict[str, Any]) -> None:
+        kind = message.get("k")
+        if kind not in kinds.KINDS:
+            return
+        assert isinstance(kind, str)
+        if message.get("t") == "s":
+            scopes = [str(scope) for scope in message.get("s") or []]
+            self.l1.invalidate_scopes(kind, scopes)
+            self._ground(kind, scopes)
+        elif message.get("t") == "k":
+            self._epochs[kind] = int(message.get("e") or 0)
+            self.l1.invalidate_kind(kind)
+            self._ground(kind, None)
+
+    def _feed_connected(self) -> None:
+        self._epochs = self.remote.epochs(kinds.KINDS)
+        self.l1.clear()
+        self._l2_down_until = 0.0
+        CACHE_FEED_CONNECTED.set(1)
+        self._retry_pending()
+
+    def _feed_lost(self, error: BaseException | None) -> None:
+        self.l1.clear()
+        CACHE_FEED_CONNECTED.set(0)
+        self.stats.error(FEED, "all")
+        reason = f"{type(error).__name__}: {error}" if error is not None else "no reason given"
+        self._log(f"cache invalidation feed lost ({reason}); L1 is off until it is back")
+
+    def _idle(self) -> None:
+        now = time.monotonic()
+        if now < self._next_flush:
+            return
+        self._next_flush = now + float(settings.CACHE_STATS_FLUSH_INTERVAL)
+        self.flush_stats()
+        if self._pending or self._pending_kinds:
+            self._retry_pending()
+
+    def flush_stats(self) -> None:
+        counts = self.stats.take()
+        if not counts or not self.remote.available():
+            return
+        try:
+            self.remote.stats_add(counts)
+        except L2_ERRORS:
+            self.stats.give_back(counts)
+
+    # ===== lifecycle =======================================================================
+    def clear_local(self) -> None:
+        """Forgets this process's L1 and its view of L2's health (after a flush of L2)."""
+        self.l1.clear()
+        with self._flights_lock:
+            self._flights.clear()
+        self._l2_down_until = 0.0
+        if self.feed.connected():
+            try:
+                self._epochs = self.remote.epochs(kinds.KINDS)
+            except L2_ERRORS as exc:
+                self._l2_failed("all", exc)
+
+    def stop(self) -> None:
+        self.feed.stop()
+        self.flush_stats()
+
+
+# ===== the process's tiers =================================================================
+_tiers: Tiers | None = None
+_tiers_lock = threading.Lock()
+
+
+def tiers() -> Tiers:
+    """This process's tiers, created on first use (after a fork: anew, with their own thread)."""
+    global _tiers
+    current = _tiers
+    if current is not None and current.pid == os.getpid():
+        return current
+    with _tiers_lock:
+        if _tiers is None or _tiers.pid != os.getpid():
+            _tiers = Tiers(settings.CACHE_TIERS_ALIAS)
+        return _tiers
+
+
+def reset() -> None:
+    """Drops this process's tiers; the next use builds them from the current settings."""
+    global _tiers
+    with _tiers_lock:
+        old, _tiers = _tiers, None
+    if old is not None and old.pid == os.getpid():
+        old.stop()
+
+
+def _after_fork_in_child() -> None:
+    global _tiers, _tiers_lock
+    _tiers_lock = threading.Lock()
+    _tiers = None  # the parent's feed thread does not exist here
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CACHES" or setting.startswith("CACHE_"):
+        reset()
+
+
+setting_changed.connect(_on_setting_changed)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    current = _tiers
+    if current is not None and current.pid == os.getpid():
+        current.flush_stats()
+
+
+# ===== what selectors and services call ====================================================
+def fetch(kind: str, scope: str, loader: Loader[T], *, variant: str = "") -> T:
+    return tiers().fetch(kind, scope, loader, variant=variant)
+
+
+def fetch_many(kind: str, scopes: Iterable[str], loader: ManyLoader) -> dict[str, Any]:
+    return tiers().fetch_many(kind, scopes, loader)
+
+
+def invalidate_on_commit(kind: str, scopes: Iterable[str]) -> None:
+    """After the current transaction commits (at once outside one): drop these scopes everywhere."""
+    wanted = list(scopes)
+    transaction.on_commit(lambda: tiers().invalidate(kind, wanted), robust=True)
+
+
+def refresh_on_commit(kind: str, scopes: Iterable[str], loader: ManyLoader) -> None:
+    """After the current transaction commits: drop these scopes everywhere and write the values
+    ``loader(scopes)`` reads (from the primary) through to L2."""
+    wanted = list(scopes)
+    transaction.on_commit(lambda: tiers().invalidate(kind, wanted, refresh=loader), robust=True)

@@ -1,0 +1,102 @@
+"""L1: a bounded, thread-safe LRU in each process.
+
+Entries are dropped when their time is up, when the invalidation feed names their scope or
+kind, and all at once when the feed is lost. ``mark(kind)`` counts the invalidations a kind has
+seen in this process: a reader notes it before going to L2 or the database and stores its result
+only if it has not moved, so a read that started before an invalidation never lands here after it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Final, NamedTuple
+
+MISSING: Final = object()
+
+Key = tuple[str, str, str]  # kind, scope, variant
+
+
+class _Entry(NamedTuple):
+    expires: float  # time.monotonic()
+    epoch: int
+    data: Any
+
+
+class LocalTier:
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max(0, max_entries)
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        # (kind, scope) -> variants held, so one scope's entries go without a scan.
+        self._variants: dict[tuple[str, str], set[str]] = {}
+        self._marks: dict[str, int] = {}
+        self._clears = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def mark(self, kind: str) -> tuple[int, int]:
+        return self._clears, self._marks.get(kind, 0)
+
+    def get(self, key: Key, epoch: int) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return MISSING
+            if entry.expires <= time.monotonic() or entry.epoch != epoch:
+                self._drop(key)
+                return MISSING
+            self._entries.move_to_end(key)
+            return entry.data
+
+    def put(self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int]) -> bool:
+        """Stores unless an invalidation of the kind arrived since ``mark`` was read."""
+        if self.max_entries == 0 or ttl <= 0:
+            return False
+        with self._lock:
+            if (self._clears, self._marks.get(key[0], 0)) != mark:
+                return False
+            self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data)
+            self._entries.move_to_end(key)
+            self._variants.setdefault((key[0], key[1]), set()).add(key[2])
+            while len(self._entries) > self.max_entries:
+                oldest = next(iter(self._entries))
+                self._drop(oldest)
+            return True
+
+    def invalidate_scopes(self, kind: str, scopes: list[str]) -> None:
+        with self._lock:
+            self._marks[kind] = self._marks.get(kind, 0) + 1
+            for scope in scopes:
+                for variant in self._variants.pop((kind, scope), ()):
+                    self._entries.pop((kind, scope, variant), None)
+
+    def invalidate_kind(self, kind: str) -> None:
+        with self._lock:
+            self._marks[kind] = self._marks.get(kind, 0) + 1
+            for key in [key for key in self._entries if key[0] == kind]:
+                self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clears += 1
+            self._entries.clear()
+            self._variants.clear()
+
+    def counts(self) -> dict[str, int]:
+        """Entries held per kind (for operators)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for kind, _, _ in self._entries:
+                counts[kind] = counts.get(kind, 0) + 1
+            return counts
+
+    def _drop(self, key: Key) -> None:
+        self._entries.pop(key, None)
+        variants = self._variants.get((key[0], key[1]))
+        if variants is not None:
+            variants.discard(key[2])
+            if not variants:
+                del self._variants[(key[0], key[1])]
