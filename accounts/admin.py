@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from . import services
-from .models import AuthToken, User
+from .models import AuthToken, EmailDelivery, Notification, User
 
 
 class _EmailUniqueMixin(forms.ModelForm):  # type: ignore[type-arg]
@@ -189,3 +189,40 @@ class AuthTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AuthToken]) -> None:
         services.tokens_revoke(digests=list(queryset.values_list("digest", flat=True)))
+
+
+# --- Notifications and transactional email: read-only records for staff ----------------------
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("created_at", "kind", "to", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status", "kind")
+    search_fields = ("to", "user__username", "=id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    fields = ("id", "user", "kind", "to", "subject", "status", "attempts", "last_error", "context", "created_at", "sent_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("created_at", "user", "kind", "title", "read_at")
+    list_filter = ("kind",)
+    search_fields = ("user__username", "title", "=id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    fields = ("id", "user", "kind", "title", "body", "data", "event_key", "created_at", "read_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -7,12 +7,15 @@ moment ago. Replica lag would break all three.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import BooleanField, ExpressionWrapper, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from videoplatform import cache
 
 from . import token_cache
 from .models import AuthToken, User
@@ -133,3 +136,36 @@ def user_token_digests(*, user_ids: list[str], include_expired: bool = False) ->
     if not include_expired:
         tokens = tokens.filter(expires_at__gt=timezone.now())
     return list(tokens.values_list("digest", flat=True))
+
+
+# --- Profiles: what other apps show of a user (a video's owner), cached per user ---------------
+PROFILE_FIELDS = ("id", "username", "display_name", "is_active", "created_at")
+
+
+def _profile_rows(user_ids: list[str]) -> dict[str, cache.Snapshot]:
+    users = User.objects.using(PRIMARY).filter(pk__in=user_ids).only(*PROFILE_FIELDS)
+    return {user.pk: cache.snapshot(user) for user in users}
+
+
+def user_profiles_get_many(*, user_ids: Iterable[str]) -> dict[str, User]:
+    """Users by id, holding ``PROFILE_FIELDS`` (other fields load on access); unknown ids are
+    left out. Served by the cache tiers (TTL ``CACHE_TTL_USER``); at most one query."""
+    wanted = [str(user_id) for user_id in dict.fromkeys(user_ids)]
+    if not wanted:
+        return {}
+    if not cache.active():
+        users = User.objects.using(PRIMARY).filter(pk__in=wanted).only(*PROFILE_FIELDS)
+        return {user.pk: user for user in users}
+    rows = cache.fetch_many(cache.USER, wanted, _profile_rows)
+    return {user_id: cache.restore(User, row) for user_id, row in rows.items() if row is not None}
+
+
+def user_profile_get(*, user_id: str) -> User | None:
+    """A user's profile (see ``user_profiles_get_many``), or None."""
+    return user_profiles_get_many(user_ids=[user_id]).get(user_id)
+
+
+def user_profile_cache_refresh(*, user_ids: Iterable[str]) -> None:
+    """Every write to users calls this (through the services): once the transaction commits,
+    their profiles are written through to L2 and dropped from every process's L1."""
+    cache.refresh_on_commit(cache.USER, [str(user_id) for user_id in user_ids], _profile_rows)

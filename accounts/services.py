@@ -18,10 +18,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
 
-from . import throttling, token_cache
+from . import notifications, throttling, token_cache
 from .backends import credentials_check
 from .models import AuthToken, User
-from .selectors import PRIMARY, user_get_for_login, user_identity_taken, user_token_digests
+from .selectors import (
+    PRIMARY,
+    user_get_for_login,
+    user_identity_taken,
+    user_profile_cache_refresh,
+    user_token_digests,
+)
 
 TAKEN_MESSAGES = {
     "username": "A user with that username already exists.",
@@ -83,6 +89,7 @@ def user_register(
     try:
         with transaction.atomic():
             user.save(force_insert=True)
+            notifications.email_welcome(user=user)  # sent after the commit
     except IntegrityError as exc:  # a concurrent registration took the name or address
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
         clashing = _CONSTRAINT_FIELDS.get(str(constraint))
@@ -123,7 +130,9 @@ def tokens_revoke(*, digests: Iterable[str]) -> int:
 
 def user_tokens_revoke(*, user_ids: Iterable[str]) -> int:
     """Revokes every token of these users (password reset, account deletion, "log out everywhere")."""
-    return tokens_revoke(digests=user_token_digests(user_ids=list(user_ids), include_expired=True))
+    wanted = list(user_ids)
+    user_profile_cache_refresh(user_ids=wanted)  # deactivations and deletions come through here
+    return tokens_revoke(digests=user_token_digests(user_ids=wanted, include_expired=True))
 
 
 def user_snapshots_invalidate(*, user_ids: Iterable[str]) -> None:
@@ -134,6 +143,7 @@ def user_snapshots_invalidate(*, user_ids: Iterable[str]) -> None:
     """
     wanted = list(user_ids)
     transaction.on_commit(lambda: token_cache.mark_stale(user_token_digests(user_ids=wanted)))
+    user_profile_cache_refresh(user_ids=wanted)
 
 
 def token_purge_expired() -> int:

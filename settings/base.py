@@ -213,6 +213,47 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 
+# --- Cache tiers ------------------------------------------------------------------
+# L1 in each process in front of L2 (the "default" cache: Redis, or a Redis Cluster with
+# REDIS_CLUSTER_URL) in front of PostgreSQL; docs/caching.md. Without Redis they pass through.
+REDIS_CLUSTER_URL = env_str("REDIS_CLUSTER_URL")  # startup nodes: redis://a:6379,redis://b:6379
+if REDIS_CLUSTER_URL:
+    CACHES["default"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_CLUSTER_URL,
+        "KEY_PREFIX": "vp:default",
+        "OPTIONS": {
+            "CLIENT_CLASS": "videoplatform.cache.cluster.RedisClusterClient",
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+CACHE_TIERS_ENABLED = env_bool("CACHE_TIERS_ENABLED", True)
+CACHE_TIERS_ALIAS = "default"
+CACHE_L1_MAX_ENTRIES = env_int("CACHE_L1_MAX_ENTRIES", 10_000)
+CACHE_L1_TTL = env_int("CACHE_L1_TTL", 300)
+CACHE_TTLS: dict[str, int] = {
+    "user": env_int("CACHE_TTL_USER", 3600),
+    "video": env_int("CACHE_TTL_VIDEO", 300),
+    "subscription": env_int("CACHE_TTL_SUBSCRIPTION", 3600),
+    "plan": env_int("CACHE_TTL_PLAN", 86400),
+    "feed": env_int("CACHE_TTL_FEED", 300),  # pages of the public feed: 60 to 3600
+}
+if not 60 <= CACHE_TTLS["feed"] <= 3600 or min(CACHE_TTLS.values()) < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("CACHE_TTL_FEED must be 60-3600 seconds, and every CACHE_TTL_* at least 1.")
+# An expired L2 entry is still served this long while one request refreshes it.
+CACHE_STALE_GRACE = env_int("CACHE_STALE_GRACE", 30)
+# How long concurrent misses wait for the one request that loads the entry.
+CACHE_STAMPEDE_WAIT = float(env_str("CACHE_STAMPEDE_WAIT", "1.0"))
+# A process uses its L1 only while its invalidation feed answered within this many seconds.
+CACHE_FEED_LEASE = float(env_str("CACHE_FEED_LEASE", "1.0"))
+# After an L2 error, a process reads the database without trying Redis for this long.
+CACHE_L2_RETRY_AFTER = float(env_str("CACHE_L2_RETRY_AFTER", "1.0"))
+CACHE_STATS_FLUSH_INTERVAL = float(env_str("CACHE_STATS_FLUSH_INTERVAL", "5"))
+
 # --- Auth -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
@@ -385,3 +426,78 @@ VIEW_COUNTER_REDIS_URL = env_str("VIEW_COUNTER_REDIS_URL") or REDIS_URL
 VIEW_DEDUP_WINDOW = env_int("VIEW_DEDUP_WINDOW", 1800)
 VIEW_FLUSH_INTERVAL = env_int("VIEW_FLUSH_INTERVAL", 60)
 VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)
+
+# --- Jobs -------------------------------------------------------------------------
+# Queues, priorities, retries and the beat schedule (videoplatform/jobs; docs/jobs.md), and what
+# runs on them: email, notifications, search indexing, recommendations.
+INSTALLED_APPS += ["videoplatform.jobs"]
+# Redis hands an unacknowledged message to another worker after this many seconds: keep it
+# longer than the longest job (a transcode may take TRANSCODE_TIME_LIMIT_BASE +
+# TRANSCODE_TIME_LIMIT_PER_SECOND x its duration; 24 h covers sources up to about 4 h).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 24 * 3600)
+# Every task but a transcode (which sets its own, scaled to the source): the soft limit raises
+# in the task so it can stop cleanly; the hard one kills the pool process.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+# A worker told to stop finishes its running tasks (warm shutdown); on a second signal it still
+# gives them this many seconds before it exits and hands their messages back.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(env_str("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", "10"))
+CELERY_BEAT_SCHEDULE_FILENAME = Path(
+    env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
+)
+# Retries of email, notification, indexing and recommendation tasks: attempt n+1 waits
+# JOBS_RETRY_BACKOFF x 2^n seconds, at most JOBS_RETRY_BACKOFF_MAX.
+JOBS_RETRY_BACKOFF = float(env_str("JOBS_RETRY_BACKOFF", "5"))
+JOBS_RETRY_BACKOFF_MAX = float(env_str("JOBS_RETRY_BACKOFF_MAX", "600"))
+# Where workers count task outcomes for /metrics: a Redis every pod can read.
+JOBS_STATS_REDIS_URL = (
+    env_str("JOBS_STATS_REDIS_URL")
+    or REDIS_URL
+    or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+)
+JOBS_FAILURES_KEEP_DAYS = env_int("JOBS_FAILURES_KEEP_DAYS", 30)
+CACHE_WARM_INTERVAL = env_int("CACHE_WARM_INTERVAL", 300)
+# Videos still waiting for their file this long after creation are deleted by the daily clean-up,
+# with any partial upload; temporary transcode folders this old are removed (a crashed worker's).
+UPLOAD_ABANDONED_AFTER = env_int("UPLOAD_ABANDONED_AFTER", 7 * 24 * 3600)
+TEMP_FILES_MAX_AGE = env_int("TEMP_FILES_MAX_AGE", 2 * 24 * 3600)
+
+# Transactional email (queue "email"): SMTP when EMAIL_HOST is set, else files under
+# $VAR_DIR/emails (dev prints to the console; prod always uses SMTP).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_FILE_PATH = Path(env_str("EMAIL_FILE_PATH", str(VAR_DIR / "emails")))
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "videoplatform <no-reply@localhost>")
+# The public address of the site, for links in emails and notifications.
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# Search (PostgreSQL full-text search; a plain substring match on SQLite).
+SEARCH_TEXT_CONFIG = env_str("SEARCH_TEXT_CONFIG", "english")
+SEARCH_QUERY_MAX_LENGTH = 200
+
+# Related videos: co-watch from the last RECOMMENDATIONS_WINDOW_DAYS of watch history when at
+# least RECOMMENDATIONS_MIN_COWATCHERS viewers watched both, filled up by tag and text similarity.
+RECOMMENDATIONS_PER_VIDEO = env_int("RECOMMENDATIONS_PER_VIDEO", 20)
+RECOMMENDATIONS_WINDOW_DAYS = env_int("RECOMMENDATIONS_WINDOW_DAYS", 30)
+RECOMMENDATIONS_MIN_COWATCHERS = env_int("RECOMMENDATIONS_MIN_COWATCHERS", 2)
+RECOMMENDATIONS_HISTORY_PER_USER = env_int("RECOMMENDATIONS_HISTORY_PER_USER", 50)
+RECOMMENDATIONS_MAX_AGE = env_int("RECOMMENDATIONS_MAX_AGE", 24 * 3600)
+RECOMMENDATIONS_REFRESH_BATCH = env_int("RECOMMENDATIONS_REFRESH_BATCH", 5000)
+RECOMMENDATIONS_CACHE_TTL = env_int("RECOMMENDATIONS_CACHE_TTL", 3600)
+# The video status enum appears in two API components (a video, and a video just created with its
+# upload target): name it once so the schema stays free of generated names.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),  # type: ignore[dict-item]
+    "VideoStatusEnum": "videos.models.Video.Status",
+}

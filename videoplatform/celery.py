@@ -1,36 +1,57 @@
-"""The Celery app: broker, queues and routes.
+"""The Celery app: broker, queues, routes, priorities and the beat schedule.
 
 With no CELERY_BROKER_URL the broker is kombu's filesystem transport, so the embedded
-default runs a real worker process with no server.
+default runs a real worker process with no server. Queues, their priorities and retry
+policies are in ``videoplatform.jobs.queues``; the beat schedule in ``videoplatform.jobs.schedule``;
+docs/jobs.md explains them.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
+
+from videoplatform.jobs.priorities import (
+    AMQP_MAX_PRIORITY,
+    DEFAULT_LEVEL,
+    REDIS_PRIORITY_STEPS,
+    broker_kind,
+    priority_for,
+)
+from videoplatform.jobs.queues import POLICIES, QUEUES, queue_for
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
 app = Celery("videoplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUE_NAMES = ("default", "transcoding", "email", "notification", "recommendation", "indexing")
+QUEUE_NAMES = tuple(queue.name for queue in QUEUES)
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any
+) -> Any:
+    """Every task gets its queue (by name, unless the caller chose one) and that queue's priority.
+
+    No task goes without a priority: on Redis an unset one would land in the top bucket. A
+    ``priority=`` given to ``apply_async`` still wins (the router only fills what is unset).
+    """
+    queue = options.get("queue")
+    queue_name = str(getattr(queue, "name", queue) or queue_for(name))
+    level = POLICIES[queue_name].level if queue_name in POLICIES else DEFAULT_LEVEL
+    return {"queue": queue_name, "priority": priority_for(level, app.conf.broker_url)}
+
 
 app.conf.update(
     task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES],
     task_default_queue="default",
     task_default_exchange="default",
     task_default_routing_key="default",
-    task_routes={
-        "streaming.tasks.*": {"queue": "transcoding"},
-        "*.tasks.send_*": {"queue": "email"},
-        "*.tasks.notify_*": {"queue": "notification"},
-        "*.tasks.index_*": {"queue": "indexing"},
-        "*.tasks.recommend_*": {"queue": "recommendation"},
-    },
+    task_routes=(route_task,),
     task_serializer="json",
     accept_content=["json"],
     task_acks_late=True,
@@ -62,3 +83,47 @@ def _configure_filesystem_broker() -> None:
 
 app.on_after_configure.connect(lambda sender, **kwargs: _configure_filesystem_broker(), weak=False)
 app.autodiscover_tasks()
+
+
+def configure_jobs() -> None:
+    """Broker-specific priorities, long-job safety and the beat schedule (docs/jobs.md).
+
+    The beat schedule includes the media pipeline's view-count flush (its entry name and task).
+    """
+    from django.conf import settings
+
+    from videoplatform.jobs.schedule import beat_schedule
+
+    kind = broker_kind(app.conf.broker_url)
+    if kind == "redis":
+        app.conf.broker_transport_options = {
+            # Unacknowledged messages come back after this long: longer than the longest job.
+            "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
+            # Within a priority step, queues are read in the order of QUEUES.
+            "queue_order_strategy": "priority",
+            "priority_steps": list(REDIS_PRIORITY_STEPS),
+            "sep": "\x06\x16",
+            **(app.conf.broker_transport_options or {}),
+        }
+    elif kind == "amqp":
+        app.conf.task_queues = [
+            Queue(
+                queue.name,
+                Exchange(queue.name),
+                routing_key=queue.name,
+                queue_arguments={"x-max-priority": AMQP_MAX_PRIORITY},
+            )
+            for queue in QUEUES
+        ]
+        app.conf.task_queue_max_priority = AMQP_MAX_PRIORITY
+    app.conf.update(
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        worker_soft_shutdown_timeout=settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT,
+        worker_enable_soft_shutdown_on_idle=kind == "redis",
+        beat_schedule_filename=str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
+        beat_schedule=beat_schedule(),
+    )
+
+
+app.on_after_configure.connect(lambda sender, **kwargs: configure_jobs(), weak=False)

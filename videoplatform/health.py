@@ -63,8 +63,12 @@ def readiness_checks() -> dict[str, tuple[HealthCheck, bool]]:
     checks: dict[str, tuple[HealthCheck, bool]] = {"primary": (Database(alias="default"), True)}
     if settings.REDIS_URL:
         checks["redis"] = (Redis(client_factory=_redis_client), True)
+    # Replicas are reported, never required: reads fall back to the primary (videoplatform.db).
+    # A replica is "ok" while in rotation; else the reason (unreachable, lagging, not streaming).
+    from videoplatform.db.health import ReplicaCheck
+
     for alias in settings.REPLICA_DATABASES:
-        checks[alias] = (Database(alias=alias), False)
+        checks[alias] = (ReplicaCheck(alias=alias), False)
     return checks
 
 
@@ -101,7 +105,13 @@ class DetailedHealthView(HealthCheckView):
     """Every dependency with its state, for staff (HTML, or ``?format=json``)."""
 
     def get_checks(self) -> list[HealthCheck]:  # type: ignore[override]
-        checks: list[HealthCheck] = [Database(alias=alias) for alias in settings.DATABASES]
+        from videoplatform.db.health import ReplicaCheck
+
+        # The primary, "direct" and the shards answer SELECT 1; replicas report rotation and lag.
+        checks: list[HealthCheck] = [
+            ReplicaCheck(alias=alias) if alias in settings.REPLICA_DATABASES else Database(alias=alias)
+            for alias in settings.DATABASES
+        ]
         if settings.REDIS_URL:
             checks.append(Redis(client_factory=_redis_client))
         checks += [Cache(alias="default"), Storage(alias="default"), CeleryBroker()]

@@ -6,7 +6,9 @@ to that directory; ``/metrics`` aggregates them.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
@@ -14,10 +16,12 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 REQUESTS = Counter(
     "http_requests",
@@ -50,4 +54,134 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    # Figures read at scrape time (queue depths, task outcomes): right in whichever process answers.
+    body = generate_latest(registry) + generate_latest(SCRAPE_TIME_REGISTRY)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+# --- Data layer (videoplatform/db) ------------------------------------------------------
+DB_QUERIES = Counter(
+    "db_queries",
+    "SQL statements executed, by database alias and kind (read, write, other).",
+    ["alias", "kind"],
+)
+DB_READS_ROUTED = Counter(
+    "db_reads_routed",
+    "Read routing decisions by the router, by the alias chosen and the reason "
+    "(replica, no_replicas, replicas_unavailable, atomic, use_primary, unsafe_request, wrote, "
+    "pinned, task, shard).",
+    ["alias", "reason"],
+)
+DB_REPLICA_FALLBACKS = Counter(
+    "db_replica_fallbacks",
+    "Reads sent to a replica that could not serve them and ran on the primary instead.",
+    ["alias"],
+)
+DB_REPLICA_LAG = Gauge(
+    "db_replica_lag_seconds",
+    "Replication lag of each replica at its last check, measured on the replica (NaN: unknown).",
+    ["alias"],
+    multiprocess_mode="mostrecent",
+)
+DB_REPLICA_IN_ROTATION = Gauge(
+    "db_replica_in_rotation",
+    "1 while the replica serves reads, 0 while it is out of rotation (unreachable or lagging).",
+    ["alias"],
+    multiprocess_mode="mostrecent",
+)
+REQUEST_DB_QUERIES = Histogram(
+    "http_request_db_queries",
+    "SQL reads and writes per HTTP request, by method and view.",
+    ["method", "view"],
+    buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100),
+)
+REQUEST_DB_SECONDS = Histogram(
+    "http_request_db_seconds",
+    "Time spent in SQL per HTTP request, by method and view.",
+    ["method", "view"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+# --- Cache tiers (videoplatform/cache; docs/caching.md) ------------------------------------------
+CACHE_REQUESTS = Counter(
+    "cache_requests",
+    "Cache lookups by tier (l1, l2), kind and result (hit, miss; stale: an expired L2 entry "
+    "served while another request refreshes it).",
+    ["tier", "kind", "result"],
+)
+CACHE_LOADS = Counter("cache_loads", "Database loads behind the cache tiers, by kind.", ["kind"])
+CACHE_SHARED_LOADS = Counter(
+    "cache_shared_loads",
+    "Requests answered by another request's database load instead of their own (stampede control).",
+    ["kind"],
+)
+CACHE_ERRORS = Counter(
+    "cache_errors",
+    "Cache operations that failed (Redis unreachable or timing out) and fell back, by tier and kind.",
+    ["tier", "kind"],
+)
+CACHE_INVALIDATIONS = Counter(
+    "cache_invalidations",
+    "Invalidations sent, by kind and reach (scope: one id or the feed; kind: every entry of the kind).",
+    ["kind", "reach"],
+)
+CACHE_FEED_CONNECTED = Gauge(
+    "cache_invalidation_feed_connected",
+    "Processes whose invalidation feed is connected, so that their L1 is in use.",
+    multiprocess_mode="livesum",
+)
+
+
+# --- Background jobs (videoplatform/jobs; docs/jobs.md) ---------------------------------------------
+class JobsCollector:
+    """Queue depths read from the broker, and task outcomes counted by the workers (in Redis,
+    or the database without Redis), when ``/metrics`` is scraped. An autoscaler scales each
+    worker group on the sum of its queues' ``celery_queue_length``."""
+
+    def describe(self) -> list[Metric]:
+        return [
+            GaugeMetricFamily("celery_queue_length", "", labels=["queue", "priority"]),
+            GaugeMetricFamily("celery_queue_unacked", ""),
+            GaugeMetricFamily("celery_broker_up", ""),
+            CounterMetricFamily("celery_task_outcomes", "", labels=["queue", "task", "outcome"]),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        from videoplatform.jobs import stats
+
+        report = stats.queue_depths()
+        up = GaugeMetricFamily("celery_broker_up", "1 when the Celery broker answered this scrape, else 0.")
+        up.add_metric([], 1.0 if report.up else 0.0)
+        yield up
+        depth = GaugeMetricFamily(
+            "celery_queue_length",
+            "Messages waiting in each queue, by priority (Redis: high, mid, low and step9 lists; "
+            "RabbitMQ and the filesystem broker: all).",
+            labels=["queue", "priority"],
+        )
+        for queue, priority, count in report.depths:
+            depth.add_metric([queue, priority], float(count))
+        yield depth
+        if report.unacked is not None:
+            unacked = GaugeMetricFamily(
+                "celery_queue_unacked",
+                "Messages delivered to workers and not yet acknowledged (running, prefetched or "
+                "waiting for their retry time).",
+            )
+            unacked.add_metric([], float(report.unacked))
+            yield unacked
+        outcomes = CounterMetricFamily(
+            "celery_task_outcomes",
+            "Task runs by queue, task and outcome (succeeded, failed, retried, rejected, revoked, expired).",
+            labels=["queue", "task", "outcome"],
+        )
+        try:
+            for queue, task, outcome, count in stats.outcome_counts():
+                outcomes.add_metric([queue, task, outcome], float(count))
+        except Exception:  # noqa: BLE001 - the counters' store is down: report none
+            logging.getLogger(__name__).warning("task outcome counters unavailable", exc_info=True)
+        yield outcomes
+
+
+SCRAPE_TIME_REGISTRY = CollectorRegistry(auto_describe=True)
+SCRAPE_TIME_REGISTRY.register(JobsCollector())  # type: ignore[arg-type]

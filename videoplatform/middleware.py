@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.regex_helper import _lazy_re_compile
 
-from .api.errors import error_response, is_api_path
+from .api.errors import DATABASE_UNAVAILABLE, database_unavailable_response, error_response, is_api_path
 from .metrics import LATENCY, REQUESTS, request_kind
 
 try:
@@ -149,5 +149,8 @@ class ApiErrorMiddleware:
             return error_response(413)
         if isinstance(exception, SuspiciousOperation):
             return error_response(400)
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+            return database_unavailable_response()
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(500)

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from streaming import views as streaming_views
+
 from . import health, metrics
 
 handler404 = "videoplatform.api.errors.handler404"
@@ -13,6 +15,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("videos.api.urls")),
     path("", include("subscriptions.api.urls")),
+    path("", include("streaming.api.urls")),  # --- Media: the stream endpoint
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
@@ -24,4 +27,7 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
+    # --- Media: the watch page and signed media (HLS playlists, segments, images).
+    path("watch/<str:video_id>", streaming_views.watch, name="watch"),
+    path("media/s/<str:token>/<path:path>", streaming_views.media_serve, name="media-signed"),
 ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sys
+
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -55,6 +58,19 @@ def error_response(status_code: int, code: str | None = None, message: str | Non
     return JsonResponse(error_body(code or default_code, message or default_message), status=status_code)
 
 
+# A database that cannot be reached (down, restarting, the pooler refusing) is an outage, not a
+# bug: 503 with Retry-After, so that clients and load balancers retry instead of giving up.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER = 3
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = error_response(503, message=DATABASE_UNAVAILABLE_MESSAGE)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
 def _first_message(detail: Any) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
@@ -80,6 +96,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("Database unavailable: %s", exc)
+        return Response(
+            error_body("service_unavailable", DATABASE_UNAVAILABLE_MESSAGE),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: ApiErrorMiddleware logs it and answers 500 JSON
 
@@ -120,6 +143,16 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Called while the exception is being handled (also for one raised by a middleware, which
+    # never reaches ApiErrorMiddleware.process_exception): an unreachable database is a 503.
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        if is_api_path(request.path):
+            return database_unavailable_response()
+        response = HttpResponse(
+            "Service temporarily unavailable.\n", status=503, content_type="text/plain; charset=utf-8"
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     if is_api_path(request.path):
         return error_response(500)
     from django.views import defaults

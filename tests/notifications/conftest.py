@@ -1,0 +1,1 @@
+from tests.jobs.conftest import probe, redis_broker  # noqa: F401 - shared fixtures

@@ -1,0 +1,114 @@
+"""Counting SQL: statements per alias and kind, and each request's queries and database time.
+
+An execute wrapper is installed on every database connection when it opens. It counts each
+statement in ``db_queries_total{alias, kind}``, adds it to the current request's figures
+(``RequestDbStats``), and tells the routing context when a write reached the primary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+
+from videoplatform.metrics import DB_QUERIES
+
+from .aliases import primary_aliases
+from .routing import note_write
+
+_READ_PREFIXES = ("SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES", "TABLE", "FETCH")
+_OTHER_PREFIXES = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "SET", "RESET", "DECLARE", "CLOSE")
+_WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+def statement_kind(sql: Any) -> str:
+    """ "read", "write" or "other" (transaction control, session settings)."""
+    if not isinstance(sql, str):  # a composed statement (COPY and the like): not a plain read
+        return "other"
+    text = sql
+    head = text.lstrip()[:12].upper()
+    if head.startswith(_READ_PREFIXES):
+        # A data-modifying CTE is a write.
+        if head.startswith("WITH"):
+            upper = text.upper()
+            return "write" if any(word in upper for word in _WRITE_WORDS) else "read"
+        return "read"
+    if head.startswith(_OTHER_PREFIXES):
+        return "other"
+    return "write"
+
+
+@dataclass
+class RequestDbStats:
+    """The SQL of one request (or any block that sets it); also counted in ``parent``."""
+
+    parent: RequestDbStats | None = None
+    queries: int = 0
+    seconds: float = 0.0
+    by_alias: Counter[str] = field(default_factory=Counter)
+    reads_by_alias: Counter[str] = field(default_factory=Counter)
+
+    def add(self, alias: str, kind: str, seconds: float) -> None:
+        if kind == "other":
+            return
+        self.queries += 1
+        self.seconds += seconds
+        self.by_alias[alias] += 1
+        if kind == "read":
+            self.reads_by_alias[alias] += 1
+        if self.parent is not None:
+            self.parent.add(alias, kind, seconds)
+
+
+_request_stats: ContextVar[RequestDbStats | None] = ContextVar("videoplatform_db_stats", default=None)
+
+
+def current_stats() -> RequestDbStats | None:
+    return _request_stats.get()
+
+
+def start_stats() -> tuple[RequestDbStats, Token[RequestDbStats | None]]:
+    """Starts counting into a new RequestDbStats (nested blocks count into their parents too)."""
+    stats = RequestDbStats(parent=_request_stats.get())
+    return stats, _request_stats.set(stats)
+
+
+def stop_stats(token: Token[RequestDbStats | None]) -> None:
+    _request_stats.reset(token)
+
+
+def counting_wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
+    alias = context["connection"].alias
+    kind = statement_kind(sql)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        elapsed = time.perf_counter() - started
+        DB_QUERIES.labels(alias, kind).inc()
+        stats = _request_stats.get()
+        if stats is not None:
+            stats.add(alias, kind, elapsed)
+        if kind == "write" and alias in primary_aliases():
+            note_write()
+
+
+def instrument(connection: BaseDatabaseWrapper) -> None:
+    # First in the list: connection.execute_wrapper() pops the last one on exit, so a block
+    # that opened the connection inside its own wrapper must not remove this one.
+    if counting_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, counting_wrapper)
+
+
+def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    instrument(connection)
+
+
+def install() -> None:
+    connection_created.connect(_on_connection_created, dispatch_uid="videoplatform.db.instrument")

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend for read replicas: a read the replica cannot serve runs on the primary."""

@@ -1,0 +1,210 @@
+"""Replica health: which replicas are in rotation, measured on the replicas themselves.
+
+A replica is in rotation when it answers, is a standby streaming from the primary, and its
+replay lag is within ``DB_REPLICA_MAX_LAG``. The lag is measured on the replica: zero when it
+has replayed everything it received, else the time since the last transaction it replayed.
+Each process checks a replica at most every ``DB_REPLICA_CHECK_INTERVAL`` seconds, on its own
+small connection, and caches the answer; while one thread checks, the others use the last
+answer. A replica out of rotation comes back at the first check that finds it healthy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from videoplatform.metrics import DB_REPLICA_IN_ROTATION, DB_REPLICA_LAG
+
+logger = logging.getLogger(__name__)
+
+# pg_stat_wal_receiver's status is hidden from roles without pg_read_all_stats; its pid is not.
+LAG_SQL = """
+SELECT
+    pg_is_in_recovery(),
+    EXISTS (
+        SELECT 1 FROM pg_stat_wal_receiver
+        WHERE COALESCE(status = 'streaming', pid IS NOT NULL)
+    ),
+    CASE
+        WHEN NOT pg_is_in_recovery() THEN 0
+        WHEN pg_last_wal_receive_lsn() IS NULL THEN NULL
+        WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+        ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())
+    END
+"""
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    alias: str
+    in_rotation: bool
+    lag_seconds: float | None
+    # Why it is out of rotation ("" when in rotation).
+    reason: str
+    checked_at: float  # time.monotonic()
+
+    def describe(self) -> str:
+        lag = "unknown" if self.lag_seconds is None else f"{self.lag_seconds:.2f} s"
+        if self.in_rotation:
+            return f"in rotation, lag {lag}"
+        return f"out of rotation ({self.reason}); reads go to the primary"
+
+
+class ReplicaMonitor:
+    """Per-process cache of replica health (one instance: ``monitor``)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._states: dict[str, ReplicaState] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._connections: dict[str, Any] = {}
+        self.checks = 0
+
+    def _own_process(self) -> None:
+        # After a fork the parent's connections must be dropped, not closed (closing would
+        # end the parent's session on the shared socket).
+        if self._pid != os.getpid():
+            with self._guard:
+                if self._pid != os.getpid():
+                    self._reset()
+
+    def _lock(self, alias: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(alias, threading.Lock())
+
+    def state(self, alias: str) -> ReplicaState | None:
+        """The last known state (no check)."""
+        self._own_process()
+        return self._states.get(alias)
+
+    def in_rotation(self, aliases: list[str]) -> list[str]:
+        """The replicas that may serve reads now, re-checking those whose state is stale."""
+        self._own_process()
+        interval = settings.DB_REPLICA_CHECK_INTERVAL
+        healthy = []
+        for alias in aliases:
+            state = self._states.get(alias)
+            if state is None or time.monotonic() - state.checked_at >= interval:
+                # The first check in a process waits; later ones never make a read wait.
+                state = self._refresh(alias, blocking=state is None) or state
+            if state is not None and state.in_rotation:
+                healthy.append(alias)
+        return healthy
+
+    def _refresh(self, alias: str, *, blocking: bool) -> ReplicaState | None:
+        lock = self._lock(alias)
+        if not lock.acquire(blocking=blocking, timeout=-1 if not blocking else self._timeout() + 2):
+            return None
+        try:
+            state = self._states.get(alias)
+            if state is not None and time.monotonic() - state.checked_at < settings.DB_REPLICA_CHECK_INTERVAL:
+                return state  # another thread checked while this one waited
+            return self._measure(alias)
+        finally:
+            lock.release()
+
+    def check(self, alias: str) -> ReplicaState:
+        """Measures now (the readiness probe and the health page do)."""
+        self._own_process()
+        lock = self._lock(alias)
+        with lock:
+            return self._measure(alias)
+
+    def mark_unreachable(self, alias: str, error: BaseException) -> None:
+        """A read found the replica unreachable: out of rotation until the next check."""
+        self._own_process()
+        self._record(ReplicaState(alias, False, None, f"unreachable: {_short(error)}", time.monotonic()))
+        lock = self._lock(alias)
+        if lock.acquire(blocking=False):
+            try:
+                self._drop_connection(alias)
+            finally:
+                lock.release()
+
+    def forget(self) -> None:
+        """Drops every cached state and closes the check connections (tests, reconfiguration)."""
+        with self._guard:
+            for alias in list(self._connections):
+                self._drop_connection(alias)
+            self._states.clear()
+
+    # --- measuring -----------------------------------------------------------------
+
+    def _timeout(self) -> int:
+        return max(1, int(settings.DB_CONNECT_TIMEOUT))
+
+    def _connection(self, alias: str) -> Any:
+        conn = self._connections.get(alias)
+        if conn is not None and not conn.closed:
+            return conn
+        wrapper = connections[alias]
+        params = wrapper.get_connection_params()
+        params["connect_timeout"] = self._timeout()
+        params["prepare_threshold"] = None  # the replica may sit behind PgBouncer too
+        conn = wrapper.get_new_connection(params)
+        conn.autocommit = True
+        self._connections[alias] = conn
+        return conn
+
+    def _drop_connection(self, alias: str) -> None:
+        conn = self._connections.pop(alias, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection is dropped either way
+                conn.close()
+
+    def _measure(self, alias: str) -> ReplicaState:
+        self.checks += 1
+        now = time.monotonic()
+        try:
+            conn = self._connection(alias)
+            with conn.cursor() as cursor:
+                cursor.execute(LAG_SQL)
+                in_recovery, streaming, lag = cursor.fetchone()
+        except Exception as exc:  # noqa: BLE001 - any failure means the replica cannot serve reads
+            self._drop_connection(alias)
+            state = ReplicaState(alias, False, None, f"unreachable: {_short(exc)}", now)
+        else:
+            lag_seconds = None if lag is None else max(0.0, float(lag))
+            bound = settings.DB_REPLICA_MAX_LAG
+            if not in_recovery:
+                state = ReplicaState(alias, False, lag_seconds, "not a standby (promoted?)", now)
+            elif not streaming or lag_seconds is None:
+                state = ReplicaState(alias, False, lag_seconds, "not streaming from the primary", now)
+            elif lag_seconds > bound:
+                reason = f"lagging {lag_seconds:.1f} s, more than {bound:g} s"
+                state = ReplicaState(alias, False, lag_seconds, reason, now)
+            else:
+                state = ReplicaState(alias, True, lag_seconds, "", now)
+        self._record(state)
+        return state
+
+    def _record(self, state: ReplicaState) -> None:
+        previous = self._states.get(state.alias)
+        self._states[state.alias] = state
+        lag = state.lag_seconds
+        DB_REPLICA_LAG.labels(state.alias).set(math.nan if lag is None else lag)
+        DB_REPLICA_IN_ROTATION.labels(state.alias).set(1 if state.in_rotation else 0)
+        if previous is None or previous.in_rotation != state.in_rotation:
+            log = logger.info if state.in_rotation else logger.warning
+            log("replica %s: %s", state.alias, state.describe())
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+
+
+monitor = ReplicaMonitor()

@@ -1,0 +1,29 @@
+"""Enqueueing after the commit of the write that causes a job.
+
+``enqueue_on_commit(task, *args)`` is Celery's ``delay_on_commit`` with one difference: a
+broker that cannot take the message is logged, not raised into the request whose write has
+already committed (a registration must not answer 500 because the welcome email could not be
+queued). Jobs that must not be lost have a sweeper (e.g. queued emails are re-sent by beat).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
+    """Publishes ``task(*args, **kwargs)`` once the current transaction commits; a rollback
+    publishes nothing. Outside a transaction it publishes at once."""
+
+    def publish() -> None:
+        try:
+            task.apply_async(args, kwargs)
+        except Exception:  # noqa: BLE001 - the write stands; the job is logged as lost
+            logger.exception("could not enqueue %s; the broker refused it", task.name)
+
+    transaction.on_commit(publish)
