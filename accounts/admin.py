@@ -201,7 +201,19 @@ class EmailDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("to", "user__username", "=id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    fields = ("id", "user", "kind", "to", "subject", "status", "attempts", "last_error", "context", "created_at", "sent_at")
+    fields = (
+        "id",
+        "user",
+        "kind",
+        "to",
+        "subject",
+        "status",
+        "attempts",
+        "last_error",
+        "context",
+        "created_at",
+        "sent_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -108,6 +108,7 @@ class EmailDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name_plural = "email deliveries"
         indexes = [models.Index(fields=["status", "-created_at"], name="accounts_email_status_idx")]
 
     def __str__(self) -> str:

@@ -132,7 +132,13 @@ def notification_create(
         with transaction.atomic():
             notification, _ = Notification.objects.get_or_create(
                 event_key=event_key,
-                defaults={"user_id": user_id, "kind": kind, "title": title[:200], "body": body, "data": data or {}},
+                defaults={
+                    "user_id": user_id,
+                    "kind": kind,
+                    "title": title[:200],
+                    "body": body,
+                    "data": data or {},
+                },
             )
     except IntegrityError:  # the same event, created concurrently
         return Notification.objects.filter(event_key=event_key).first()
@@ -143,7 +149,9 @@ def _inbox(user: Any) -> QuerySet[Notification]:
     return Notification.objects.filter(user_id=user.pk)
 
 
-def notification_list(*, user: Any, params: PageParams, unread: bool | None = None) -> tuple[list[Notification], int]:
+def notification_list(
+    *, user: Any, params: PageParams, unread: bool | None = None
+) -> tuple[list[Notification], int]:
     """A user's notifications, newest first; ``unread`` True only unread, False only read ones."""
     queryset = _inbox(user)
     if unread is True:

@@ -24,7 +24,11 @@ def purge_expired_tokens() -> int:
 
 
 @shared_task(
-    bind=True, base=JobTask, name="accounts.tasks.send_email", max_retries=max_retries("email"), ignore_result=True
+    bind=True,
+    base=JobTask,
+    name="accounts.tasks.send_email",
+    max_retries=max_retries("email"),
+    ignore_result=True,
 )
 def send_email(self: JobTask, delivery_id: str) -> str:
     """Sends one recorded email (queue ``email``); 5 retries with backoff, then recorded failed."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import random
 import statistics
 import threading
@@ -31,6 +32,8 @@ from typing import Any
 import httpx
 
 DEFAULT_TIMEOUT = 5.0
+# One line per request would drown every other log line of a run.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,11 @@ echo "== celery worker (log: var/log/worker.log)"
 $VENV/celery -A videoplatform worker --loglevel INFO --concurrency 1 \
   -Q default,transcoding,email,notification,recommendation,indexing >var/log/worker.log 2>&1 &
 WORKER_PID=$!
-trap 'kill $WORKER_PID 2>/dev/null || true; wait $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+# The one beat process: it sends the scheduled jobs (docs/jobs.md) to the worker.
+echo "== celery beat (log: var/log/beat.log)"
+$VENV/celery -A videoplatform beat --loglevel INFO >var/log/beat.log 2>&1 &
+BEAT_PID=$!
+trap 'kill $WORKER_PID $BEAT_PID 2>/dev/null || true; wait $WORKER_PID $BEAT_PID 2>/dev/null || true' EXIT INT TERM
 
 cat <<TXT
 

@@ -144,6 +144,7 @@ step_packages() {
         missing+=("postgresql-client-$PG_VERSION")
     fi
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
     if ((${#missing[@]} == 0)); then
         log packages "all present"
         return 0
@@ -503,9 +504,29 @@ pgbouncer|127.0.0.1:$PGB_PORT|pgbouncer_up|yes
 redis|127.0.0.1:$REDIS_PORT|redis_up|yes
 redis-cluster|127.0.0.1:7000-7002|cluster_up|yes
 s3 (moto)|http://127.0.0.1:$MOTO_PORT|moto_up|no
+rabbitmq|127.0.0.1:5672|rabbitmq_up|yes
 ffmpeg|$(command -v ffmpeg || echo -)|ffmpeg_up|yes
 EOF
     return "$failed"
+}
+
+# --------------------------------------------------------------- rabbitmq ---
+# The broker for the RabbitMQ side of the Celery priority tests (127.0.0.1:5672).
+
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+step_rabbitmq() {
+    if rabbitmq_up; then
+        log rabbitmq "127.0.0.1:5672 already running"
+        return 0
+    fi
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    if wait_until 60 rabbitmq_up; then
+        log rabbitmq "127.0.0.1:5672 started"
+    else
+        warn rabbitmq "did not come up on :5672"
+        return 1
+    fi
 }
 
 # ------------------------------------------------------------------- down ---
@@ -585,6 +606,7 @@ main() {
             run_step step_redis
             run_step step_cluster
             run_step step_moto
+            run_step step_rabbitmq
             run_step step_ffmpeg
             if status_table; then
                 echo "all required services are up"

@@ -296,9 +296,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON renderer and parser, written and read by orjson (same bytes): docs/performance.md.
+    "DEFAULT_RENDERER_CLASSES": ["videoplatform.api.rendering.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "videoplatform.api.rendering.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -435,6 +436,8 @@ INSTALLED_APPS += ["videoplatform.jobs"]
 # longer than the longest job (a transcode may take TRANSCODE_TIME_LIMIT_BASE +
 # TRANSCODE_TIME_LIMIT_PER_SECOND x its duration; 24 h covers sources up to about 4 h).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 24 * 3600)
+# Prepended to every key a Redis broker uses: several environments can share one Redis.
+CELERY_BROKER_KEY_PREFIX = env_str("CELERY_BROKER_KEY_PREFIX")
 # Every task but a transcode (which sets its own, scaled to the source): the soft limit raises
 # in the task so it can stop cleanly; the hard one kills the pool process.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
 
-from videoplatform.jobs.priorities import (
-    AMQP_MAX_PRIORITY,
-    DEFAULT_LEVEL,
-    REDIS_PRIORITY_STEPS,
-    broker_kind,
-    priority_for,
-)
-from videoplatform.jobs.queues import POLICIES, QUEUES, queue_for
+from videoplatform.jobs.priorities import AMQP_MAX_PRIORITY, REDIS_PRIORITY_STEPS, broker_kind
+from videoplatform.jobs.queues import QUEUES, routes_for
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
@@ -32,26 +25,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 QUEUE_NAMES = tuple(queue.name for queue in QUEUES)
 
 
-def route_task(
-    name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any
-) -> Any:
-    """Every task gets its queue (by name, unless the caller chose one) and that queue's priority.
-
-    No task goes without a priority: on Redis an unset one would land in the top bucket. A
-    ``priority=`` given to ``apply_async`` still wins (the router only fills what is unset).
-    """
-    queue = options.get("queue")
-    queue_name = str(getattr(queue, "name", queue) or queue_for(name))
-    level = POLICIES[queue_name].level if queue_name in POLICIES else DEFAULT_LEVEL
-    return {"queue": queue_name, "priority": priority_for(level, app.conf.broker_url)}
-
-
 app.conf.update(
     task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES],
     task_default_queue="default",
     task_default_exchange="default",
     task_default_routing_key="default",
-    task_routes=(route_task,),
+    task_routes=routes_for(None),  # made for the configured broker by configure_jobs()
     task_serializer="json",
     accept_content=["json"],
     task_acks_late=True,
@@ -103,6 +82,11 @@ def configure_jobs() -> None:
             "queue_order_strategy": "priority",
             "priority_steps": list(REDIS_PRIORITY_STEPS),
             "sep": "\x06\x16",
+            **(
+                {"global_keyprefix": settings.CELERY_BROKER_KEY_PREFIX}
+                if settings.CELERY_BROKER_KEY_PREFIX
+                else {}
+            ),
             **(app.conf.broker_transport_options or {}),
         }
     elif kind == "amqp":
@@ -117,6 +101,7 @@ def configure_jobs() -> None:
         ]
         app.conf.task_queue_max_priority = AMQP_MAX_PRIORITY
     app.conf.update(
+        task_routes=routes_for(app.conf.broker_url),
         task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
         worker_soft_shutdown_timeout=settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT,

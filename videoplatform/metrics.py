@@ -178,7 +178,7 @@ class JobsCollector:
         try:
             for queue, task, outcome, count in stats.outcome_counts():
                 outcomes.add_metric([queue, task, outcome], float(count))
-        except Exception:  # noqa: BLE001 - the counters' store is down: report none
+        except Exception:  # the counters' store is down: report none
             logging.getLogger(__name__).warning("task outcome counters unavailable", exc_info=True)
         yield outcomes
 

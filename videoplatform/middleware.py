@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -30,6 +33,8 @@ class MetricsMiddleware:
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        # The labelled children, looked up once per label set (labels() takes a lock each call).
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
@@ -37,11 +42,24 @@ class MetricsMiddleware:
         elapsed = time.perf_counter() - started
         match = getattr(request, "resolver_match", None)
         view = (match.route or match.view_name) if match else "unmatched"
-        kind = request_kind(request.path)
         method = request.method if request.method in _METHODS else "other"
-        REQUESTS.labels(method, view, str(response.status_code), kind).inc()
-        LATENCY.labels(method, view, kind).observe(elapsed)
+        kind = request_kind(request.path)
+        key = (method, view, response.status_code, kind)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                REQUESTS.labels(method, view, str(response.status_code), kind),
+                LATENCY.labels(method, view, kind),
+            )
+            if len(self._children) < _CHILDREN_MAX:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
         return response
+
+
+# Label sets remembered per process (routes x methods x statuses x kinds: a few hundred).
+_CHILDREN_MAX = 4096
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -86,11 +104,59 @@ def choose_encoding(header: str) -> str | None:
     return best[1] if best else None
 
 
+class CompressedBodies:
+    """The compressed forms of bodies served again and again (the hot pages), per process.
+
+    Keyed by the encoding and the body itself, so a hit is the same bytes compressed the same
+    way; the views' rendered-body cache hands out the same bytes object for the same content,
+    whose hash Python keeps, so a lookup costs no pass over the body. Bounded in entries and in
+    bytes (bodies and their compressed forms), least recently used first out.
+    """
+
+    def __init__(self, max_entries: int = 512, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, encoding: str, body: bytes) -> bytes | None:
+        with self._lock:
+            found = self._entries.get((encoding, body))
+            if found is not None:
+                self._entries.move_to_end((encoding, body))
+            return found
+
+    def put(self, encoding: str, body: bytes, compressed: bytes) -> None:
+        cost = len(body) + len(compressed)
+        if cost > self.max_bytes // 8:
+            return
+        with self._lock:
+            if (encoding, body) in self._entries:
+                return
+            self._entries[(encoding, body)] = compressed
+            self._size += cost
+            while len(self._entries) > self.max_entries or self._size > self.max_bytes:
+                (_, old_body), old = self._entries.popitem(last=False)
+                self._size -= len(old_body) + len(old)
+
+
+def compress(encoding: str, body: bytes) -> bytes:
+    if encoding == "br":
+        return brotli.compress(body, quality=5)  # type: ignore[no-any-return]
+    return gzip.compress(body, compresslevel=settings.COMPRESSION_GZIP_LEVEL, mtime=0)
+
+
 class CompressionMiddleware:
-    """Compresses JSON, text and HTML bodies of at least 1 KB: brotli or gzip level 6 (7.2)."""
+    """Compresses JSON, text and HTML bodies of at least 1 KB: brotli or gzip level 6 (7.2).
+
+    Bodies that a shared cache may keep (no ``private``/``no-store``) are the ones served again
+    and again: their compressed forms are kept (``CompressedBodies``) and reused.
+    """
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        self.compressed = CompressedBodies()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
@@ -105,13 +171,15 @@ class CompressionMiddleware:
         encoding = choose_encoding(request.META.get("HTTP_ACCEPT_ENCODING", ""))
         if encoding is None:
             return response
-        if encoding == "br":
-            compressed = brotli.compress(response.content, quality=5)
-        else:
-            compressed = gzip.compress(
-                response.content, compresslevel=settings.COMPRESSION_GZIP_LEVEL, mtime=0
-            )
-        if len(compressed) >= len(response.content):
+        content = response.content
+        cache_control = response.get("Cache-Control", "")
+        reusable = "no-store" not in cache_control and "private" not in cache_control
+        compressed = self.compressed.get(encoding, content) if reusable else None
+        if compressed is None:
+            compressed = compress(encoding, content)
+            if reusable:
+                self.compressed.put(encoding, content, compressed)
+        if len(compressed) >= len(content):
             return response
         response.content = compressed
         response["Content-Length"] = str(len(compressed))

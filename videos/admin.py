@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from .models import Video
 from .selectors import video_cache_refresh
+from .services import video_derived_data_refresh
 
 
 @admin.register(Video)
@@ -59,6 +60,7 @@ class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def save_model(self, request: HttpRequest, obj: Video, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         video_cache_refresh(video_ids=[obj.pk])
+        video_derived_data_refresh(video_id=obj.pk)
 
     def delete_model(self, request: HttpRequest, obj: Video) -> None:
         video_id = obj.pk

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -43,7 +44,7 @@ def _forget_upload(source_path: str, upload_id: str) -> None:
             )
         if source_path:
             storage.delete(source_path)
-    except Exception:  # noqa: BLE001 - best effort: the row is gone, a leftover object is harmless
+    except Exception:
         logger.warning("could not remove the abandoned upload %s", source_path, exc_info=True)
 
 
@@ -77,7 +78,7 @@ def uploads_abandoned_cleanup(*, now: datetime | None = None, batch_size: int = 
                 source = media_file.source_path if media_file else ""
                 upload_id = media_file.upload_id if media_file else ""
                 services.video_delete(video=video)
-                transaction.on_commit(lambda s=source, u=upload_id: _forget_upload(s, u))
+                transaction.on_commit(partial(_forget_upload, source, upload_id))
             deleted += 1
 
 

@@ -27,7 +27,10 @@ class Video(models.Model):
         FAILED = "failed", "Failed"
 
     id = PrefixedIdField(prefix="vid")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
+    # No index of its own: (owner_id, created_at DESC) below serves every lookup by owner.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos", db_index=False
+    )
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True, max_length=5000)
     tags = models.JSONField(default=list, blank=True)

@@ -51,8 +51,44 @@ SQLITE_CANDIDATES = 2000
 MISSING_RETRY_SECONDS = 60
 _WORD = re.compile(r"[^\W_]{3,}")
 _STOP_WORDS = frozenset(
-    "the and for with from this that your you are was were have has how what why when who into "
-    "over under about after before our their its not but all can will just more most".split()
+    {
+        "the",
+        "and",
+        "for",
+        "with",
+        "from",
+        "this",
+        "that",
+        "your",
+        "you",
+        "are",
+        "was",
+        "were",
+        "have",
+        "has",
+        "how",
+        "what",
+        "why",
+        "when",
+        "who",
+        "into",
+        "over",
+        "under",
+        "about",
+        "after",
+        "before",
+        "our",
+        "their",
+        "its",
+        "not",
+        "but",
+        "all",
+        "can",
+        "will",
+        "just",
+        "more",
+        "most",
+    }
 )
 
 
@@ -150,7 +186,7 @@ def similar_videos(*, video: Video, exclude: set[str], limit: int) -> list[tuple
                 for term in terms[:32]
             ],
         )
-        rows = (
+        rows: Any = (
             candidates.filter(search_document__document=query)
             .annotate(rank=SearchRank(F("search_document__document"), query))
             .order_by("-rank", "-view_count")
@@ -160,7 +196,7 @@ def similar_videos(*, video: Video, exclude: set[str], limit: int) -> list[tuple
         rows = candidates.order_by("-created_at").values_list("pk", "title", "tags", "view_count")[
             :SQLITE_CANDIDATES
         ]
-    scored = []
+    scored: list[tuple[str, float, int]] = []
     for pk, title, other_tags, view_count in rows:
         score = 0.6 * _dice(tags, _tags(other_tags)) + 0.4 * _dice(words, _title_words(title))
         if score > 0:

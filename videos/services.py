@@ -42,7 +42,7 @@ def video_create(
         is_premium=is_premium,
     )
     selectors.video_cache_refresh(video_ids=[video.pk], feed=_in_feed(video))
-    _derived_data_refresh(video_id=video.pk)
+    video_derived_data_refresh(video_id=video.pk)
     return video
 
 
@@ -62,7 +62,7 @@ def video_update(*, video: Video, changes: dict[str, Any]) -> Video:
         video.save(update_fields=[*changes, "updated_at"])
         selectors.video_cache_refresh(video_ids=[video.pk], feed=was_in_feed or _in_feed(video))
         if SEARCHED_FIELDS & set(changes):
-            _derived_data_refresh(video_id=video.pk)
+            video_derived_data_refresh(video_id=video.pk)
     return video
 
 
@@ -127,7 +127,7 @@ def video_create_with_upload_target(
 # --- Search document and related videos: rebuilt by jobs after the commit --------------------
 
 
-def _derived_data_refresh(*, video_id: str) -> None:
+def video_derived_data_refresh(*, video_id: str) -> None:
     """After the commit: the ``indexing`` job rebuilds the search document, the
     ``recommendation`` job the similar videos. A rolled-back write queues nothing. (A deleted
     video's document and related videos go with its row, in the same transaction.)"""

@@ -5,6 +5,8 @@ A notification of another user answers 404, as if it did not exist.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -75,7 +77,8 @@ class NotificationListView(APIView):
         unread = _unread_filter(request)
         params = page_params(request)
         items, total = notifications.notification_list(user=request.user, params=params, unread=unread)
-        return _private(Response(envelope(NotificationSerializer(items, many=True).data, params, total)))
+        data: Any = NotificationSerializer(items, many=True).data
+        return _private(Response(envelope(data, params, total)))
 
 
 class NotificationReadView(APIView):
@@ -90,7 +93,9 @@ class NotificationReadView(APIView):
         tags=TAGS,
     )
     def post(self, request: Request, notification_id: str) -> Response:
-        notification = notifications.notification_mark_read(user=request.user, notification_id=notification_id)
+        notification = notifications.notification_mark_read(
+            user=request.user, notification_id=notification_id
+        )
         return _private(Response(NotificationSerializer(notification).data))
 
 

@@ -11,7 +11,11 @@ urlpatterns = [
     path("auth/me", views.MeView.as_view(), name="auth-me"),
     # The inbox (accounts/api/notifications.py).
     path("notifications", notifications.NotificationListView.as_view(), name="notification-list"),
-    path("notifications/read-all", notifications.NotificationReadAllView.as_view(), name="notification-read-all"),
+    path(
+        "notifications/read-all",
+        notifications.NotificationReadAllView.as_view(),
+        name="notification-read-all",
+    ),
     path(
         "notifications/<str:notification_id>/read",
         notifications.NotificationReadView.as_view(),

@@ -198,9 +198,10 @@ def fault_replica(args: argparse.Namespace) -> Outcome:
             )
             # Reads return to the replica: its count keeps growing after it is back.
             first = metric_sum(server.url, "db_queries_total", alias="replica1")
-            for _ in range(30):
-                http_get(f"{server.url}/api/videos?limit=5")
-                http_get(f"{server.url}/api/subscriptions/plans")
+            # Reads the cache cannot answer (a page size not asked before, a new search).
+            for index in range(1, 31):
+                http_get(f"{server.url}/api/videos?limit={index}&page=2")
+                http_get(f"{server.url}/api/search?q=seed{index}")
             wait_until(
                 lambda: metric_sum(server.url, "db_queries_total", alias="replica1") > first, timeout=15
             )
@@ -319,6 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a setting of the shipped pgbouncer.ini for this run (e.g. server_login_retry=1)",
     )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=60,
+        help="worker fault: CELERY_VISIBILITY_TIMEOUT for the run (shipped: 86400)",
+    )
+    parser.add_argument("--wait", type=float, default=600, help="worker fault: seconds to wait for the job")
+    parser.add_argument("--clip-seconds", type=int, default=12, help="worker fault: length of the clip")
     args = parser.parse_args(argv)
     args.pgbouncer_set = dict(item.split("=", 1) for item in args.pgbouncer_set)
     names = list(faults) if args.fault == "all" else [args.fault]

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.throttling import client_ip
 from subscriptions.selectors import viewer_entitlement
 from videoplatform.api.errors import ApiError, error_body
+from videoplatform.api.negotiation import CachedContentNegotiation
 from videoplatform.api.schema import ERROR_RESPONSES
 from videos.selectors import video_get
 
@@ -44,6 +45,8 @@ def requested_bandwidth(request: Request) -> int | None:
 
 
 class VideoStreamView(APIView):
+    content_negotiation_class = CachedContentNegotiation
+
     @extend_schema(
         operation_id="videos_stream",
         summary="Signed HLS URLs for a video (the renditions the viewer's plan allows)",

@@ -16,6 +16,8 @@ from rest_framework.views import APIView
 
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.fields import requested_fields
+from videoplatform.api.negotiation import CachedContentNegotiation
+from videoplatform.api.rendering import bodies, freeze
 from videoplatform.api.schema import ErrorSerializer
 from videoplatform.api.serializers import StrictInputSerializer
 
@@ -113,6 +115,7 @@ class PlanListView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    content_negotiation_class = CachedContentNegotiation
 
     @extend_schema(
         operation_id="subscriptions_plans_list",
@@ -140,7 +143,16 @@ class PlanListView(APIView):
     def get(self, request: Request) -> Response:
         fields = requested_fields(request, PLAN_FIELDS)
         plans = selectors.plan_list_active()
-        return Response({"data": PlanSerializer(plans, many=True, context={"fields": fields}).data})
+        # The same plans (every value the serializer reads) are the same body: rendered once per process.
+        shown = fields or PLAN_FIELDS
+        key = (
+            "plans",
+            tuple(fields) if fields is not None else None,
+            *(tuple(freeze(getattr(plan, name)) for name in shown) for plan in plans),
+        )
+        return Response(
+            bodies().body(key, lambda: {"data": PlanSerializer(plans, many=True, context={"fields": fields}).data})
+        )
 
 
 class SubscriptionCreateView(APIView):

@@ -21,6 +21,9 @@ PGBOUNCER_PORT = int(os.environ.get("TEST_PGBOUNCER_PORT", "6432"))
 SHARD_COUNT = 4
 REPLICA = "replica1"
 DIRECT = "direct"
+# What most tests use: the primary (flushed after each test), the standby and the primary
+# without the pooler (both test mirrors: never flushed). Shards only where a test needs them.
+REPLICATED = ["default", REPLICA, DIRECT]
 SHARDS = [f"shard{index}" for index in range(SHARD_COUNT)]
 STANDBY_DATA = "/var/lib/postgresql/videoplatform-replica/data"
 # The standby that scripts/services.sh runs.

@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from celery import Celery
+from celery import Celery, _state
 from celery.contrib.testing.worker import start_worker
 
-from tests.db.support import replay_paused, wait_for_replay
+from tests.db.support import REPLICATED, replay_paused, wait_for_replay
 from tests.factories import VideoFactory
 from videoplatform.db.routing import pins_exist, routing_context
 from videos.models import Video
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
 
 app = Celery("videoplatform-db-tests", broker="memory://", backend="cache+memory://", set_as_current=False)
 app.conf.update(
@@ -47,8 +47,15 @@ def peek_primary(video_id: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def worker(data_layer):
-    with start_worker(app, perform_ping_check=False, shutdown_timeout=10):
-        yield
+    # start_worker makes its app the current and default one (its worker thread relies on
+    # that); the rest of the suite publishes through the platform's app: give both back after.
+    current, default = _state.get_current_app(), _state.default_app
+    try:
+        with start_worker(app, perform_ping_check=False, shutdown_timeout=10):
+            yield
+    finally:
+        current.set_current()
+        _state.set_default_app(default)
 
 
 def test_a_task_enqueued_after_a_commit_reads_it_from_the_primary(data_layer, worker):

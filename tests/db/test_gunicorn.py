@@ -18,6 +18,7 @@ from tests.conftest import login_client
 from tests.db.support import (
     PGBOUNCER_PORT,
     REPLICA_PORT,
+    REPLICATED,
     release_pgbouncer_servers,
     replay_paused,
     wait_for_replay,
@@ -28,7 +29,7 @@ from tests.support.processes import base_env, gunicorn, http_get
 pytestmark = [
     pytest.mark.services,
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.django_db(transaction=True, databases=REPLICATED),
 ]
 
 

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from settings.base import REPLICA_ENGINE, database_config
 from tests.db.support import (
     PGBOUNCER_PORT,
+    REPLICATED,
     SHARDS,
     connect,
     pgbouncer_show,
@@ -29,7 +30,7 @@ from videoplatform.db import advisory_lock, locks, use_primary
 from videoplatform.db.locks import lock_key
 from videos.models import Video
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
 
 
 @pytest.fixture
@@ -107,6 +108,7 @@ def test_iterator_over_more_rows_than_a_chunk_through_pgbouncer(data_layer, thro
     assert not any("DECLARE" in query["sql"].upper() for query in captured.captured_queries)
 
 
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_migrate_runs_on_the_direct_alias_and_every_shard(data_layer):
     with queries_by_alias() as stats:
         call_command("migrate", verbosity=0)
@@ -116,6 +118,7 @@ def test_migrate_runs_on_the_direct_alias_and_every_shard(data_layer):
         assert stats.by_alias[alias] > 0
 
 
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_migrate_with_an_explicit_database_runs_only_there(data_layer):
     with queries_by_alias() as stats:
         call_command("migrate", database="shard1", verbosity=0)

@@ -9,13 +9,13 @@ from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from tests.conftest import login_client
-from tests.db.support import queries_by_alias, replay_paused, wait_for_replay
+from tests.db.support import REPLICATED, queries_by_alias, replay_paused, wait_for_replay
 from tests.factories import UserFactory, VideoFactory
 from tests.support.processes import wait_until
 from videoplatform.db import pin_user
 from videoplatform.db.routing import PIN_PREFIX, pins_exist, token_pin_key
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
 
 
 def _session_client(user):

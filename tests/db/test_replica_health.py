@@ -11,14 +11,14 @@ from django.test.utils import override_settings
 from prometheus_client import REGISTRY
 
 from tests.conftest import login_client
-from tests.db.support import queries_by_alias, replay_paused, standby_stopped, wait_for_replay
+from tests.db.support import REPLICATED, queries_by_alias, replay_paused, standby_stopped, wait_for_replay
 from tests.factories import UserFactory, VideoFactory
 from tests.support.processes import wait_until
 from videoplatform.db.replicas import monitor
 from videoplatform.health import DetailedHealthView, run_checks
 from videos.models import Video
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
 
 
 def _fallbacks() -> float:
@@ -128,6 +128,7 @@ def test_a_replica_is_measured_at_most_once_per_interval(data_layer):
     assert monitor.checks == before + 4
 
 
+@pytest.mark.django_db(transaction=True, databases="__all__")  # the page checks the shards too
 def test_health_page_and_metrics_show_replica_state(data_layer, client):
     VideoFactory()
     wait_for_replay(data_layer)

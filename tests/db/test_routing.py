@@ -7,14 +7,14 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from tests.conftest import login_client
-from tests.db.support import queries_by_alias, wait_for_replay
+from tests.db.support import REPLICATED, queries_by_alias, wait_for_replay
 from tests.factories import UserFactory, VideoFactory
 from videoplatform.db import use_primary
 from videoplatform.db.router import DataLayerRouter
 from videoplatform.db.routing import routing_context
 from videos.models import Video
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases="__all__")]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
 
 
 def test_a_row_written_on_the_primary_is_read_back_through_the_replica(data_layer):
@@ -156,7 +156,7 @@ def test_statements_are_told_apart(data_layer):
     assert statement_kind(sql.SQL("COPY t FROM STDIN")) == "other"
 
 
-def test_system_checks_catch_a_bad_sharding_setting(data_layer, settings):
+def test_system_checks_catch_bad_data_layer_settings(data_layer, settings):
     from videoplatform.db.checks import check_data_layer
 
     settings.SHARDED_MODELS = {"streaming.nosuchmodel": "user_id"}
@@ -165,3 +165,5 @@ def test_system_checks_catch_a_bad_sharding_setting(data_layer, settings):
     assert [message.id for message in check_data_layer()] == ["videoplatform_db.E003"]
     settings.SHARDED_MODELS = {"streaming.watchevent": "user_id"}
     assert check_data_layer() == []
+    settings.DB_READ_YOUR_WRITES_WINDOW = 5  # shorter than the lag a replica may have
+    assert [message.id for message in check_data_layer()] == ["videoplatform_db.W002"]

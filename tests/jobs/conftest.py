@@ -21,7 +21,7 @@ def redis_broker() -> Iterator[str]:
 
 @pytest.fixture
 def probe() -> Iterator[Any]:
+    """Where probe tasks record what ran (keys from ``unique_key``)."""
     client = redis.Redis.from_url(PROBE_URL, decode_responses=True)
-    client.flushdb()
     yield client
-    client.flushdb()
+    flush_redis(PROBE_URL)

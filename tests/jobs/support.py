@@ -22,13 +22,22 @@ BROKER_URL = os.environ.get("JOBS_TEST_BROKER_URL", "redis://127.0.0.1:6379/6")
 PROBE_URL = os.environ.get("JOBS_TEST_PROBE_URL", "redis://127.0.0.1:6379/7")
 AMQP_URL = os.environ.get("JOBS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 ALL_QUEUES = "email,notification,transcoding,indexing,default,recommendation"
+# Every broker and probe key of this test run starts with it: runs sharing a Redis stay apart.
+RUN_PREFIX = f"jobstest-{uuid.uuid4().hex[:8]}:"
+
+
+def unique_key(name: str) -> str:
+    """A probe key of its own for one test."""
+    return f"{RUN_PREFIX}{name}-{uuid.uuid4().hex[:6]}"
 
 
 def test_database_url() -> str:
     db = connection.settings_dict
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return (
+        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    )
 
 
 @contextmanager
@@ -38,7 +47,13 @@ def app_on_broker(url: str) -> Iterator[Any]:
 
     saved = {
         name: app.conf[name]
-        for name in ("broker_url", "broker_transport_options", "result_backend", "task_queues", "task_queue_max_priority")
+        for name in (
+            "broker_url",
+            "broker_transport_options",
+            "result_backend",
+            "task_queues",
+            "task_queue_max_priority",
+        )
     }
 
     def reset() -> None:
@@ -46,7 +61,7 @@ def app_on_broker(url: str) -> Iterator[Any]:
         app._after_fork()  # drops pooled connections
 
     app.conf.broker_url = url
-    app.conf.broker_transport_options = {}
+    app.conf.broker_transport_options = {"global_keyprefix": RUN_PREFIX} if url.startswith("redis") else {}
     app.conf.result_backend = None
     configure_jobs()
     reset()
@@ -116,6 +131,7 @@ def worker_env(broker: str, tmp: Path, **extra: str) -> dict[str, str]:
         DATABASE_URL=test_database_url(),
         REDIS_URL=os.environ.get("REDIS_URL", ""),
         CELERY_BROKER_URL=broker,
+        CELERY_BROKER_KEY_PREFIX=RUN_PREFIX,
         JOBS_TEST_PROBE_URL=PROBE_URL,
         VAR_DIR=str(tmp / "var"),
         DB_CONN_MAX_AGE="0",
@@ -131,9 +147,22 @@ def celery_worker(
     name = f"jobs-test-{uuid.uuid4().hex[:8]}@%h"
     worker = CeleryProcess(
         [
-            "worker", "-Q", queues, "-c", str(concurrency), "-P", "prefork", "-n", name,
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info",
-            "-I", "tests.jobs.worker_tasks",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-I",
+            "tests.jobs.worker_tasks",
         ],
         worker_env(broker, tmp, **env),
         tmp / f"worker-{uuid.uuid4().hex[:6]}.log",
@@ -162,4 +191,12 @@ def celery_beat(broker: str, tmp: Path, **env: str) -> Iterator[CeleryProcess]:
 
 
 def flush_redis(url: str) -> None:
-    redis.Redis.from_url(url).flushdb()
+    """Deletes this run's keys (never another run's)."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{RUN_PREFIX}*"):
+        client.delete(key)
+
+
+def broker_key(key: str) -> str:
+    """A key of this run in the Redis broker (kombu prepends the prefix to every key)."""
+    return RUN_PREFIX + key

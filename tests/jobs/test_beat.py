@@ -59,12 +59,14 @@ def test_a_beat_process_sends_the_schedule_and_staff_see_the_last_runs(
 ) -> None:
     flush_redis(BROKER_URL)
     # The view-count flush every second instead of every minute.
-    with celery_worker(BROKER_URL, tmp_path, queues="default", VIEW_FLUSH_INTERVAL="1") as worker:
-        with celery_beat(BROKER_URL, tmp_path, VIEW_FLUSH_INTERVAL="1") as beat:
-            assert wait_until(
-                lambda: ScheduledRun.objects.filter(name="streaming-flush-view-counts", runs__gte=2).exists(),
-                timeout=60,
-            ), worker.tail() + beat.tail()
+    with (
+        celery_worker(BROKER_URL, tmp_path, queues="default", VIEW_FLUSH_INTERVAL="1") as worker,
+        celery_beat(BROKER_URL, tmp_path, VIEW_FLUSH_INTERVAL="1") as beat,
+    ):
+        assert wait_until(
+            lambda: ScheduledRun.objects.filter(name="streaming-flush-view-counts", runs__gte=2).exists(),
+            timeout=60,
+        ), worker.tail() + beat.tail()
     flush_redis(BROKER_URL)
     run = ScheduledRun.objects.get(name="streaming-flush-view-counts")
     assert (run.task, run.last_status, run.failures) == ("streaming.plays.flush_view_counts", "success", 0)
@@ -101,7 +103,9 @@ def run_scheduled(name: str) -> ScheduledRun:
     with app_on_broker(BROKER_URL) as app:
         app.send_task(job.task, **job.beat_entry()["options"])
     assert wait_until(
-        lambda: ScheduledRun.objects.filter(name=name, runs__gt=before).exclude(last_status="running").exists(),
+        lambda: (
+            ScheduledRun.objects.filter(name=name, runs__gt=before).exclude(last_status="running").exists()
+        ),
         timeout=60,
     ), f"{name} did not run"
     run = ScheduledRun.objects.get(name=name)
@@ -132,7 +136,11 @@ def test_cache_warm_fills_the_shared_cache(scheduled_worker: Path, django_assert
 def test_recommendations_refresh_stores_co_watched_videos(scheduled_worker: Path) -> None:
     first, second, third = (
         VideoFactory(status=Video.Status.READY, title=title, tags=[tag])
-        for title, tag in (("Knots for sailors", "sailing"), ("Bread at home", "baking"), ("Tying a bowline", "sailing"))
+        for title, tag in (
+            ("Knots for sailors", "sailing"),
+            ("Bread at home", "baking"),
+            ("Tying a bowline", "sailing"),
+        )
     )
     search_index_update(video_ids=[first.pk, second.pk, third.pk])  # as their indexing jobs would
     for user in (UserFactory(), UserFactory()):
@@ -173,7 +181,10 @@ def test_uploads_cleanup_deletes_abandoned_uploads_and_stale_temporary_files(sch
     waiting = VideoFactory(status=Video.Status.AWAITING_UPLOAD)  # created just now: still expected
     processed = VideoFactory(status=Video.Status.READY)
     Video.objects.filter(pk=processed.pk).update(created_at=long_ago)
-    stale, fresh = scheduled_worker / "work" / "transcode-crashed", scheduled_worker / "work" / "transcode-running"
+    stale, fresh = (
+        scheduled_worker / "work" / "transcode-crashed",
+        scheduled_worker / "work" / "transcode-running",
+    )
     for folder in (stale, fresh):
         folder.mkdir()
         (folder / "segment.ts").write_bytes(b"x")
@@ -188,7 +199,9 @@ def test_uploads_cleanup_deletes_abandoned_uploads_and_stale_temporary_files(sch
 
 
 def test_prune_failures_forgets_old_failures(scheduled_worker: Path) -> None:
-    old = TaskFailure.objects.create(task_id="1", task_name="x", exception_type="E", failed_at=timezone.now() - timedelta(days=40))
+    old = TaskFailure.objects.create(
+        task_id="1", task_name="x", exception_type="E", failed_at=timezone.now() - timedelta(days=40)
+    )
     recent = TaskFailure.objects.create(task_id="2", task_name="x", exception_type="E")
     run_scheduled("jobs-prune-failures")
     assert list(TaskFailure.objects.values_list("pk", flat=True)) == [recent.pk]

@@ -49,7 +49,9 @@ def test_an_unreachable_broker_reads_as_down(client: Client) -> None:
     assert samples(response.content.decode(), "celery_broker_up") == {"": 0.0}
 
 
-def test_staff_see_the_queues_on_the_schedule_page(redis_broker: str, client: Client, staff_user: Any) -> None:
+def test_staff_see_the_queues_on_the_schedule_page(
+    redis_broker: str, client: Client, staff_user: Any
+) -> None:
     from videoplatform.celery import app
 
     app.send_task("videos.tasks.recommend_video", ("vid_x",))
@@ -57,3 +59,21 @@ def test_staff_see_the_queues_on_the_schedule_page(redis_broker: str, client: Cl
     html = client.get("/admin/jobs/scheduledrun/").content.decode()
     assert "<td>recommendation</td><td>1</td>" in html
     assert "low: 1" in html
+
+
+def test_a_superuser_can_run_a_scheduled_job_now(redis_broker: str, client: Client, staff_user: Any) -> None:
+    import json
+
+    import redis
+
+    from tests.jobs.support import broker_key
+
+    client.force_login(staff_user)
+    response = client.post("/admin/jobs/scheduledrun/", {"job": "cache-warm"})
+    assert response.status_code == 302
+    queued = redis.Redis.from_url(redis_broker).lrange(broker_key("default\x06\x163"), 0, -1)
+    headers = json.loads(queued[0])["headers"]
+    assert headers["task"] == "videoplatform.jobs.tasks.warm_cache"
+    assert headers["vp_beat_entry"] == "cache-warm"
+    assert client.post("/admin/jobs/scheduledrun/", {"job": "nope"}).status_code == 302
+    assert len(redis.Redis.from_url(redis_broker).lrange(broker_key("default\x06\x163"), 0, -1)) == 1

@@ -13,6 +13,7 @@ from django.db import transaction
 from accounts import services as account_services
 from accounts.models import EmailDelivery
 from tests.factories import UserFactory
+from tests.jobs.support import RUN_PREFIX, broker_key
 from videoplatform.jobs.stats import redis_priority_key
 from videos import services as video_services
 
@@ -26,11 +27,18 @@ class Rollback(Exception):
 def _queued(broker_url: str) -> list[tuple[str, str]]:
     client = redis.Redis.from_url(broker_url)
     found = []
-    for key in client.keys("*"):
+    for key in client.scan_iter(f"{RUN_PREFIX}*"):
         if client.type(key) == b"list":
-            queue = key.decode().split("\x06\x16")[0]
+            queue = key.decode().removeprefix(RUN_PREFIX).split("\x06\x16")[0]
             found += [(queue, json.loads(raw)["headers"]["task"]) for raw in client.lrange(key, 0, -1)]
     return sorted(found)
+
+
+def _drain(broker_url: str) -> None:
+    client = redis.Redis.from_url(broker_url)
+    for key in client.scan_iter(f"{RUN_PREFIX}*"):
+        if client.type(key) == b"list":
+            client.delete(key)
 
 
 def test_a_video_write_enqueues_indexing_and_recommendations_only_when_it_commits(redis_broker: str) -> None:
@@ -46,14 +54,14 @@ def test_a_video_write_enqueues_indexing_and_recommendations_only_when_it_commit
         ("recommendation", "videos.tasks.recommend_video"),
     ]
     client = redis.Redis.from_url(redis_broker)
-    assert json.loads(client.lrange(redis_priority_key("indexing", 3), 0, -1)[0])["headers"]["argsrepr"] == repr(
-        (video.pk,)
-    )
+    assert json.loads(client.lrange(broker_key(redis_priority_key("indexing", 3)), 0, -1)[0])["headers"][
+        "argsrepr"
+    ] == repr((video.pk,))
 
 
 def test_an_edit_that_does_not_touch_the_searched_text_enqueues_nothing(redis_broker: str) -> None:
     video = video_services.video_create(owner=UserFactory(), title="Cats")
-    redis.Redis.from_url(redis_broker).flushdb()
+    _drain(redis_broker)
     video_services.video_update(video=video, changes={"privacy": "unlisted"})
     assert _queued(redis_broker) == []
     video_services.video_update(video=video, changes={"title": "Dogs"})
@@ -62,12 +70,16 @@ def test_an_edit_that_does_not_touch_the_searched_text_enqueues_nothing(redis_br
 
 def test_a_rolled_back_registration_records_and_sends_no_welcome_email(redis_broker: str) -> None:
     with pytest.raises(Rollback), transaction.atomic():
-        account_services.user_register(username="ghost", email="ghost@example.com", password="a-Long-passw0rd!")
+        account_services.user_register(
+            username="ghost", email="ghost@example.com", password="a-Long-passw0rd!"
+        )
         raise Rollback
     assert _queued(redis_broker) == []
     assert not EmailDelivery.objects.exists()
 
-    user = account_services.user_register(username="real", email="real@example.com", password="a-Long-passw0rd!")
+    user = account_services.user_register(
+        username="real", email="real@example.com", password="a-Long-passw0rd!"
+    )
     assert _queued(redis_broker) == [("email", "accounts.tasks.send_email")]
     delivery = EmailDelivery.objects.get()
     assert (delivery.user_id, delivery.kind, delivery.status) == (user.pk, "welcome", "queued")
@@ -80,6 +92,8 @@ def test_a_broker_that_refuses_the_job_does_not_fail_the_committed_write(setting
         app.conf.broker_transport_options = {"max_retries": 0}
         app.conf.broker_connection_max_retries = 0
         app._after_fork()
-        user = account_services.user_register(username="solo", email="solo@example.com", password="a-Long-passw0rd!")
+        user = account_services.user_register(
+            username="solo", email="solo@example.com", password="a-Long-passw0rd!"
+        )
     # The account exists; its email waits, queued, for the resend job.
     assert EmailDelivery.objects.get(user_id=user.pk).status == "queued"

@@ -3,14 +3,14 @@ and then a high one, the high one runs next."""
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kombu import Connection
 
-from tests.jobs.support import AMQP_URL, app_on_broker, celery_worker
+from tests.jobs.support import AMQP_URL, app_on_broker, celery_worker, unique_key
 from tests.support.processes import wait_until
 from videoplatform.jobs.priorities import Level, priority_for
 from videoplatform.jobs.queues import QUEUE_NAMES
@@ -30,7 +30,7 @@ def _hold_the_worker(app: Any, probe: Any, key: str) -> None:
 def test_redis_high_priority_job_overtakes_queued_low_priority_jobs(
     redis_broker: str, probe: Any, tmp_path: Path
 ) -> None:
-    key = f"order-{uuid.uuid4().hex[:6]}"
+    key = unique_key("order")
     with celery_worker(redis_broker, tmp_path, queues="email,default,recommendation") as worker:
         from videoplatform.celery import app
 
@@ -52,7 +52,7 @@ def test_redis_high_priority_job_overtakes_queued_low_priority_jobs(
 def test_redis_priorities_order_jobs_within_one_queue(redis_broker: str, probe: Any, tmp_path: Path) -> None:
     from videoplatform.celery import app
 
-    key = f"order-{uuid.uuid4().hex[:6]}"
+    key = unique_key("order")
     low, high = priority_for(Level.LOW, redis_broker), priority_for(Level.HIGH, redis_broker)
     with celery_worker(redis_broker, tmp_path, queues="default") as worker:
         _hold_the_worker(app, probe, key)
@@ -72,11 +72,8 @@ def rabbitmq() -> Any:
     def delete_queues() -> None:
         with Connection(AMQP_URL, connect_timeout=5) as connection:
             for name in QUEUE_NAMES:
-                channel = connection.channel()
-                try:
-                    channel.queue_delete(name)
-                except connection.channel_errors:
-                    pass
+                with contextlib.suppress(*connection.channel_errors):
+                    connection.channel().queue_delete(name)
 
     delete_queues()
     with app_on_broker(AMQP_URL) as app:
@@ -87,7 +84,7 @@ def rabbitmq() -> Any:
 def test_rabbitmq_high_priority_job_overtakes_queued_low_priority_jobs(
     rabbitmq: Any, probe: Any, tmp_path: Path
 ) -> None:
-    key = f"order-{uuid.uuid4().hex[:6]}"
+    key = unique_key("order")
     low, high = priority_for(Level.LOW, AMQP_URL), priority_for(Level.HIGH, AMQP_URL)
     with celery_worker(AMQP_URL, tmp_path, queues="default") as worker:
         _hold_the_worker(rabbitmq, probe, key)

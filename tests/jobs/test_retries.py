@@ -3,13 +3,12 @@ as failed, with its error, for staff and in /metrics."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.jobs.support import celery_worker
+from tests.jobs.support import celery_worker, unique_key
 from tests.support.processes import wait_until
 from videoplatform.jobs import stats
 from videoplatform.jobs.models import TaskFailure
@@ -28,11 +27,13 @@ def test_transient_failures_are_retried_with_exponential_backoff_then_succeed_or
 ) -> None:
     from videoplatform.celery import app
 
-    recovers, gives_up = f"flaky-{uuid.uuid4().hex[:6]}", f"broken-{uuid.uuid4().hex[:6]}"
+    recovers, gives_up = unique_key("flaky"), unique_key("broken")
     with celery_worker(redis_broker, tmp_path, queues="indexing") as worker:
         app.send_task(FLAKY, (recovers, 2))
         app.send_task(FLAKY, (gives_up, 99))
-        assert wait_until(lambda: TaskFailure.objects.filter(task_name=FLAKY).exists(), timeout=60), worker.tail()
+        assert wait_until(lambda: TaskFailure.objects.filter(task_name=FLAKY).exists(), timeout=60), (
+            worker.tail()
+        )
         assert wait_until(lambda: _outcomes(FLAKY).get("succeeded") == 1, timeout=30), worker.tail()
 
     # Two failures, then success on the third attempt; backoff 0.2 s, then 0.4 s (base 0.2 here).
@@ -40,7 +41,10 @@ def test_transient_failures_are_retried_with_exponential_backoff_then_succeed_or
     assert len(attempts) == 3
     countdowns = [float(value) for value in probe.lrange(f"{recovers}:countdowns", 0, -1)]
     assert countdowns == [0.2, 0.4]
-    assert all(later - earlier >= wait for earlier, later, wait in zip(attempts, attempts[1:], countdowns, strict=False))
+    assert all(
+        later - earlier >= wait
+        for earlier, later, wait in zip(attempts, attempts[1:], countdowns, strict=False)
+    )
 
     # Indexing allows 3 retries: 4 attempts, then a recorded failure with the error.
     assert probe.llen(f"{gives_up}:attempts") == 4

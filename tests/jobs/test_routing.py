@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.jobs.support import celery_worker
+from tests.jobs.support import app_on_broker, broker_key, celery_worker, unique_key
 from tests.support.processes import wait_until
 from videoplatform.jobs.stats import redis_priority_key
 
@@ -29,27 +28,16 @@ ROUTES = [
 
 
 @pytest.mark.parametrize(("task", "queue", "step"), ROUTES)
-def test_router_gives_each_task_its_queue_and_priority(task: str, queue: str, step: int) -> None:
-    from videoplatform.celery import app
-
-    assert app.amqp.router.route({}, task)["queue"].name == queue
-    with _broker(app, "redis://127.0.0.1:6379/6"):
-        assert app.amqp.router.route({}, task)["priority"] == step
-    with _broker(app, "amqp://guest@127.0.0.1//"):
+def test_routes_give_each_task_its_queue_and_priority(
+    task: str, queue: str, step: int
+) -> None:
+    with app_on_broker("redis://127.0.0.1:6379/6") as app:
+        route = app.amqp.router.route({}, task)
+        assert (route["queue"].name, route["priority"]) == (queue, step)
+    with app_on_broker("amqp://guest@127.0.0.1//") as app:
         # RabbitMQ counts the other way: 9 high, 5 mid, 1 low.
-        assert app.amqp.router.route({}, task)["priority"] == {0: 9, 3: 5, 6: 1}[step]
-
-
-class _broker:
-    def __init__(self, app: Any, url: str) -> None:
-        self.app, self.url = app, url
-
-    def __enter__(self) -> None:
-        self.saved = self.app.conf.broker_url
-        self.app.conf.broker_url = self.url
-
-    def __exit__(self, *exc: Any) -> None:
-        self.app.conf.broker_url = self.saved
+        route = app.amqp.router.route({}, task)
+        assert (route["queue"].name, route["priority"]) == (queue, {0: 9, 3: 5, 6: 1}[step])
 
 
 def test_a_priority_given_by_the_caller_wins() -> None:
@@ -59,7 +47,8 @@ def test_a_priority_given_by_the_caller_wins() -> None:
 
 
 def _waiting(client: Any, queue: str, step: int) -> list[str]:
-    return [json.loads(raw)["headers"]["task"] for raw in client.lrange(redis_priority_key(queue, step), 0, -1)]
+    key = broker_key(redis_priority_key(queue, step))
+    return [json.loads(raw)["headers"]["task"] for raw in client.lrange(key, 0, -1)]
 
 
 def test_messages_wait_in_their_queue_and_priority_list_until_a_worker_of_that_queue_takes_them(
@@ -67,7 +56,7 @@ def test_messages_wait_in_their_queue_and_priority_list_until_a_worker_of_that_q
 ) -> None:
     from videoplatform.celery import app
 
-    key = f"routing-{uuid.uuid4().hex[:6]}"
+    key = unique_key("routing")
     app.send_task("jobstest.tasks.send_probe", (key, "mail"))
     app.send_task("jobstest.tasks.recommend_probe", (key, "related"))
     app.send_task("jobstest.tasks.probe", (key, "other"))
@@ -78,7 +67,9 @@ def test_messages_wait_in_their_queue_and_priority_list_until_a_worker_of_that_q
 
     with celery_worker(redis_broker, tmp_path, queues="email") as worker:
         assert wait_until(lambda: probe.llen(key) == 1, timeout=30), worker.tail()
-        assert wait_until(lambda: broker.hlen("unacked") == 0, timeout=30), worker.tail()  # acknowledged
+        assert wait_until(lambda: broker.hlen(broker_key("unacked")) == 0, timeout=30), (
+            worker.tail()
+        )  # acknowledged
     assert probe.lrange(key, 0, -1) == ["mail|email|0"]
     assert _waiting(broker, "email", 0) == []
     assert _waiting(broker, "recommendation", 6) == ["jobstest.tasks.recommend_probe"]

@@ -3,14 +3,13 @@ no new one: the waiting job stays queued for the next worker."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.jobs.support import celery_worker
+from tests.jobs.support import broker_key, celery_worker, unique_key
 from tests.support.processes import wait_until
 from videoplatform.jobs.stats import redis_priority_key
 
@@ -22,7 +21,7 @@ def test_warm_shutdown_finishes_the_running_job_and_leaves_the_queued_one(
 ) -> None:
     from videoplatform.celery import app
 
-    key = f"shutdown-{uuid.uuid4().hex[:6]}"
+    key = unique_key("shutdown")
     broker = redis.Redis.from_url(redis_broker)
     with celery_worker(redis_broker, tmp_path, queues="default") as worker:
         app.send_task("jobstest.tasks.block", (key,))
@@ -35,5 +34,5 @@ def test_warm_shutdown_finishes_the_running_job_and_leaves_the_queued_one(
 
     assert probe.llen(f"{key}:finished") == 1  # the running job completed
     assert probe.llen(key) == 0  # the waiting one did not start...
-    assert broker.llen(redis_priority_key("default", 3)) == 1  # ...and is still queued
-    assert broker.hlen("unacked") == 0
+    assert broker.llen(broker_key(redis_priority_key("default", 3))) == 1  # ...and is still queued
+    assert broker.hlen(broker_key("unacked")) == 0

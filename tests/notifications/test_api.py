@@ -30,7 +30,11 @@ def make(user: Any, title: str, *, minutes_ago: int = 0, read: bool = False) -> 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/api/notifications"), ("post", "/api/notifications/read-all"), ("post", "/api/notifications/ntf_x/read")],
+    [
+        ("get", "/api/notifications"),
+        ("post", "/api/notifications/read-all"),
+        ("post", "/api/notifications/ntf_x/read"),
+    ],
 )
 def test_the_inbox_needs_a_signed_in_user(api_client: Any, method: str, path: str) -> None:
     response = getattr(api_client, method)(path)
@@ -38,7 +42,9 @@ def test_the_inbox_needs_a_signed_in_user(api_client: Any, method: str, path: st
     assert response.json()["error"]["code"] == "not_authenticated"
 
 
-def test_lists_only_my_notifications_newest_first_in_the_envelope(user: Any, other_user: Any, user_client: Any) -> None:
+def test_lists_only_my_notifications_newest_first_in_the_envelope(
+    user: Any, other_user: Any, user_client: Any
+) -> None:
     make(user, "older", minutes_ago=5)
     make(user, "newer", minutes_ago=1, read=True)
     make(other_user, "not mine")
@@ -111,7 +117,10 @@ def test_the_same_event_makes_one_notification() -> None:
             user_id=user.pk, kind="video_ready", title="Ready", event_key="task:same-job"
         )
     assert Notification.objects.filter(user=user).count() == 1
-    assert notifications.notification_create(user_id="usr_gone", kind="video_ready", title="x", event_key="k") is None
+    assert (
+        notifications.notification_create(user_id="usr_gone", kind="video_ready", title="x", event_key="k")
+        is None
+    )
 
 
 def test_the_schema_describes_the_inbox(api_client: Any) -> None:

@@ -87,7 +87,9 @@ def test_the_welcome_email_reaches_the_server_with_text_and_html(
     assert message["To"] == "marta@example.com"
     assert message["Subject"] == "Welcome to videoplatform, marta"
     assert message.get_content_type() == "multipart/alternative"
-    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.get_payload()}
+    parts = {
+        part.get_content_type(): part.get_payload(decode=True).decode() for part in message.get_payload()
+    }
     assert 'Your account "marta" is ready' in parts["text/plain"]
     assert "<strong>marta</strong>" in parts["text/html"]
     assert wait_until(lambda: EmailDelivery.objects.get().status == "sent", timeout=10)
@@ -110,7 +112,9 @@ def test_a_failing_server_is_retried_five_times_then_the_email_is_recorded_faile
     assert mailbox.messages == []
 
 
-def test_a_refused_recipient_is_not_retried(mail_worker: Any, smtp: tuple[Mailbox, int], api_client: Any) -> None:
+def test_a_refused_recipient_is_not_retried(
+    mail_worker: Any, smtp: tuple[Mailbox, int], api_client: Any
+) -> None:
     mailbox, _ = smtp
     mailbox.mode = "refuse"
     register(api_client, "olga")

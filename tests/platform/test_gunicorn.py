@@ -34,14 +34,16 @@ def test_metrics_are_summed_over_every_worker(tmp_path: Path):
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
     with gunicorn(env, workers=3) as url:
-        before = _counter(http_get(f"{url}/metrics")[1].decode(), "health")
+        # A route nothing else calls (probes from the fixture may still be in flight).
+        target = f"{url}/api/only-this-test"
+        before = _counter(http_get(f"{url}/metrics")[1].decode(), "unmatched")
         with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(lambda _: http_get(f"{url}/health")[0], range(150)))
-        assert statuses == [200] * 150
+            statuses = list(pool.map(lambda _: http_get(target)[0], range(150)))
+        assert statuses == [404] * 150
         status, body = http_get(f"{url}/metrics")
         assert status == 200
         # The readiness probe made one more request; every worker's samples are in the sum.
-        assert _counter(body.decode(), "health") - before == 150
+        assert _counter(body.decode(), "unmatched") - before == 150
         assert len(list(metrics_dir.glob("counter_*.db"))) >= 2, "requests should spread over workers"
 
 

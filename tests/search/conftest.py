@@ -1,10 +1,9 @@
-from tests.jobs.conftest import probe, redis_broker  # noqa: F401 - shared fixtures
-
 from typing import Any
 
 import pytest
 
 from tests.conftest import login_client
+from tests.jobs.conftest import probe, redis_broker  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture

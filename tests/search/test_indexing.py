@@ -23,11 +23,15 @@ def found(client: Any, query: str) -> list[str]:
     return [item["id"] for item in client.get("/api/search", {"q": query}).json()["data"]]
 
 
-def test_create_update_delete_through_the_api_reach_search(redis_broker: str, tmp_path: Path, api_client: Any) -> None:
+def test_create_update_delete_through_the_api_reach_search(
+    redis_broker: str, tmp_path: Path, api_client: Any
+) -> None:
     owner = login_client(UserFactory())
     with celery_worker(redis_broker, tmp_path, queues="indexing,recommendation") as worker:
         created = owner.post(
-            "/api/videos", {"title": "Alpine marmots", "tags": ["wildlife"], "description": "Filmed in spring."}, format="json"
+            "/api/videos",
+            {"title": "Alpine marmots", "tags": ["wildlife"], "description": "Filmed in spring."},
+            format="json",
         )
         assert created.status_code == 201
         video_id = created.json()["id"]
@@ -35,7 +39,9 @@ def test_create_update_delete_through_the_api_reach_search(redis_broker: str, tm
         assert wait_until(lambda: found(api_client, "marmot") == [video_id], timeout=30), worker.tail()
         assert found(api_client, "wildlife") == [video_id]
 
-        assert owner.patch(f"/api/videos/{video_id}", {"title": "Alpine ibex"}, format="json").status_code == 200
+        assert (
+            owner.patch(f"/api/videos/{video_id}", {"title": "Alpine ibex"}, format="json").status_code == 200
+        )
         assert wait_until(lambda: found(api_client, "ibex") == [video_id], timeout=30), worker.tail()
         assert found(api_client, "marmot") == []
 

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from streaming.models import WatchEvent
 from tests.conftest import login_client
 from tests.factories import UserFactory, VideoFactory
+from tests.jobs.support import broker_key
 from videos import recommendations
 from videos.models import RelatedVideos, Video
 from videos.search import search_index_update
@@ -92,7 +93,9 @@ def test_an_invisible_video_has_no_recommendations_to_show(api_client: Any) -> N
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_reads_are_paginated_and_served_from_the_cache(api_client: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_reads_are_paginated_and_served_from_the_cache(
+    api_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     base = ready("Birds of prey", ["birds"])
     others = [ready(f"Birds {index}", ["birds"]) for index in range(3)]
     recommendations.related_update(video_id=base.pk)
@@ -114,10 +117,15 @@ def test_reads_are_paginated_and_served_from_the_cache(api_client: Any, django_c
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_video_not_computed_yet_answers_empty_and_queues_its_job_once(redis_broker: str, api_client: Any) -> None:
+def test_a_video_not_computed_yet_answers_empty_and_queues_its_job_once(
+    redis_broker: str, api_client: Any
+) -> None:
     video = ready("Brand new", ["new"])
     assert related(api_client, video) == []
     assert related(api_client, video) == []
     broker = redis.Redis.from_url(redis_broker)
-    queued = [json.loads(raw)["headers"]["task"] for raw in broker.lrange("recommendation\x06\x166", 0, -1)]
+    queued = [
+        json.loads(raw)["headers"]["task"]
+        for raw in broker.lrange(broker_key("recommendation\x06\x166"), 0, -1)
+    ]
     assert queued == ["videos.tasks.recommend_video"]

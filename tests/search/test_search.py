@@ -36,7 +36,13 @@ def test_title_matches_rank_above_tags_above_descriptions(api_client: Any) -> No
 
     response = api_client.get("/api/search?q=volcano")
     assert titles(response) == [titled.title, tagged.title, described.title]  # stemming: volcanoes
-    assert response.json()["pagination"] == {"total": 3, "page": 1, "limit": 20, "total_pages": 1, "has_more": False}
+    assert response.json()["pagination"] == {
+        "total": 3,
+        "page": 1,
+        "limit": 20,
+        "total_pages": 1,
+        "has_more": False,
+    }
 
 
 def test_web_search_syntax_phrases_and_exclusions(api_client: Any) -> None:
@@ -69,7 +75,14 @@ def test_field_selection_and_pages(api_client: Any) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("", "q"), ("?q=", "q"), ("?q=%20%20", "q"), ("?q=" + "a" * 201, "q"), ("?q=x&limit=0", "limit"), ("?q=x&fields=nope", "fields")],
+    [
+        ("", "q"),
+        ("?q=", "q"),
+        ("?q=%20%20", "q"),
+        ("?q=" + "a" * 201, "q"),
+        ("?q=x&limit=0", "limit"),
+        ("?q=x&fields=nope", "fields"),
+    ],
 )
 def test_bad_queries_are_a_clear_400(api_client: Any, query: str, field: str) -> None:
     response = api_client.get(f"/api/search{query}")
@@ -101,9 +114,15 @@ def test_without_full_text_search_every_word_must_appear_ranked_by_where(
 ) -> None:
     """The embedded SQLite default: a case-insensitive substring match."""
     monkeypatch.setattr(search, "full_text_available", lambda alias=None: False)
-    in_description = VideoFactory(status="ready", title="A day out", tags=[], description="Seals on the beach")
+    in_description = VideoFactory(
+        status="ready", title="A day out", tags=[], description="Seals on the beach"
+    )
     in_tags = VideoFactory(status="ready", title="Coast", tags=["seals", "beach"], description="")
     in_title = VideoFactory(status="ready", title="Beach SEALS", tags=[], description="")
     VideoFactory(status="ready", title="Seals only", tags=[], description="")
     VideoFactory(status="ready", title="Seals beach", privacy=Video.Privacy.PRIVATE)
-    assert titles(api_client.get("/api/search?q=seals beach")) == [in_title.title, in_tags.title, in_description.title]
+    assert titles(api_client.get("/api/search?q=seals beach")) == [
+        in_title.title,
+        in_tags.title,
+        in_description.title,
+    ]

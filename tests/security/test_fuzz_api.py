@@ -61,6 +61,11 @@ FUZZ_SETTINGS = hypothesis_settings(
 
 
 @pytest.fixture(autouse=True)
+def _private_media(media_storage: Any) -> None:
+    """Whatever a fuzzed upload manages to store lands in a folder of the test's own."""
+
+
+@pytest.fixture(autouse=True)
 def _keep_test_connection() -> Any:
     """As Django's test client does: a request must not close the test's transaction's connection."""
     signals.request_started.disconnect(close_old_connections)

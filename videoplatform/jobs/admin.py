@@ -31,7 +31,9 @@ class ScheduledRunAdmin(ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             return self._run_now(request)
         runs = {run.name: run for run in ScheduledRun.objects.all()}
@@ -49,7 +51,7 @@ class ScheduledRunAdmin(ReadOnlyAdmin):
             "report": report,
             "queues": queues,
             "failures_url": reverse("admin:jobs_taskfailure_changelist"),
-            "can_run": request.user.has_perm("jobs.view_scheduledrun") and request.user.is_superuser,
+            "can_run": request.user.is_superuser,
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/jobs/schedule.html", context)
@@ -68,7 +70,15 @@ class ScheduledRunAdmin(ReadOnlyAdmin):
 
 @admin.register(TaskFailure)
 class TaskFailureAdmin(ReadOnlyAdmin):
-    list_display = ("failed_at", "task_name", "queue", "exception_type", "short_message", "retries", "task_id")
+    list_display = (
+        "failed_at",
+        "task_name",
+        "queue",
+        "exception_type",
+        "short_message",
+        "retries",
+        "task_id",
+    )
     list_filter = ("queue", "task_name", "exception_type")
     search_fields = ("task_id", "task_name", "message")
     date_hierarchy = "failed_at"

@@ -23,7 +23,7 @@ def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     def publish() -> None:
         try:
             task.apply_async(args, kwargs)
-        except Exception:  # noqa: BLE001 - the write stands; the job is logged as lost
+        except Exception:
             logger.exception("could not enqueue %s; the broker refused it", task.name)
 
     transaction.on_commit(publish)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
-from .priorities import Level
+from .priorities import Level, priority_for
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,21 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("*.tasks.recommend_*", "recommendation"),
 )
 DEFAULT_QUEUE = "default"
+
+
+def routes_for(broker_url: str | None) -> dict[str, dict[str, Any]]:
+    """Celery's ``task_routes``: each pattern's queue and that queue's priority on this broker,
+    and a catch-all so that no task goes without a priority (on Redis an unset one would land
+    in the top bucket). A ``priority=`` given to ``apply_async`` still wins."""
+    routes: dict[str, dict[str, Any]] = {
+        pattern: {"queue": queue, "priority": priority_for(POLICIES[queue].level, broker_url)}
+        for pattern, queue in ROUTES
+    }
+    routes["*"] = {
+        "queue": DEFAULT_QUEUE,
+        "priority": priority_for(POLICIES[DEFAULT_QUEUE].level, broker_url),
+    }
+    return routes
 
 
 def queue_for(task_name: str) -> str:

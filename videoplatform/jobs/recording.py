@@ -49,7 +49,7 @@ def queue_of(task: Any, request: Any = None) -> str:
 def _count(task: Any, outcome: str, request: Any = None) -> None:
     try:
         stats.outcome_record(queue=queue_of(task, request), task=str(task.name), outcome=outcome)
-    except Exception:  # noqa: BLE001 - counting must never fail a task
+    except Exception:
         logger.warning("could not count a task outcome", exc_info=True)
 
 
@@ -84,7 +84,7 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
                 "last_status": ScheduledRun.Status.RUNNING,
             },
         )
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not record the start of scheduled job %s", entry, exc_info=True)
 
 
@@ -118,7 +118,7 @@ def on_task_postrun(
             changes["failures"] = F("failures") + 1
     try:
         ScheduledRun.objects.filter(name=entry).update(**changes)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not record the end of scheduled job %s", entry, exc_info=True)
 
 
@@ -159,7 +159,7 @@ def on_task_failure(
             retries=int(getattr(request, "retries", 0) or 0),
             worker=str(getattr(request, "hostname", "") or ""),
         )
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not record the failure of task %s", task_id, exc_info=True)
 
 
@@ -168,7 +168,7 @@ def on_task_rejected(message: Any = None, exc: Any = None, **kwargs: Any) -> Non
         name = (getattr(message, "headers", None) or {}).get("task", "unknown")
         queue = (getattr(message, "delivery_info", None) or {}).get("routing_key") or queue_for(name)
         stats.outcome_record(queue=str(queue), task=str(name), outcome="rejected")
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not count a rejected task", exc_info=True)
 
 

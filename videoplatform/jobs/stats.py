@@ -101,7 +101,7 @@ def redis_priority_key(queue: str, step: int) -> str:
     return f"{queue}{REDIS_PRIORITY_SEP}{step}" if step else queue
 
 
-def _redis_depths(url: str, queues: tuple[str, ...]) -> QueueReport:
+def _redis_depths(url: str, queues: tuple[str, ...], prefix: str = "") -> QueueReport:
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT)
@@ -109,8 +109,8 @@ def _redis_depths(url: str, queues: tuple[str, ...]) -> QueueReport:
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:
                 for step in REDIS_PRIORITY_STEPS:
-                    pipe.llen(redis_priority_key(queue, step))
-            pipe.hlen(REDIS_UNACKED_KEY)
+                    pipe.llen(prefix + redis_priority_key(queue, step))
+            pipe.hlen(prefix + REDIS_UNACKED_KEY)
             values = pipe.execute()
     finally:
         client.close()
@@ -157,7 +157,8 @@ def queue_depths(queues: tuple[str, ...] = QUEUE_NAMES) -> QueueReport:
     kind = broker_kind(url)
     try:
         if kind == "redis" and not url.startswith("sentinel"):
-            return _redis_depths(url, queues)
+            prefix = str((app.conf.broker_transport_options or {}).get("global_keyprefix") or "")
+            return _redis_depths(url, queues, prefix)
         if kind == "amqp":
             return _amqp_depths(url, queues)
         if kind == "filesystem":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -21,7 +21,9 @@ from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, ProbeFailed
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
+from videoplatform.api.negotiation import CachedContentNegotiation
 from videoplatform.api.pagination import envelope, page_params
+from videoplatform.api.rendering import bodies, freeze
 from videoplatform.api.schema import (
     ERROR_RESPONSES,
     FIELDS_PARAMETER,
@@ -47,6 +49,22 @@ from .uploads import FILE_FIELD, prepare_multipart, receive_body, too_large
 
 def _render(videos: Any, fields: list[str] | None, many: bool = False) -> Any:
     return VideoSerializer(videos, many=many, context={"fields": fields}).data
+
+
+def _shown(video: Any, fields: list[str] | None) -> tuple[Hashable, ...]:
+    """What the serializer shows of ``video``: the values it reads, as a rendered body's key."""
+    values: list[Hashable] = []
+    for name in fields or VIDEO_FIELDS:
+        if name == "owner":
+            owner = video.owner
+            values.append((owner.pk, owner.username, owner.display_name))
+        else:
+            values.append(freeze(getattr(video, name)))
+    return tuple(values)
+
+
+def _fields_key(fields: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(fields) if fields is not None else None
 
 
 UNPROCESSABLE = OpenApiResponse(
@@ -167,6 +185,8 @@ def create_schema(operation_id: str) -> Any:
 
 
 class VideoListView(VideoCreateMixin, APIView):
+    content_negotiation_class = CachedContentNegotiation
+
     @extend_schema(
         operation_id="videos_list",
         summary="The public feed, newest first",
@@ -178,7 +198,9 @@ class VideoListView(VideoCreateMixin, APIView):
         params = page_params(request)
         fields = requested_fields(request, VIDEO_FIELDS)
         videos, total = selectors.video_list_public(viewer=request.user, params=params, fields=fields)
-        return Response(envelope(_render(videos, fields, many=True), params, total))
+        # A page rendered before with the same rows shows the same bytes (no serializer run).
+        key = ("feed", params.page, params.limit, total, _fields_key(fields), *(_shown(v, fields) for v in videos))
+        return Response(bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total)))
 
     @create_schema("videos_create")
     def post(self, request: Request) -> Response:
@@ -194,6 +216,8 @@ class VideoCreateView(VideoCreateMixin, APIView):
 
 
 class VideoDetailView(APIView):
+    content_negotiation_class = CachedContentNegotiation
+
     @extend_schema(
         operation_id="videos_get",
         summary="A video",
@@ -204,7 +228,9 @@ class VideoDetailView(APIView):
     def get(self, request: Request, video_id: str) -> Response:
         fields = requested_fields(request, VIDEO_FIELDS)
         video = selectors.video_get(video_id=video_id, viewer=request.user, fields=fields)
-        return Response(_render(video, fields))
+        # The selector decided visibility; a video shown before with the same values is the same body.
+        key = ("video", _fields_key(fields), _shown(video, fields))
+        return Response(bodies().body(key, lambda: _render(video, fields)))
 
     @extend_schema(
         operation_id="videos_update",
@@ -233,6 +259,8 @@ class VideoDetailView(APIView):
 
 
 class UserVideoListView(APIView):
+    content_negotiation_class = CachedContentNegotiation
+
     @extend_schema(
         operation_id="users_videos_list",
         summary="A user's videos, newest first (the owner also sees private and unlisted ones)",
@@ -250,7 +278,8 @@ class UserVideoListView(APIView):
         videos, total = selectors.video_list_for_user(
             user_id=user_id, viewer=request.user, params=params, fields=fields
         )
-        return Response(envelope(_render(videos, fields, many=True), params, total))
+        key = ("videos", params.page, params.limit, total, _fields_key(fields), *(_shown(v, fields) for v in videos))
+        return Response(bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total)))
 
 
 class VideoUploadView(APIView):

@@ -1,0 +1,603 @@
+"""Runs the performance harness; see bench/perf/__init__.py and docs/performance.md.
+
+    .venv/bin/python -m bench.perf                 # full run, about 12 minutes
+    .venv/bin/python -m bench.perf --quick         # about 4 minutes: shorter phases, no ablations
+    .venv/bin/python -m bench.perf --update-docs   # also writes the figures into docs/performance.md
+
+It prints figures and asserts nothing about timings; the exit status is 0 unless the harness
+itself failed (a server that would not start, wrk missing and not installable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from . import load, profiles, report, seed, stack
+from .load import ENDPOINTS, Catalogue, LoadResult, Requests
+from .stack import ROOT, Server, Services
+
+DOC = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- bench.perf:begin -->", "<!-- bench.perf:end -->"
+SKIP_HEADERS = {"date", "server", "connection", "transfer-encoding", "keep-alive"}
+FLOOR_TARGETS = {"detail": 0.60, "plans": 0.60, "feed": 0.40}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=45, help="each mix run (paced, saturation)")
+    parser.add_argument("--endpoint-seconds", type=float, default=8, help="each floor/app run per endpoint")
+    parser.add_argument("--rounds", type=int, default=3, help="floor/app rounds per endpoint")
+    parser.add_argument(
+        "--connections", type=int, default=16, help="keep-alive connections (one wrk thread each)"
+    )
+    parser.add_argument("--rate", type=float, default=1000, help="the paced mix's req/s (the HPA target)")
+    parser.add_argument(
+        "--workers", help="GUNICORN_WORKERS for the app and the floor (default: the config's)"
+    )
+    parser.add_argument("--threads", help="GUNICORN_THREADS (default: the config's)")
+    parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
+    parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure each optimisation off and on (default: on unless --quick)")  # fmt: skip
+    parser.add_argument(
+        "--update-docs", action="store_true", help="write the figures into docs/performance.md"
+    )
+    parser.add_argument("--out", default=str(ROOT / "var" / "perf"), help="where reports are written")
+    parser.add_argument("--database", default="vp_perf")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.endpoint_seconds, args.rounds = (
+            min(args.seconds, 20),
+            min(args.endpoint_seconds, 5),
+            2,
+        )
+    if args.ablations is None:
+        args.ablations = not args.quick
+    return args
+
+
+def machine_info(wrk: str, services: Services) -> dict[str, Any]:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    os_name = platform.platform(terse=True)
+    with stack.contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_kib / 1024 / 1024,
+        "os": os_name,
+        "python": platform.python_version(),
+        "postgresql": stack.psql(services.url(services.primary, "postgres"), "SHOW server_version")[0][
+            0
+        ].split()[0],
+        "redis": redis.Redis.from_url(services.redis).info("server")["redis_version"],
+        "wrk": wrk_version[1] if len(wrk_version) > 1 else "?",
+        "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+    }
+
+
+def argon2_hash(env: dict[str, str]) -> Any:
+    def make(password: str) -> str:
+        code = f"from django.contrib.auth.hashers import make_password; print(make_password({password!r}))"
+        return stack.manage(env, "shell", "-c", code).strip().splitlines()[-1]
+
+    return make
+
+
+def reset_run_state(services: Services) -> None:
+    """Rows earlier runs wrote (videos created, tokens from logins, plays) and the Redis
+    databases of the cache and the broker: every run starts from the same state."""
+    url = services.url(services.primary)
+    marker = "Uploaded during a load test.%"
+    stack.psql(
+        url,
+        "DELETE FROM streaming_mediafile WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        [marker],
+    )
+    stack.psql(
+        url,
+        "DELETE FROM videos_videosearchdocument WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        [marker],
+    )
+    stack.psql(
+        url,
+        "DELETE FROM videos_relatedvideos WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        [marker],
+    )
+    stack.psql(url, "DELETE FROM videos_video WHERE description LIKE %s", [marker])
+    stack.psql(url, "DELETE FROM accounts_authtoken WHERE user_agent <> 'perf'")
+    stack.psql(url, "TRUNCATE streaming_watchevent")
+    for db_url in (services.redis, services.broker):
+        redis.Redis.from_url(db_url).flushdb()
+
+
+def capture(server: Server, path: str) -> dict[str, Any]:
+    status, headers, body = server.get(path, headers={"Accept-Encoding": "gzip, br"})
+    if status != 200:
+        raise SystemExit(f"{path} answered {status}: {body[:300]!r}")
+    reason = {200: "200 OK"}[status]
+    kept = [[name, value] for name, value in headers if name.lower() not in SKIP_HEADERS]
+    return {"status": reason, "headers": kept, "body": base64.b64encode(body).decode(), "bytes": len(body)}
+
+
+def endpoint_lines(requests: Requests, name: str, count: int = 4000) -> list[str]:
+    # Warm endpoints: a hot set every worker has cached (500 videos, the first 5 feed pages).
+    return requests.single(name, count, hot={"detail": 500, "feed": 5}.get(name))
+
+
+def measure(server: Server, wrk: str, lines: list[str], label: str, seconds: float, args: argparse.Namespace,
+            workdir: Path, rate: float = 0.0, connections: int | None = None) -> LoadResult:  # fmt: skip
+    return load.run_wrk(
+        wrk, server.base_url, lines, label=label, seconds=seconds, connections=connections or args.connections,
+        workdir=workdir, rate=rate, server_cpu=server.cpu_seconds,
+    )  # fmt: skip
+
+
+def floor_comparison(app: Server, floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
+                     workdir: Path, names: tuple[str, ...] = ("detail", "plans", "feed")) -> dict[str, Any]:  # fmt: skip
+    rows = []
+    for name in names:
+        lines = endpoint_lines(requests, name)
+        floor_runs, app_runs = [], []
+        measure(app, wrk, lines, f"warm-{name}", 2, args, workdir)
+        for round_index in range(args.rounds):
+            floor_runs.append(
+                measure(
+                    floor, wrk, lines, f"floor-{name}-{round_index}", args.endpoint_seconds, args, workdir
+                )
+            )
+            app_runs.append(
+                measure(app, wrk, lines, f"app-{name}-{round_index}", args.endpoint_seconds, args, workdir)
+            )
+        ratios = [a.rps / f.rps for a, f in zip(app_runs, floor_runs, strict=True) if f.rps]
+        ratio = statistics.median(ratios) if ratios else 0.0
+        app_errors = sum(run.errors for run in app_runs)
+        rows.append({
+            "endpoint": name,
+            "floor_rps": statistics.median(run.rps for run in floor_runs),
+            "app_rps": statistics.median(run.rps for run in app_runs),
+            "ratio": ratio,
+            "ratio_min": min(ratios, default=0.0),
+            "ratio_max": max(ratios, default=0.0),
+            "ratios": [round(r, 3) for r in ratios],
+            "app_p50_ms": statistics.median(run.endpoints[name].p50 for run in app_runs),
+            "app_p99_ms": max(run.endpoints[name].p99 for run in app_runs),
+            "app_errors": app_errors,
+            "target": FLOOR_TARGETS.get(name, 0.0),
+            "ok": ratio >= FLOOR_TARGETS.get(name, 0.0) and app_errors == 0,
+        })  # fmt: skip
+        print(f"  {name:<7} floor {rows[-1]['floor_rps']:7,.0f} req/s  app {rows[-1]['app_rps']:7,.0f} req/s  "
+              f"ratio {100 * ratio:4.0f} % (rounds: {', '.join(f'{100 * r:.0f} %' for r in ratios)})")  # fmt: skip
+    return {
+        "rounds": args.rounds,
+        "seconds": args.endpoint_seconds,
+        "connections": args.connections,
+        "endpoints": rows,
+    }
+
+
+def during_mix(
+    before: stack.Samples, after: stack.Samples, seconds: float, xacts: dict[str, float]
+) -> dict[str, Any]:
+    counts = stack.delta(after, before, "http_request_db_queries_count")
+    sums = stack.delta(after, before, "http_request_db_queries_sum")
+    db_seconds = stack.delta(after, before, "http_request_db_seconds_sum")
+    rows = []
+    for labels, count in sorted(counts.items(), key=lambda item: -item[1]):
+        label = dict(labels)
+        if not label.get("view", "").startswith("api/"):
+            continue
+        rows.append({
+            "method": label["method"], "view": label["view"], "requests": int(count),
+            "queries": sums.get(labels, 0.0) / count, "db_ms": 1000 * db_seconds.get(labels, 0.0) / count,
+        })  # fmt: skip
+    lookups = stack.delta(after, before, "cache_requests_total")
+    loads = stack.delta(after, before, "cache_loads_total")
+    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for labels, value in lookups.items():
+        label = dict(labels)
+        per_kind[label["kind"]][f"{label['tier']}_{label['result']}"] += value
+    cache_rows = []
+    for kind, values in sorted(per_kind.items()):
+        l1_total = values["l1_hit"] + values["l1_miss"]
+        l2_total = values["l2_hit"] + values["l2_miss"] + values["l2_stale"]
+        cache_rows.append({
+            "kind": kind,
+            "l1_hit": values["l1_hit"] / l1_total if l1_total else None,
+            "l2_hit": (values["l2_hit"] + values["l2_stale"]) / l2_total if l2_total else None,
+            "lookups": int(l1_total or l2_total),
+            "loads": int(sum(v for labels, v in loads.items() if dict(labels).get("kind") == kind)),
+        })  # fmt: skip
+    statements = stack.delta(after, before, "db_queries_total")
+    by_alias: dict[str, float] = defaultdict(float)
+    for labels, value in statements.items():
+        label = dict(labels)
+        if label.get("kind") != "other":
+            by_alias[label["alias"]] += value
+    return {
+        "queries_per_request": rows,
+        "cache": cache_rows,
+        "database": {
+            "primary_xact_per_s": xacts["primary"] / seconds,
+            "replica_xact_per_s": xacts["replica"] / seconds,
+            "statements_per_s": sum(by_alias.values()) / seconds,
+            "statements_by_alias": ", ".join(
+                f"{alias} {value / seconds:,.0f}/s" for alias, value in sorted(by_alias.items())
+            ),
+        },
+    }
+
+
+def login_benchmark(app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path,
+                    env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    lines = requests.single("login", 2000)
+    levels = []
+    for concurrency in (1, 2, 4, 8):
+        run = measure(app, wrk, lines, f"login-{concurrency}", max(6.0, args.endpoint_seconds), args, workdir,
+                      connections=concurrency)  # fmt: skip
+        stats = run.endpoints["login"]
+        levels.append({
+            "concurrency": concurrency, "rps": stats.rps, "p50_ms": stats.p50, "p95_ms": stats.p95,
+            "p99_ms": stats.p99, "errors": stats.errors, "ok": stats.p50 <= 150 and stats.p95 <= 300 and not stats.errors,
+        })  # fmt: skip
+        print(
+            f"  {concurrency} concurrent logins: {stats.rps:5.1f}/s  P50 {stats.p50:6.1f} ms  P95 {stats.p95:6.1f} ms"
+        )
+    argon2 = {
+        "time_cost": int(env.get("ARGON2_TIME_COST", "2")),
+        "memory_kib": int(env.get("ARGON2_MEMORY_COST_KIB", "19456")),
+        "parallelism": int(env.get("ARGON2_PARALLELISM", "1")),
+    }
+    return {"argon2": argon2, "levels": levels}
+
+
+def baseline_tree(workdir: Path) -> Path | None:
+    """The committed code (HEAD) unpacked beside the working tree: the "before" of every optimisation."""
+    target = workdir / "baseline"
+    archive = workdir / "baseline.tar"
+    result = subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT,  # noqa: S607
+                            capture_output=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def ablations(base_env: dict[str, str], floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
+              workdir: Path) -> list[dict[str, Any]]:  # fmt: skip
+    """Each optimisation switched off in turn, measured against the floor on the same endpoints."""
+    variants: list[tuple[str, str, dict[str, str], Path | None]] = []
+    baseline = baseline_tree(workdir)
+    if baseline is not None:
+        variants.append(("before (HEAD)", "the committed code, default gunicorn layout", {}, baseline))
+    variants += [
+        ("no bytes cache", "DRF serializes every warm answer", {"PERF_DISABLE": "bytes_cache"}, None),
+        (
+            "no orjson",
+            "DRF's JSONRenderer and JSONParser (and no bytes cache)",
+            {"PERF_DISABLE": "bytes_cache,orjson"},
+            None,
+        ),
+        ("after", "everything on (as shipped)", {}, None),
+    ]
+    rows = []
+    for name, what, overrides, tree in variants:
+        env = dict(base_env)
+        env.update(overrides)
+        if overrides.get("PERF_DISABLE"):
+            env["DJANGO_SETTINGS_MODULE"] = "bench.perf.variant_settings"
+        server = Server(f"variant {name}", env)
+        if tree is not None:
+            server.cwd = tree
+            env["PYTHONPATH"] = str(tree)
+        print(f"ablation: {name}")
+        with stack.running(server):
+            comparison = floor_comparison(server, floor, wrk, requests, args, workdir)
+        rows.append({
+            "variant": name, "what": what,
+            "rps": {row["endpoint"]: row["app_rps"] for row in comparison["endpoints"]},
+            "ratio": {row["endpoint"]: row["ratio"] for row in comparison["endpoints"]},
+            "floor_rps": {row["endpoint"]: row["floor_rps"] for row in comparison["endpoints"]},
+        })  # fmt: skip
+    return rows
+
+
+def targets(rep: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    paced = rep.get("mix_paced")
+    if paced:
+        inside = all(
+            stats["p95_ms"] <= ENDPOINTS[name][2][1]  # type: ignore[index]
+            for name, stats in paced["endpoints"].items()
+            if ENDPOINTS.get(name, (0, 0, None))[2] is not None
+        )
+        sustained = paced["rps"] >= 0.98 * args.rate
+        rows.append({
+            "what": "the source's endpoint mix",
+            "target": f"≥ {args.rate:,.0f} req/s, every P95 inside its target, 0 errors",
+            "measured": f"{paced['rps']:,.0f} req/s paced; P95 {'all inside' if inside else 'NOT all inside'}; "
+                        f"{paced['errors']} errors; saturation {rep['mix_saturation']['rps']:,.0f} req/s",
+            "ok": sustained and inside and paced["errors"] == 0,
+        })  # fmt: skip
+    floor = {row["endpoint"]: row for row in rep.get("floor", {}).get("endpoints", [])}
+    labels = {"detail": "warm `GET /api/videos/{id}`", "plans": "`GET /api/subscriptions/plans`",
+              "feed": "`GET /api/videos` (20 items, warm)"}  # fmt: skip
+    for name, label in labels.items():
+        row = floor.get(name)
+        if not row:
+            continue
+        extra = f", P99 {row['app_p99_ms']:.0f} ms" if name == "detail" else ""
+        ok = row["ok"] and (name != "detail" or row["app_p99_ms"] <= 250)
+        rows.append({
+            "what": label,
+            "target": f"≥ {100 * row['target']:.0f} % of the floor" + (", P99 ≤ 250 ms" if name == "detail" else ""),
+            "measured": f"{100 * row['ratio']:.0f} % ({row['app_rps']:,.0f} / {row['floor_rps']:,.0f} req/s){extra}",
+            "ok": ok,
+        })  # fmt: skip
+    for name, limit in (("stream", 200), ("create", 400)):
+        if paced and name in paced["endpoints"]:
+            p95 = paced["endpoints"][name]["p95_ms"]
+            rows.append({
+                "what": f"`{load.PATHS[name]}`", "target": f"P95 ≤ {limit} ms at the mix load",
+                "measured": f"P95 {p95:.1f} ms at {paced['rps']:,.0f} req/s", "ok": p95 <= limit,
+            })  # fmt: skip
+    during = rep.get("during_mix")
+    if during:
+        per_view = {f"{row['method']} {row['view']}": row["queries"] for row in during["queries_per_request"]}
+        warm = [
+            per_view.get("GET api/subscriptions/plans"),
+        ]
+        rows.append({
+            "what": "queries per request",
+            "target": "constant in page size; 0 for warm detail and plans",
+            "measured": rep.get("queries_check", "–"),
+            "ok": rep.get("queries_ok"),
+        })  # fmt: skip
+        del warm
+    login = rep.get("login")
+    if login:
+        two = next((row for row in login["levels"] if row["concurrency"] == 2), None)
+        if two:
+            rows.append({
+                "what": "`POST /api/auth/login` (login benchmark, 2 concurrent = the cores)",
+                "target": "P50 ≤ 150 ms, P95 ≤ 300 ms",
+                "measured": f"P50 {two['p50_ms']:.0f} ms, P95 {two['p95_ms']:.0f} ms, {two['rps']:.1f} logins/s",
+                "ok": two["ok"],
+            })  # fmt: skip
+    return rows
+
+
+def queries_check(app: Server, requests: Requests) -> tuple[str, bool]:
+    """SQL per request for warm detail and plans (should be 0) and for feed pages of 5 and 50 rows
+    when not cached (should be the same), from the app's own histogram."""
+    results: dict[str, float] = {}
+
+    def per_request(path: str, view: str, repeat: int) -> float:
+        before = app.scrape()
+        for _ in range(repeat):
+            app.get(path)
+        after = app.scrape()
+        key = (("method", "GET"), ("view", view))
+        count = after.get(("http_request_db_queries_count", key), 0) - before.get(
+            ("http_request_db_queries_count", key), 0
+        )
+        total = after.get(("http_request_db_queries_sum", key), 0) - before.get(
+            ("http_request_db_queries_sum", key), 0
+        )
+        return total / count if count else float("nan")
+
+    video = requests.catalogue.visible[0]
+    for _ in range(6):  # every worker has it in its L1
+        app.get(f"/api/videos/{video}")
+        app.get("/api/subscriptions/plans")
+    results["detail (warm)"] = per_request(f"/api/videos/{video}", "api/videos/<str:video_id>", 20)
+    results["plans (warm)"] = per_request("/api/subscriptions/plans", "api/subscriptions/plans", 20)
+    # Pages never asked for before: every one is a cache miss, read from the database.
+    results["feed, 5 per page (cold)"] = per_request("/api/videos?limit=5&page=901", "api/videos", 1)
+    results["feed, 50 per page (cold)"] = per_request("/api/videos?limit=50&page=91", "api/videos", 1)
+    ok = (
+        results["detail (warm)"] == 0
+        and results["plans (warm)"] == 0
+        and results["feed, 5 per page (cold)"] == results["feed, 50 per page (cold)"]
+    )
+    text = "; ".join(f"{name} {value:.2f}" for name, value in results.items())
+    return text, ok
+
+
+def update_docs(markdown: str) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+    print(f"docs: wrote the figures into {DOC.relative_to(ROOT)}")
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.monotonic()
+    services = Services(database=args.database)
+    replica = not args.no_replica
+    stack.ensure_services(services, replica=replica)
+    wrk = stack.ensure_wrk()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(args.out) / stamp
+    workdir = Path(tempfile.mkdtemp(prefix="vp-perf-run-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rep: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench.perf " + " ".join(sys.argv[1:]),
+        "machine": machine_info(wrk, services),
+    }
+    s3 = stack.s3_bucket(services, "vp-perf")
+    overrides = {
+        key: value
+        for key, value in (("GUNICORN_WORKERS", args.workers), ("GUNICORN_THREADS", args.threads))
+        if value
+    }
+    env = stack.production_env(services, replica=replica, s3=s3, overrides=overrides)
+    stack.create_database(services)
+    print("migrate: through the direct (unpooled) alias")
+    stack.manage(env, "migrate", "--no-input", "-v0")
+    spec = seed.SeedSpec()
+    seed.seed(services.url(services.primary), services.database, spec, password_hash=argon2_hash(env))
+    reset_run_state(services)
+    if replica:
+        stack.wait_for_replica(services)
+    catalogue = Catalogue.from_spec(spec)
+    requests = Requests(catalogue)
+    config = _gunicorn_config(env)
+    rep["server"] = {
+        **config,
+        "databases": ("PostgreSQL primary through PgBouncer (transaction mode) + the streaming replica"
+                      if replica else "PostgreSQL primary through PgBouncer (no replica)")
+                     + ", Redis" + (", S3-compatible storage" if s3 else ", filesystem storage"),
+    }  # fmt: skip
+    app = Server("app", env)
+    floor_env = dict(env, PERF_FLOOR_RESPONSES=str(workdir / "floor.json"))
+    floor = Server("floor", floor_env, app="bench.perf.floor:application")
+    try:
+        print(
+            f"app: gunicorn {config['workers']} workers x {config['threads']} threads on {app.start().base_url}"
+        )
+        print("warm-up: 10 s of the mix")
+        measure(app, wrk, requests.mix(20_000), "warmup", 10, args, workdir)
+        for name in ("detail", "plans", "feed"):
+            measure(app, wrk, endpoint_lines(requests, name), f"warm-{name}", 2, args, workdir)
+        responses = {
+            "detail": capture(app, f"/api/videos/{catalogue.visible[0]}"),
+            "plans": capture(app, "/api/subscriptions/plans"),
+            "feed": capture(app, "/api/videos"),
+            "health": capture(app, "/health"),
+        }
+        (workdir / "floor.json").write_text(json.dumps(responses))
+        rep["response_bytes"] = {name: value["bytes"] for name, value in responses.items()}
+        floor.start()
+        print(f"floor: bare WSGI app on {floor.base_url}")
+
+        print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
+        paced = measure(
+            app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
+        )
+        rep["mix_paced"] = paced.as_dict()
+        print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
+        print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
+        before = app.scrape()
+        xact_before = {"primary": stack.xact_counts(services.url(services.primary), services.database),
+                       "replica": stack.xact_counts(services.url(services.replica), services.database) if replica else 0.0}  # fmt: skip
+        saturation = measure(app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir)
+        time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
+        after = app.scrape()
+        xact_after = {"primary": stack.xact_counts(services.url(services.primary), services.database),
+                      "replica": stack.xact_counts(services.url(services.replica), services.database) if replica else 0.0}  # fmt: skip
+        rep["mix_saturation"] = saturation.as_dict()
+        print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
+        rep["during_mix"] = during_mix(before, after, saturation.seconds,
+                                       {key: xact_after[key] - xact_before[key] for key in xact_after})  # fmt: skip
+        rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
+        print(f"queries per request: {rep['queries_check']}")
+
+        print("floor vs app")
+        rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
+
+        print("login benchmark")
+        rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
+
+        if not args.no_profile and profiles.available():
+            seconds = 15 if not args.quick else 8
+            print(f"profile: py-spy on {len(app.worker_pids())} workers for {seconds} s of the mix")
+            import threading
+
+            files: list[Path] = []
+            thread = threading.Thread(
+                target=lambda: files.extend(profiles.record(app.worker_pids(), seconds, workdir / "profiles"))
+            )
+            thread.start()
+            measure(app, wrk, requests.mix(30_000), "mix-profiled", seconds + 2, args, workdir)
+            thread.join()
+            rep["profile"] = profiles.summarise(files)
+            for row in rep["profile"]["areas"][:6]:
+                print(f"  {row['percent']:5.1f} %  {row['area']}")
+    finally:
+        app.stop()
+    try:
+        if args.ablations:
+            rep["ablations"] = ablations(env, floor, wrk, requests, args, workdir)
+    finally:
+        floor.stop()
+    rep["machine"]["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    rep["duration_s"] = time.monotonic() - started
+    rep["noise"] = noise_note(rep)
+    rep["targets"] = targets(rep, args)
+    markdown = report.markdown(rep)
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+    (out_dir / "report.md").write_text(markdown + "\n")
+    print()
+    print(markdown)
+    print(f"\nreport: {out_dir / 'report.md'} and report.json")
+    if args.update_docs:
+        update_docs(markdown)
+
+
+def noise_note(rep: dict[str, Any]) -> str:
+    parts = []
+    for row in rep.get("floor", {}).get("endpoints", []):
+        if row["ratios"]:
+            parts.append(
+                f"{row['endpoint']} ratio {min(row['ratios']) * 100:.0f}–{max(row['ratios']) * 100:.0f} % over {len(row['ratios'])} rounds"
+            )
+    machine = rep["machine"]
+    parts.append(f"load average {machine['load_before']} before and {machine.get('load_after', '?')} after")
+    sat = rep.get("mix_saturation")
+    if sat:
+        cpu = sat["cpu"]
+        other = (
+            (cpu["machine_busy_cores"] or 0) - (cpu["server_cores"] or 0) - (cpu["load_generator_cores"] or 0)
+        )
+        parts.append(
+            f"during the saturation run {other:.2f} cores went to PostgreSQL, PgBouncer, Redis and other processes"
+        )
+    return "; ".join(parts) + "."
+
+
+def _gunicorn_config(env: dict[str, str]) -> dict[str, Any]:
+    code = (
+        "import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
+        "print(json.dumps({k: c[k] for k in ('worker_class', 'workers', 'threads')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )  # noqa: S603
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    main()

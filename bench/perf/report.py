@@ -1,0 +1,186 @@
+"""The run's report: a pass/fail table against the targets, in Markdown and JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .load import ENDPOINTS, PATHS
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("**pass**" if ok else "**FAIL**")
+
+
+def endpoint_table(result: dict[str, Any], *, targets: bool = True) -> list[str]:
+    lines = [
+        "| endpoint | share | req/s | P50 ms | P95 ms | P99 ms | errors | P95 target | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    total = max(result["requests"], 1)
+    for name, stats in result["endpoints"].items():
+        target = ENDPOINTS.get(name, (0, 200, None))[2]
+        ok = None
+        if targets and target is not None:
+            ok = stats["p95_ms"] <= target[1] and stats["errors"] == 0
+        lines.append(
+            f"| `{PATHS.get(name, name)}` | {100 * stats['requests'] / total:.1f} % | {stats['rps']:,.1f} "
+            f"| {_ms(stats['p50_ms'])} | {_ms(stats['p95_ms'])} | {_ms(stats['p99_ms'])} | {stats['errors']} "
+            f"| {f'{target[1]:.0f}' if target else '–'} | {verdict(ok)} |"
+        )
+    lines.append(f"| **all** | 100 % | **{result['rps']:,.1f}** | | | | {result['errors']} | | |")
+    return lines
+
+
+def targets_table(report: dict[str, Any]) -> list[str]:
+    rows = report["targets"]
+    lines = ["| what | target | measured | result |", "|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['what']} | {row['target']} | {row['measured']} | {verdict(row['ok'])} |")
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    machine = report["machine"]
+    out += [
+        f"Run of {report['started']} ({report['duration_s']:.0f} s), `{report['command']}`.",
+        "",
+        f"Machine: {machine['cpu']} ({machine['cores']} cores), {machine['memory_gib']:.0f} GiB, "
+        f"{machine['os']}; Python {machine['python']}, PostgreSQL {machine['postgresql']}, "
+        f"Redis {machine['redis']}, wrk {machine['wrk']}. Load average {machine['load_before']} before, "
+        f"{machine['load_after']} after. Server: gunicorn {report['server']['worker_class']}, "
+        f"{report['server']['workers']} workers × {report['server']['threads']} threads; "
+        f"{report['server']['databases']}.",
+        "",
+        "### Targets",
+        "",
+        *targets_table(report),
+        "",
+    ]
+    mix = report.get("mix_paced")
+    if mix:
+        out += [
+            f"### The mix at {mix['paced_at']:,.0f} req/s (paced, {mix['seconds']:.0f} s, "
+            f"{mix['connections']} connections)",
+            "",
+            *endpoint_table(mix),
+            "",
+            _cpu_line(mix),
+            "",
+        ]
+    sat = report.get("mix_saturation")
+    if sat:
+        out += [
+            f"### The mix at saturation (closed loop, {sat['connections']} connections, {sat['seconds']:.0f} s)",
+            "",
+            *endpoint_table(sat),
+            "",
+            _cpu_line(sat),
+            "",
+        ]
+    during = report.get("during_mix")
+    if during:
+        out += ["### During the mix (saturation run)", ""]
+        out += ["| view | requests | SQL queries / request | DB ms / request |", "|---|---|---|---|"]
+        for row in during["queries_per_request"]:
+            out.append(
+                f"| `{row['method']} /{row['view']}` | {row['requests']:,} | {row['queries']:.2f} | {row['db_ms']:.2f} |"
+            )
+        out += [
+            "",
+            "| cache kind | L1 hit ratio | L2 hit ratio (of L1 misses) | lookups | database loads |",
+            "|---|---|---|---|---|",
+        ]
+        for row in during["cache"]:
+            out.append(
+                f"| {row['kind']} | {_pct(row['l1_hit'])} | {_pct(row['l2_hit'])} | {row['lookups']:,} | {row['loads']:,} |"
+            )
+        db = during["database"]
+        out += [
+            "",
+            f"Database: {db['primary_xact_per_s']:,.0f} transactions/s on the primary and "
+            f"{db['replica_xact_per_s']:,.0f}/s on the replica (pg_stat_database deltas); the app ran "
+            f"{db['statements_per_s']:,.0f} SQL statements/s ({db['statements_by_alias']}).",
+            "",
+        ]
+    floor = report.get("floor")
+    if floor:
+        out += [
+            f"### Against the floor (bare WSGI app, same bytes, same gunicorn; {floor['rounds']} rounds of "
+            f"{floor['seconds']:.0f} s each, floor and app back to back, {floor['connections']} connections)",
+            "",
+            "| endpoint | floor req/s | app req/s | app / floor (median) | spread of the ratio | app P99 ms | target |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in floor["endpoints"]:
+            out.append(
+                f"| `{PATHS.get(row['endpoint'], row['endpoint'])}` | {row['floor_rps']:,.0f} | {row['app_rps']:,.0f} "
+                f"| {100 * row['ratio']:.0f} % | {100 * row['ratio_min']:.0f}–{100 * row['ratio_max']:.0f} % "
+                f"| {_ms(row['app_p99_ms'])} | ≥ {100 * row['target']:.0f} % {verdict(row['ok'])} |"
+            )
+        out.append("")
+    login = report.get("login")
+    if login:
+        out += [
+            "### Login under concurrent logins (Argon2id "
+            f"t={login['argon2']['time_cost']}, {login['argon2']['memory_kib'] // 1024} MiB, p={login['argon2']['parallelism']})",
+            "",
+            "| concurrent logins | logins/s | P50 ms | P95 ms | P99 ms | errors | target P50 150 / P95 300 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in login["levels"]:
+            out.append(
+                f"| {row['concurrency']} | {row['rps']:.1f} | {_ms(row['p50_ms'])} | {_ms(row['p95_ms'])} "
+                f"| {_ms(row['p99_ms'])} | {row['errors']} | {verdict(row['ok'])} |"
+            )
+        out.append("")
+    ablations = report.get("ablations")
+    if ablations:
+        out += [
+            "### Each optimisation, before and after (one run; app / floor on the same endpoint, back to back)",
+            "",
+            "| variant | what differs | detail req/s | plans req/s | feed req/s | detail / floor | plans / floor | feed / floor |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ablations:
+            cells = []
+            for name in ("detail", "plans", "feed"):
+                cells.append(f"{row['rps'].get(name, float('nan')):,.0f}")
+            ratios = [
+                f"{100 * row['ratio'].get(name, float('nan')):.0f} %" for name in ("detail", "plans", "feed")
+            ]
+            out.append(f"| {row['variant']} | {row['what']} | " + " | ".join(cells + ratios) + " |")
+        out.append("")
+    profile = report.get("profile")
+    if profile and profile.get("samples"):
+        out += [
+            f"### Where the time goes (py-spy, {profile['samples']:,} samples of the workers during the mix)",
+            "",
+            "| area (innermost frame) | share of worker CPU |",
+            "|---|---|",
+        ]
+        out += [f"| {row['area']} | {row['percent']:.1f} % |" for row in profile["areas"]]
+        out += ["", "| on CPU itself (self time) | share |", "|---|---|"]
+        out += [f"| `{row['function']}` | {row['percent']:.1f} % |" for row in profile["self"]]
+        out.append("")
+    noise = report.get("noise")
+    if noise:
+        out += [f"Noise: {noise}", ""]
+    return "\n".join(out)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _cpu_line(result: dict[str, Any]) -> str:
+    cpu = result["cpu"]
+    return (
+        f"CPU (cores busy on average): server {cpu['server_cores']}, load generator (wrk) "
+        f"{cpu['load_generator_cores']}, whole machine {cpu['machine_busy_cores']} of 2."
+    )
