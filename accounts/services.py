@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
 
+from videoplatform.db import pin_user
+
 from . import notifications, throttling, token_cache
 from .backends import credentials_check
 from .models import AuthToken, User
@@ -90,6 +92,8 @@ def user_register(
         with transaction.atomic():
             user.save(force_insert=True)
             notifications.email_welcome(user=user)  # sent after the commit
+            # The new account's first reads (with a token it has not used yet) see its own row.
+            transaction.on_commit(lambda: pin_user(user.pk))
     except IntegrityError as exc:  # a concurrent registration took the name or address
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
         clashing = _CONSTRAINT_FIELDS.get(str(constraint))

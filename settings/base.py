@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "health_check",
     "videoplatform",
+    "videoplatform.db",
+    "videoplatform.jobs",
     "accounts",
     "videos",
     "subscriptions",
@@ -170,7 +172,6 @@ DB_REPLICA_CHECK_INTERVAL = float(env_str("DB_REPLICA_CHECK_INTERVAL", "5"))
 # After a write, the client's reads go to the primary for this many seconds.
 DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 15)
 # The data layer's app: management commands, system checks, Celery and connection hooks.
-INSTALLED_APPS += ["videoplatform.db"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, sessions ------------------------------------------------------------
@@ -431,7 +432,6 @@ VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)
 # --- Jobs -------------------------------------------------------------------------
 # Queues, priorities, retries and the beat schedule (videoplatform/jobs; docs/jobs.md), and what
 # runs on them: email, notifications, search indexing, recommendations.
-INSTALLED_APPS += ["videoplatform.jobs"]
 # Redis hands an unacknowledged message to another worker after this many seconds: keep it
 # longer than the longest job (a transcode may take TRANSCODE_TIME_LIMIT_BASE +
 # TRANSCODE_TIME_LIMIT_PER_SECOND x its duration; 24 h covers sources up to about 4 h).

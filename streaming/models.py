@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from videoplatform.db import ShardedManager
 from videoplatform.ids import PrefixedIdField
 
 
@@ -21,6 +22,9 @@ class WatchEvent(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     position_seconds = models.FloatField(default=0)
     rendition_height = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    # Finds the shard from user_id in create() / filter(); anything else must name the user.
+    objects = ShardedManager()
 
     class Meta:
         indexes = [models.Index(fields=["user_id", "-started_at"], name="streaming_watch_user_idx")]

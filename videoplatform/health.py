@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import redis.asyncio
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from health_check.base import HealthCheck, HealthCheckResult
@@ -120,5 +120,4 @@ class DetailedHealthView(HealthCheckView):
         return checks
 
 
-def detailed_health(request: HttpRequest) -> HttpResponse:
-    return DetailedHealthView.as_view()(request)  # type: ignore[no-any-return]
+detailed_health = DetailedHealthView.as_view()

@@ -87,3 +87,15 @@ def test_unsupported_media_type_is_json_415(client: Client):
     response = client.post("/api/videos", data="<x/>", content_type="application/xml")
     assert response.status_code in (401, 415)
     assert "error" in response.json()
+
+
+def test_detailed_health_is_for_staff_only(client: Client, staff_user):
+    anonymous = client.get("/health/detail")
+    assert anonymous.status_code == 302
+    assert "/admin/login/" in anonymous["Location"]
+    client.force_login(staff_user)
+    page = client.get("/health/detail?format=json")
+    assert page.status_code == 200, page.content
+    checks = page.json()
+    assert any("Database" in name and "default" in name for name in checks)
+    assert all(state == "OK" for name, state in checks.items() if "Database" in name)

@@ -70,7 +70,8 @@ def test_primary_outage_under_load(built: Stack, server: Gunicorn) -> None:
     assert {s.status for s in report.failures} == {503}, report.statuses()
     assert not report.unclean_failures
     assert all(s.error.startswith('{"error":{"code":"service_unavailable"') for s in report.failures)
-    assert report.between(0, fault_at).failed == 0
+    # Requests answered before the primary went away (one in flight at that moment may fail).
+    assert not [s for s in report.failures if s.at + s.latency < fault_at]
     assert report.between(recovered_at, 1e9).failed == 0
     assert 503 in during
     assert ready(server.url)[0] == 200

@@ -116,4 +116,3 @@ class FieldSelectionSchema(OpenApiSerializerExtension):
         if direction == "response":
             schema.pop("required", None)
         return schema
-
