@@ -14,9 +14,24 @@ from typing import Any
 _metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/videoplatform-metrics"))  # noqa: S108
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+# gthread: keep-alive connections wait in the worker's event loop, not in a thread. One worker
+# per core and two threads each: the GIL lets one thread of a process run Python at a time, so
+# more processes than cores only add context switches and cold per-process (L1) caches, and more
+# threads than needed to cover database and Redis round trips only stretch the tail while they
+# queue for the GIL (docs/performance.md has the measurements). Raise GUNICORN_THREADS when
+# those round trips are long (remote services) or uploads stream through the API.
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", str((os.cpu_count() or 1) * 2)))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+workers = int(os.environ.get("GUNICORN_WORKERS", str(_cores())))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # Kubernetes sends SIGTERM after the preStop delay; in-flight requests get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))

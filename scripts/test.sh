@@ -25,6 +25,8 @@ $VENV/ruff check .
 $VENV/ruff format --check .
 echo "== mypy"
 $VENV/mypy .
+echo "== dependency audit"
+bash scripts/audit.sh
 echo "== migrations"
 $VENV/python manage.py makemigrations --check --dry-run
 echo "== OpenAPI schema"

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "videoplatform.middleware.MetricsMiddleware",
+    "videoplatform.middleware.ProbeMiddleware",
     # Read routing (read-your-writes pins) and the per-request database figures.
     "videoplatform.db.middleware.DataLayerMiddleware",
     "django.middleware.security.SecurityMiddleware",

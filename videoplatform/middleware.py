@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.regex_helper import _lazy_re_compile
 
@@ -56,6 +57,26 @@ class MetricsMiddleware:
         children[0].inc()
         children[1].observe(elapsed)
         return response
+
+
+class ProbeMiddleware:
+    """Answers probes and scrapes before the Host header is checked.
+
+    The kubelet and Prometheus address a pod by its IP, which is not in ALLOWED_HOSTS; these
+    endpoints disclose nothing host-specific, so they answer whatever the Host header says.
+    """
+
+    PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info in self.PATHS and request.method in ("GET", "HEAD"):
+            match = resolve(request.path_info)
+            request.resolver_match = match
+            return match.func(request)  # type: ignore[no-any-return]
+        return self.get_response(request)
 
 
 # Label sets remembered per process (routes x methods x statuses x kinds: a few hundred).

@@ -85,7 +85,7 @@ def machine_info(wrk: str, services: Services) -> dict[str, Any]:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
                 os_name = line.split("=", 1)[1].strip('"')
-    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout.split()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -276,11 +276,27 @@ def login_benchmark(app: Server, wrk: str, requests: Requests, args: argparse.Na
     return {"argon2": argon2, "levels": levels}
 
 
+def cpu_profile(env: dict[str, str], requests: Requests, workdir: Path, count: int = 3000) -> dict[str, Any]:
+    lines_file = workdir / "cpu-profile.requests.tsv"
+    lines_file.write_text("\n".join(requests.mix(count + 300)) + "\n")
+    out = workdir / "cpu-profile.json"
+    run_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(workdir / "cpu-profile-metrics"))
+    (workdir / "cpu-profile-metrics").mkdir(exist_ok=True)
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bench.perf.cpu_profile", str(lines_file), str(count), str(out)],
+        cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if result.returncode != 0 or not out.exists():
+        print(f"  the CPU profile failed: {result.stderr[-1500:]}")
+        return {}
+    return dict(json.loads(out.read_text()))
+
+
 def baseline_tree(workdir: Path) -> Path | None:
     """The committed code (HEAD) unpacked beside the working tree: the "before" of every optimisation."""
     target = workdir / "baseline"
     archive = workdir / "baseline.tar"
-    result = subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT,  # noqa: S607
+    result = subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT,
                             capture_output=True, check=False)  # fmt: skip
     if result.returncode != 0:
         return None
@@ -290,38 +306,57 @@ def baseline_tree(workdir: Path) -> Path | None:
     return target
 
 
+VARIANTS: list[tuple[str, str, dict[str, str], bool]] = [
+    # (name, what differs, environment, run the committed code)
+    ("before", "the committed code (DRF serializers and JSON, 2 workers per core x 4 threads)", {}, True),
+    ("gunicorn layout", "the committed code, 1 worker per core x 2 threads",
+     {"GUNICORN_WORKERS": "", "GUNICORN_THREADS": ""}, True),
+    ("+ serializer templates, negotiation, middleware", "no rendered bodies, DRF's JSON renderer and parser",
+     {"PERF_DISABLE": "bytes_cache,orjson"}, False),
+    ("+ orjson", "no rendered bodies", {"PERF_DISABLE": "bytes_cache"}, False),
+    ("+ rendered bodies (after)", "everything on, as shipped", {}, False),
+    # Not an optimisation of this harness's: the data layer keeps connections (CONN_MAX_AGE 600
+    # through PgBouncer); what a new connection per request would cost.
+    ("contrast: CONN_MAX_AGE=0", "as shipped, but a new database connection per request",
+     {"DB_CONN_MAX_AGE": "0"}, False),
+]  # fmt: skip
+
+
 def ablations(base_env: dict[str, str], floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
               workdir: Path) -> list[dict[str, Any]]:  # fmt: skip
-    """Each optimisation switched off in turn, measured against the floor on the same endpoints."""
-    variants: list[tuple[str, str, dict[str, str], Path | None]] = []
+    """Each optimisation added in turn, measured on the warm endpoints against the same floor and
+    on the mix (closed loop), one server after the other."""
     baseline = baseline_tree(workdir)
-    if baseline is not None:
-        variants.append(("before (HEAD)", "the committed code, default gunicorn layout", {}, baseline))
-    variants += [
-        ("no bytes cache", "DRF serializes every warm answer", {"PERF_DISABLE": "bytes_cache"}, None),
-        (
-            "no orjson",
-            "DRF's JSONRenderer and JSONParser (and no bytes cache)",
-            {"PERF_DISABLE": "bytes_cache,orjson"},
-            None,
-        ),
-        ("after", "everything on (as shipped)", {}, None),
-    ]
+    cores = str(len(os.sched_getaffinity(0)))
+    short = argparse.Namespace(
+        **{**vars(args), "rounds": 1, "endpoint_seconds": min(args.endpoint_seconds, 6)}
+    )
+    mix_lines = requests.mix(30_000)
     rows = []
-    for name, what, overrides, tree in variants:
+    for name, what, overrides, committed in VARIANTS:
+        if committed and baseline is None:
+            continue
         env = dict(base_env)
-        env.update(overrides)
+        env.update({key: value for key, value in overrides.items() if value})
+        if "GUNICORN_WORKERS" in overrides:  # the layout this harness ships (the current defaults)
+            env.update(GUNICORN_WORKERS=cores, GUNICORN_THREADS="2")
+        elif committed:
+            env.update(GUNICORN_WORKERS=str(2 * int(cores)), GUNICORN_THREADS="4")
         if overrides.get("PERF_DISABLE"):
             env["DJANGO_SETTINGS_MODULE"] = "bench.perf.variant_settings"
         server = Server(f"variant {name}", env)
-        if tree is not None:
-            server.cwd = tree
-            env["PYTHONPATH"] = str(tree)
-        print(f"ablation: {name}")
+        if committed and baseline is not None:
+            server.cwd = baseline
+            env["PYTHONPATH"] = str(baseline)
+        print(f"variant: {name} ({what})")
         with stack.running(server):
-            comparison = floor_comparison(server, floor, wrk, requests, args, workdir)
+            measure(server, wrk, mix_lines, "variant-warm", 8, args, workdir)
+            comparison = floor_comparison(server, floor, wrk, requests, short, workdir)
+            mix = measure(server, wrk, mix_lines, "variant-mix", min(args.seconds, 15), args, workdir)
+        print(f"  mix {mix.rps:,.0f} req/s")
         rows.append({
-            "variant": name, "what": what,
+            "variant": name, "what": what, "mix_rps": mix.rps, "contrast": name.startswith("contrast"),
+            "mix_p95_ms": {key: stats.p95 for key, stats in mix.endpoints.items()},
             "rps": {row["endpoint"]: row["app_rps"] for row in comparison["endpoints"]},
             "ratio": {row["endpoint"]: row["ratio"] for row in comparison["endpoints"]},
             "floor_rps": {row["endpoint"]: row["floor_rps"] for row in comparison["endpoints"]},
@@ -368,19 +403,13 @@ def targets(rep: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
                 "what": f"`{load.PATHS[name]}`", "target": f"P95 ≤ {limit} ms at the mix load",
                 "measured": f"P95 {p95:.1f} ms at {paced['rps']:,.0f} req/s", "ok": p95 <= limit,
             })  # fmt: skip
-    during = rep.get("during_mix")
-    if during:
-        per_view = {f"{row['method']} {row['view']}": row["queries"] for row in during["queries_per_request"]}
-        warm = [
-            per_view.get("GET api/subscriptions/plans"),
-        ]
+    if "queries_check" in rep:
         rows.append({
             "what": "queries per request",
             "target": "constant in page size; 0 for warm detail and plans",
-            "measured": rep.get("queries_check", "–"),
-            "ok": rep.get("queries_ok"),
+            "measured": rep["queries_check"],
+            "ok": rep["queries_ok"],
         })  # fmt: skip
-        del warm
     login = rep.get("login")
     if login:
         two = next((row for row in login["levels"] if row["concurrency"] == 2), None)
@@ -528,6 +557,11 @@ def main() -> None:
         print("floor vs app")
         rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
 
+        print("CPU per request: the mix replayed in one process under cProfile")
+        rep["cpu_profile"] = cpu_profile(env, requests, workdir)
+        for name, row in rep["cpu_profile"].get("endpoints", {}).items():
+            print(f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request ({row['share_percent']:4.1f} % of the mix's CPU)")
+
         print("login benchmark")
         rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
 
@@ -557,6 +591,7 @@ def main() -> None:
     rep["duration_s"] = time.monotonic() - started
     rep["noise"] = noise_note(rep)
     rep["targets"] = targets(rep, args)
+    rep["capacity"] = capacity(rep)
     markdown = report.markdown(rep)
     (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
     (out_dir / "report.md").write_text(markdown + "\n")
@@ -565,6 +600,22 @@ def main() -> None:
     print(f"\nreport: {out_dir / 'report.md'} and report.json")
     if args.update_docs:
         update_docs(markdown)
+
+
+def capacity(rep: dict[str, Any]) -> dict[str, Any]:
+    """The mix's throughput per core of the server: what a pod of N cores serves when the
+    database, Redis and the load generator run elsewhere (here they share the machine)."""
+    sat = rep.get("mix_saturation")
+    if not sat or not sat["cpu"]["server_cores"]:
+        return {}
+    per_core = sat["rps"] / sat["cpu"]["server_cores"]
+    return {
+        "mix_rps": sat["rps"],
+        "server_cores": sat["cpu"]["server_cores"],
+        "rps_per_server_core": per_core,
+        "pod_2_cores_rps": 2 * per_core,
+        "cpu_millicores_per_1000_rps": 1000 * 1000 / per_core,
+    }
 
 
 def noise_note(rep: dict[str, Any]) -> str:
@@ -595,7 +646,7 @@ def _gunicorn_config(env: dict[str, str]) -> dict[str, Any]:
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    )  # noqa: S603
+    )
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 

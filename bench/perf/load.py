@@ -282,7 +282,7 @@ def run_wrk(
     cpu_before = server_cpu() if server_cpu else 0.0
     busy_before, _ = machine_cpu()
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)  # noqa: S603
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
     usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_after, _ = machine_cpu()
     cpu_after = server_cpu() if server_cpu else 0.0

@@ -86,7 +86,7 @@ def record(pids: list[int], seconds: float, workdir: Path, rate: int = 250) -> l
         output = workdir / f"profile-{pid}.txt"
         outputs.append(output)
         processes.append(
-            subprocess.Popen(  # noqa: S603
+            subprocess.Popen(
                 [
                     binary,
                     "record",

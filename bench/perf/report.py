@@ -142,19 +142,53 @@ def markdown(report: dict[str, Any]) -> str:
     ablations = report.get("ablations")
     if ablations:
         out += [
-            "### Each optimisation, before and after (one run; app / floor on the same endpoint, back to back)",
+            "### Each optimisation, added one after the other (one run; each server measured against "
+            "the same floor, back to back)",
             "",
-            "| variant | what differs | detail req/s | plans req/s | feed req/s | detail / floor | plans / floor | feed / floor |",
-            "|---|---|---|---|---|---|---|---|",
+            "| variant | differs from the shipped code | mix req/s | detail req/s | plans req/s | feed req/s "
+            "| detail / floor | plans / floor | feed / floor |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in ablations:
-            cells = []
-            for name in ("detail", "plans", "feed"):
-                cells.append(f"{row['rps'].get(name, float('nan')):,.0f}")
-            ratios = [
+            cells = [f"{row['mix_rps']:,.0f}"]
+            cells += [f"{row['rps'].get(name, float('nan')):,.0f}" for name in ("detail", "plans", "feed")]
+            cells += [
                 f"{100 * row['ratio'].get(name, float('nan')):.0f} %" for name in ("detail", "plans", "feed")
             ]
-            out.append(f"| {row['variant']} | {row['what']} | " + " | ".join(cells + ratios) + " |")
+            out.append(f"| {row['variant']} | {row['what']} | " + " | ".join(cells) + " |")
+        chain = [row for row in ablations if not row.get("contrast")]
+        out += ["", "| step (req/s after ÷ before) | mix | detail | plans | feed |", "|---|---|---|---|---|"]
+        for before, after in zip(chain, chain[1:], strict=False):
+            steps = [_ratio(after["mix_rps"], before["mix_rps"])]
+            steps += [_ratio(after["rps"].get(n), before["rps"].get(n)) for n in ("detail", "plans", "feed")]
+            out.append(f"| {after['variant']} | " + " | ".join(steps) + " |")
+        first, last = chain[0], chain[-1]
+        total = [_ratio(last["mix_rps"], first["mix_rps"])]
+        total += [_ratio(last["rps"].get(n), first["rps"].get(n)) for n in ("detail", "plans", "feed")]
+        out.append("| **all together** | " + " | ".join(total) + " |")
+        for row in ablations:
+            if row.get("contrast"):
+                cells = [_ratio(row["mix_rps"], last["mix_rps"])]
+                cells += [_ratio(row["rps"].get(n), last["rps"].get(n)) for n in ("detail", "plans", "feed")]
+                out.append(f"| {row['variant']} (vs after) | " + " | ".join(cells) + " |")
+        out.append("")
+    cpu = report.get("cpu_profile")
+    if cpu and cpu.get("endpoints"):
+        out += [
+            f"### CPU per request (the mix replayed in one process, {cpu['requests']:,} requests, "
+            f"{cpu['cpu_ms_per_request']:.2f} ms of CPU per request on average)",
+            "",
+            "| endpoint | CPU ms per request | share of the mix's CPU |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| `{PATHS.get(name, name)}` | {row['cpu_ms']:.2f} | {row['share_percent']:.1f} % |"
+            for name, row in cpu["endpoints"].items()
+        ]
+        out += ["", "| area (cProfile self time, CPU clock) | share |", "|---|---|"]
+        out += [f"| {row['area']} | {row['percent']:.1f} % |" for row in cpu["areas"][:12]]
+        out += ["", "| function (self time) | share |", "|---|---|"]
+        out += [f"| `{row['function']}` | {row['percent']:.1f} % |" for row in cpu["self"][:12]]
         out.append("")
     profile = report.get("profile")
     if profile and profile.get("samples"):
@@ -168,10 +202,28 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["", "| on CPU itself (self time) | share |", "|---|---|"]
         out += [f"| `{row['function']}` | {row['percent']:.1f} % |" for row in profile["self"]]
         out.append("")
+    cap = report.get("capacity")
+    if cap:
+        out += [
+            "### Per core",
+            "",
+            f"The saturated mix served {cap['mix_rps']:,.0f} req/s with the server using "
+            f"{cap['server_cores']:.2f} cores: **{cap['rps_per_server_core']:,.0f} req/s per core** of "
+            f"gunicorn, so {cap['cpu_millicores_per_1000_rps']:,.0f} millicores per 1,000 req/s and "
+            f"about {cap['pod_2_cores_rps']:,.0f} req/s for a pod with 2 cores to itself.",
+            "",
+        ]
     noise = report.get("noise")
     if noise:
         out += [f"Noise: {noise}", ""]
     return "\n".join(out)
+
+
+def _ratio(after: float | None, before: float | None) -> str:
+    """after / before as a factor (req/s: above 1.00x is faster)."""
+    if not after or not before:
+        return "–"
+    return f"{after / before:.2f}×"
 
 
 def _pct(value: float | None) -> str:

@@ -65,7 +65,7 @@ def ensure_services(services: Services, *, replica: bool) -> None:
     if all(reachable(url) for url in wanted):
         return
     print("services: starting them (scripts/services.sh up)")
-    subprocess.run(["bash", "scripts/services.sh", "up"], cwd=ROOT, check=True, timeout=600)  # noqa: S607
+    subprocess.run(["bash", "scripts/services.sh", "up"], cwd=ROOT, check=True, timeout=600)
 
 
 def ensure_wrk() -> str:
@@ -75,11 +75,11 @@ def ensure_wrk() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk: installing the Debian package")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, timeout=600)  # noqa: S607
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, timeout=600)
         found = shutil.which("wrk")
         if not found:
-            subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=600)  # noqa: S607
-            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=600)  # noqa: S607
+            subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=600)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=600)
             found = shutil.which("wrk")
     if not found:
         raise SystemExit("wrk is needed: install the Debian package wrk (apt-get install wrk)")
@@ -137,7 +137,7 @@ def s3_bucket(services: Services, bucket: str) -> bool:
         endpoint_url=services.s3,
         region_name="us-east-1",
         aws_access_key_id="perf",
-        aws_secret_access_key="perf",  # noqa: S106 - the local S3-compatible server accepts any
+        aws_secret_access_key="perf",
     )
     with contextlib.suppress(
         client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
@@ -174,7 +174,7 @@ def production_env(
             AWS_STORAGE_BUCKET_NAME="vp-perf",
             AWS_S3_ENDPOINT_URL=services.s3,
             AWS_ACCESS_KEY_ID="perf",
-            AWS_SECRET_ACCESS_KEY="perf",  # noqa: S106 - the local S3-compatible server
+            AWS_SECRET_ACCESS_KEY="perf",
         )
     env.update(overrides or {})
     return env
@@ -239,7 +239,7 @@ class Server:
         )
         command = [GUNICORN, "-c", str(self.cwd / "gunicorn.conf.py")] + ([self.app] if self.app else [])
         log = (self.workdir / "gunicorn.log").open("wb")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             command, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout

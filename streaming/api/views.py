@@ -16,6 +16,7 @@ from accounts.throttling import client_ip
 from subscriptions.selectors import viewer_entitlement
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.negotiation import CachedContentNegotiation
+from videoplatform.api.representations import represent
 from videoplatform.api.schema import ERROR_RESPONSES
 from videos.selectors import video_get
 
@@ -112,7 +113,7 @@ class VideoStreamView(APIView):
             ),
             rendition_quality=manifest.recommended_rendition.quality,
         )
-        response = Response(StreamSerializer(manifest).data)
+        response = Response(represent(StreamSerializer, manifest))
         # Signed for this viewer: never stored by a shared cache.
         response["Cache-Control"] = "private, no-store"
         return response

@@ -18,6 +18,7 @@ from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
 from videoplatform.api.rendering import bodies, freeze
+from videoplatform.api.representations import represent
 from videoplatform.api.schema import ErrorSerializer
 from videoplatform.api.serializers import StrictInputSerializer
 
@@ -151,7 +152,9 @@ class PlanListView(APIView):
             *(tuple(freeze(getattr(plan, name)) for name in shown) for plan in plans),
         )
         return Response(
-            bodies().body(key, lambda: {"data": PlanSerializer(plans, many=True, context={"fields": fields}).data})
+            bodies().body(
+                key, lambda: {"data": represent(PlanSerializer, plans, many=True, context={"fields": fields})}
+            )
         )
 
 

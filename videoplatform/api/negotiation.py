@@ -22,11 +22,15 @@ class CachedContentNegotiation(DefaultContentNegotiation):
     _answers: dict[tuple[Any, ...], tuple[int, str]] = {}
     _lock = threading.Lock()
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> Any:
         key = (
             tuple(type(renderer) for renderer in renderers),
             format_suffix,
-            request.query_params.get(self.settings.URL_FORMAT_OVERRIDE) if self.settings.URL_FORMAT_OVERRIDE else None,
+            request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            if self.settings.URL_FORMAT_OVERRIDE
+            else None,
             request.META.get("HTTP_ACCEPT", "*/*"),
         )
         found = self._answers.get(key)

@@ -105,7 +105,9 @@ class JSONParser(parsers.JSONParser):
 
     renderer_class = JSONRenderer
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+    ) -> Any:
         parser_context = parser_context or {}
         encoding = str(parsers.get_encoding(parser_context)).lower().replace("_", "-")
         if stream is None or encoding not in ("utf-8", "utf8"):

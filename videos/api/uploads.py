@@ -52,6 +52,11 @@ class LimitedTemporaryFileHandler(FileUploadHandler):
             raise too_large()
         self.file.write(raw_data)
 
+    def discard(self) -> None:
+        """Removes a half-received file (Django closes only the files it finished parsing)."""
+        if self.file is not None:
+            self.file.close()
+
     def file_complete(self, file_size: int) -> TemporaryUploadedFile | None:
         if self.file is None:
             return None
@@ -60,13 +65,15 @@ class LimitedTemporaryFileHandler(FileUploadHandler):
         return self.file
 
 
-def prepare_multipart(request: Request) -> None:
+def prepare_multipart(request: Request) -> LimitedTemporaryFileHandler:
     """Before ``request.data`` is read: refuse an obviously too large body, stream the file to disk."""
     limit = settings.MEDIA_UPLOAD_MAX_BYTES
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > limit + FORM_OVERHEAD:
         raise too_large()
-    request._request.upload_handlers = [LimitedTemporaryFileHandler(request._request, limit)]
+    handler = LimitedTemporaryFileHandler(request._request, limit)
+    request._request.upload_handlers = [handler]
+    return handler
 
 
 def receive_body(request: Request, filename: str) -> TemporaryUploadedFile:

@@ -22,8 +22,9 @@ from streaming.probe import InvalidMedia, ProbeFailed
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
-from videoplatform.api.pagination import envelope, page_params
+from videoplatform.api.pagination import PageParams, envelope, page_params
 from videoplatform.api.rendering import bodies, freeze
+from videoplatform.api.representations import represent
 from videoplatform.api.schema import (
     ERROR_RESPONSES,
     FIELDS_PARAMETER,
@@ -48,23 +49,30 @@ from .uploads import FILE_FIELD, prepare_multipart, receive_body, too_large
 
 
 def _render(videos: Any, fields: list[str] | None, many: bool = False) -> Any:
-    return VideoSerializer(videos, many=many, context={"fields": fields}).data
+    return represent(VideoSerializer, videos, many=many, context={"fields": fields})
 
 
 def _shown(video: Any, fields: list[str] | None) -> tuple[Hashable, ...]:
     """What the serializer shows of ``video``: the values it reads, as a rendered body's key."""
+    loaded = video.__dict__  # the loaded columns; a deferred one is read as the serializer would
     values: list[Hashable] = []
     for name in fields or VIDEO_FIELDS:
         if name == "owner":
             owner = video.owner
             values.append((owner.pk, owner.username, owner.display_name))
         else:
-            values.append(freeze(getattr(video, name)))
+            values.append(freeze(loaded[name] if name in loaded else getattr(video, name)))
     return tuple(values)
 
 
 def _fields_key(fields: list[str] | None) -> tuple[str, ...] | None:
     return tuple(fields) if fields is not None else None
+
+
+def _page(kind: str, videos: list[Any], fields: list[str] | None, params: PageParams, total: int) -> Any:
+    """A page in the envelope; a page rendered before with the same rows is the same body."""
+    key = (kind, params.page, params.limit, total, _fields_key(fields), *(_shown(v, fields) for v in videos))
+    return bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total))
 
 
 UNPROCESSABLE = OpenApiResponse(
@@ -125,8 +133,12 @@ class VideoCreateMixin:
         return Response(body, status=status.HTTP_201_CREATED)
 
     def _create_with_file(self, request: Request) -> Response:
-        prepare_multipart(request)
-        upload = request.FILES.get(FILE_FIELD)
+        handler = prepare_multipart(request)
+        try:
+            upload = request.FILES.get(FILE_FIELD)
+        except BaseException:
+            handler.discard()  # a body cut short must not leave its temporary file behind
+            raise
         if upload is None:
             raise ValidationError({FILE_FIELD: ['Send the video in the form field "file".']})
         form = cast(QueryDict, request.data)
@@ -198,9 +210,7 @@ class VideoListView(VideoCreateMixin, APIView):
         params = page_params(request)
         fields = requested_fields(request, VIDEO_FIELDS)
         videos, total = selectors.video_list_public(viewer=request.user, params=params, fields=fields)
-        # A page rendered before with the same rows shows the same bytes (no serializer run).
-        key = ("feed", params.page, params.limit, total, _fields_key(fields), *(_shown(v, fields) for v in videos))
-        return Response(bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total)))
+        return Response(_page("feed", videos, fields, params, total))
 
     @create_schema("videos_create")
     def post(self, request: Request) -> Response:
@@ -278,8 +288,7 @@ class UserVideoListView(APIView):
         videos, total = selectors.video_list_for_user(
             user_id=user_id, viewer=request.user, params=params, fields=fields
         )
-        key = ("videos", params.page, params.limit, total, _fields_key(fields), *(_shown(v, fields) for v in videos))
-        return Response(bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total)))
+        return Response(_page("videos", videos, fields, params, total))
 
 
 class VideoUploadView(APIView):
