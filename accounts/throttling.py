@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
-from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
+
+from videoplatform.api.throttling import client_ip, ip_bucket
+
+__all__ = ["client_ip", "ip_bucket"]
 
 
 @dataclass(frozen=True)
@@ -29,40 +31,6 @@ class Window:
 
 def _cache() -> BaseCache:
     return caches["default"]
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or with TRUSTED_PROXY_COUNT = n > 0, the n-th
-    X-Forwarded-For entry from the right (the address the outermost trusted proxy saw).
-
-    Entries further left are written by the client and could be anything, so they are never used.
-    """
-    remote = str(request.META.get("REMOTE_ADDR") or "")
-    proxies = int(settings.TRUSTED_PROXY_COUNT)
-    if proxies <= 0:
-        return remote
-    forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
-    forwarded = [part for part in forwarded if part]
-    if len(forwarded) < proxies:
-        return remote  # did not come through the proxies we were told about
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
-
-
-def ip_bucket(ip: str) -> str:
-    """IPv6 clients are counted per /64: one host usually holds the whole /64."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 def _login_ip_window(ip: str) -> Window:

@@ -290,6 +290,9 @@ REGISTRATION_LIMIT_IP = env_int("REGISTRATION_LIMIT_IP", 10)
 REGISTRATION_WINDOW = env_int("REGISTRATION_WINDOW", 3600)
 # Number of proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# API-wide throttles ("N/sec|min|hour"; "off" disables), per user or per anonymous client address.
+API_THROTTLE_ANON_RATE = env_str("API_THROTTLE_ANON_RATE", "1200/min")
+API_THROTTLE_USER_RATE = env_str("API_THROTTLE_USER_RATE", "2400/min")
 
 # --- API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -308,7 +311,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "videoplatform.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": ["videoplatform.api.throttling.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "videoplatform API",

@@ -324,44 +324,74 @@ VARIANTS: list[tuple[str, str, dict[str, str], bool]] = [
 
 def ablations(base_env: dict[str, str], floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
               workdir: Path) -> list[dict[str, Any]]:  # fmt: skip
-    """Each optimisation added in turn, measured on the warm endpoints against the same floor and
-    on the mix (closed loop), one server after the other."""
+    """Each optimisation added in turn. Every variant runs at once (idle servers cost next to
+    nothing), and each round measures the floor and then every variant on one endpoint, back to
+    back, so that the machine's other work weighs on all of them alike; medians over the rounds."""
     baseline = baseline_tree(workdir)
     cores = str(len(os.sched_getaffinity(0)))
-    short = argparse.Namespace(
-        **{**vars(args), "rounds": 1, "endpoint_seconds": min(args.endpoint_seconds, 6)}
-    )
+    seconds = min(args.endpoint_seconds, 5)
     mix_lines = requests.mix(30_000)
-    rows = []
-    for name, what, overrides, committed in VARIANTS:
-        if committed and baseline is None:
-            continue
-        env = dict(base_env)
-        env.update({key: value for key, value in overrides.items() if value})
-        if "GUNICORN_WORKERS" in overrides:  # the layout this harness ships (the current defaults)
-            env.update(GUNICORN_WORKERS=cores, GUNICORN_THREADS="2")
-        elif committed:
-            env.update(GUNICORN_WORKERS=str(2 * int(cores)), GUNICORN_THREADS="4")
-        if overrides.get("PERF_DISABLE"):
-            env["DJANGO_SETTINGS_MODULE"] = "bench.perf.variant_settings"
-        server = Server(f"variant {name}", env)
-        if committed and baseline is not None:
-            server.cwd = baseline
-            env["PYTHONPATH"] = str(baseline)
-        print(f"variant: {name} ({what})")
-        with stack.running(server):
-            measure(server, wrk, mix_lines, "variant-warm", 8, args, workdir)
-            comparison = floor_comparison(server, floor, wrk, requests, short, workdir)
-            mix = measure(server, wrk, mix_lines, "variant-mix", min(args.seconds, 15), args, workdir)
-        print(f"  mix {mix.rps:,.0f} req/s")
-        rows.append({
-            "variant": name, "what": what, "mix_rps": mix.rps, "contrast": name.startswith("contrast"),
-            "mix_p95_ms": {key: stats.p95 for key, stats in mix.endpoints.items()},
-            "rps": {row["endpoint"]: row["app_rps"] for row in comparison["endpoints"]},
-            "ratio": {row["endpoint"]: row["ratio"] for row in comparison["endpoints"]},
-            "floor_rps": {row["endpoint"]: row["floor_rps"] for row in comparison["endpoints"]},
-        })  # fmt: skip
-    return rows
+    servers: list[tuple[str, str, Server]] = []
+    try:
+        for name, what, overrides, committed in VARIANTS:
+            if committed and baseline is None:
+                continue
+            env = dict(base_env)
+            env.update({key: value for key, value in overrides.items() if value})
+            if "GUNICORN_WORKERS" in overrides:  # the layout this harness ships (the current defaults)
+                env.update(GUNICORN_WORKERS=cores, GUNICORN_THREADS="2")
+            elif committed:
+                env.update(GUNICORN_WORKERS=str(2 * int(cores)), GUNICORN_THREADS="4")
+            if overrides.get("PERF_DISABLE"):
+                env["DJANGO_SETTINGS_MODULE"] = "bench.perf.variant_settings"
+            server = Server(f"variant {name}", env)
+            if committed and baseline is not None:
+                server.cwd = baseline
+                env["PYTHONPATH"] = str(baseline)
+            server.start()
+            servers.append((name, what, server))
+            measure(server, wrk, mix_lines, "variant-warm", 6, args, workdir)
+        app_rps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        ratios: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        floor_rps: dict[str, list[float]] = defaultdict(list)
+        mix_rps: dict[str, list[float]] = defaultdict(list)
+        mix_p95: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for round_index in range(args.rounds):
+            print(f"variants: round {round_index + 1} of {args.rounds}")
+            for endpoint in ("detail", "plans", "feed"):
+                lines = endpoint_lines(requests, endpoint)
+                for _, _, server in servers:
+                    measure(server, wrk, lines, "variant-warm", 1, args, workdir)
+                base = measure(floor, wrk, lines, "variant-floor", seconds, args, workdir).rps
+                floor_rps[endpoint].append(base)
+                for name, _, server in servers:
+                    rps = measure(server, wrk, lines, "variant-endpoint", seconds, args, workdir).rps
+                    app_rps[name][endpoint].append(rps)
+                    ratios[name][endpoint].append(rps / base if base else 0.0)
+            for name, _, server in servers:
+                mix = measure(server, wrk, mix_lines, "variant-mix", max(seconds, 8), args, workdir)
+                mix_rps[name].append(mix.rps)
+                for key, stats in mix.endpoints.items():
+                    mix_p95[name][key].append(stats.p95)
+        rows = []
+        for name, what, _ in servers:
+            rows.append({
+                "variant": name, "what": what, "contrast": name.startswith("contrast"),
+                "mix_rps": statistics.median(mix_rps[name]),
+                "mix_rps_rounds": [round(v) for v in mix_rps[name]],
+                "mix_p95_ms": {key: statistics.median(v) for key, v in mix_p95[name].items()},
+                "rps": {e: statistics.median(v) for e, v in app_rps[name].items()},
+                "ratio": {e: statistics.median(v) for e, v in ratios[name].items()},
+                "ratio_rounds": {e: [round(r, 3) for r in v] for e, v in ratios[name].items()},
+                "floor_rps": {e: statistics.median(v) for e, v in floor_rps.items()},
+            })  # fmt: skip
+            row = rows[-1]
+            print(f"  {name:<48} mix {row['mix_rps']:6,.0f}  " + "  ".join(
+                f"{e} {row['rps'][e]:6,.0f} ({100 * row['ratio'][e]:3.0f} %)" for e in ("detail", "plans", "feed")))  # fmt: skip
+        return rows
+    finally:
+        for _, _, server in servers:
+            server.stop()
 
 
 def targets(rep: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -61,6 +61,8 @@ def ERROR_RESPONSES(*codes: int) -> dict[int, OpenApiResponse]:
     API's authentication, which refuses a bad or revoked token even where none is required."""
     responses = {code: OpenApiResponse(ErrorSerializer, description=STATUS_CODES[code][1]) for code in codes}
     responses.setdefault(401, OpenApiResponse(ErrorSerializer, description=INVALID_CREDENTIALS))
+    # Every API view runs the API-wide throttle (videoplatform/api/throttling.py).
+    responses.setdefault(429, OpenApiResponse(ErrorSerializer, description=STATUS_CODES[429][1]))
     return dict(sorted(responses.items()))
 
 
