@@ -478,14 +478,13 @@ def queries_check(app: Server, requests: Requests) -> tuple[str, bool]:
         app.get("/api/subscriptions/plans")
     results["detail (warm)"] = per_request(f"/api/videos/{video}", "api/videos/<str:video_id>", 20)
     results["plans (warm)"] = per_request("/api/subscriptions/plans", "api/subscriptions/plans", 20)
-    # Pages never asked for before: every one is a cache miss, read from the database.
-    results["feed, 5 per page (cold)"] = per_request("/api/videos?limit=5&page=901", "api/videos", 1)
-    results["feed, 50 per page (cold)"] = per_request("/api/videos?limit=50&page=91", "api/videos", 1)
-    ok = (
-        results["detail (warm)"] == 0
-        and results["plans (warm)"] == 0
-        and results["feed, 5 per page (cold)"] == results["feed, 50 per page (cold)"]
-    )
+    # Pages never asked for before: every one is a cache miss, read from the database (the count,
+    # the page, and the owners that are not cached yet, in one query whatever their number).
+    feed = {}
+    for limit, page in ((5, 901), (20, 227), (50, 91), (100, 46)):
+        feed[limit] = per_request(f"/api/videos?limit={limit}&page={page}", "api/videos", 1)
+        results[f"feed, {limit} per page (cold)"] = feed[limit]
+    ok = results["detail (warm)"] == 0 and results["plans (warm)"] == 0 and max(feed.values()) <= 3
     text = "; ".join(f"{name} {value:.2f}" for name, value in results.items())
     return text, ok
 
@@ -590,7 +589,9 @@ def main() -> None:
         print("CPU per request: the mix replayed in one process under cProfile")
         rep["cpu_profile"] = cpu_profile(env, requests, workdir)
         for name, row in rep["cpu_profile"].get("endpoints", {}).items():
-            print(f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request ({row['share_percent']:4.1f} % of the mix's CPU)")
+            print(
+                f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request ({row['share_percent']:4.1f} % of the mix's CPU)"
+            )
 
         print("login benchmark")
         rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
