@@ -18,7 +18,7 @@ from tests.security.conftest import live_database_url
 from tests.support.processes import RedisServer, base_env, gunicorn, wait_until
 from videos.models import Video
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

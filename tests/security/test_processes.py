@@ -26,7 +26,7 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.security.conftest import live_database_url
 from tests.support.processes import base_env, gunicorn
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ACCOUNT_LIMIT = 4
 REGISTRATION_LIMIT = 3

@@ -14,7 +14,7 @@ import pytest
 from tests.security.conftest import live_database_url
 from tests.support.processes import base_env, gunicorn
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 HOST = "api.videoplatform.test"
 HTTPS = {"Host": HOST, "X-Forwarded-Proto": "https"}

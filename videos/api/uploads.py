@@ -57,6 +57,10 @@ class LimitedTemporaryFileHandler(FileUploadHandler):
         if self.file is not None:
             self.file.close()
 
+    def upload_interrupted(self) -> None:
+        # The body ended before the file's closing boundary (a client that went away).
+        self.discard()
+
     def file_complete(self, file_size: int) -> TemporaryUploadedFile | None:
         if self.file is None:
             return None
