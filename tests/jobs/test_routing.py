@@ -28,9 +28,7 @@ ROUTES = [
 
 
 @pytest.mark.parametrize(("task", "queue", "step"), ROUTES)
-def test_routes_give_each_task_its_queue_and_priority(
-    task: str, queue: str, step: int
-) -> None:
+def test_routes_give_each_task_its_queue_and_priority(task: str, queue: str, step: int) -> None:
     with app_on_broker("redis://127.0.0.1:6379/6") as app:
         route = app.amqp.router.route({}, task)
         assert (route["queue"].name, route["priority"]) == (queue, step)
