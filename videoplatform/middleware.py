@@ -177,7 +177,8 @@ class CompressionMiddleware:
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
-        self.compressed = CompressedBodies()
+        # COMPRESSION_REUSE = False compresses every body afresh (for comparisons).
+        self.compressed = CompressedBodies() if getattr(settings, "COMPRESSION_REUSE", True) else None
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
@@ -194,12 +195,12 @@ class CompressionMiddleware:
             return response
         content = response.content
         cache_control = response.get("Cache-Control", "")
-        reusable = "no-store" not in cache_control and "private" not in cache_control
-        compressed = self.compressed.get(encoding, content) if reusable else None
+        kept = self.compressed if "no-store" not in cache_control and "private" not in cache_control else None
+        compressed = kept.get(encoding, content) if kept is not None else None
         if compressed is None:
             compressed = compress(encoding, content)
-            if reusable:
-                self.compressed.put(encoding, content, compressed)
+            if kept is not None:
+                kept.put(encoding, content, compressed)
         if len(compressed) >= len(content):
             return response
         response.content = compressed

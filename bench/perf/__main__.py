@@ -18,7 +18,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -54,8 +53,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
     parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
-    parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure each optimisation off and on (default: on unless --quick)")  # fmt: skip
+    parser.add_argument(
+        "--ablations",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure each optimisation off and on (default: on unless --quick)",
+    )
     parser.add_argument(
         "--update-docs", action="store_true", help="write the figures into docs/performance.md"
     )
@@ -109,6 +112,10 @@ def argon2_hash(env: dict[str, str]) -> Any:
     return make
 
 
+# The rows the load's creates add (the description every created video gets).
+CREATED = "SELECT id FROM videos_video WHERE description LIKE %s"
+
+
 def reset_run_state(services: Services) -> None:
     """Rows earlier runs wrote (videos created, tokens from logins, plays) and the Redis
     databases of the cache and the broker: every run starts from the same state."""
@@ -116,17 +123,17 @@ def reset_run_state(services: Services) -> None:
     marker = "Uploaded during a load test.%"
     stack.psql(
         url,
-        "DELETE FROM streaming_mediafile WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        f"DELETE FROM streaming_mediafile WHERE video_id IN ({CREATED})",
         [marker],
     )
     stack.psql(
         url,
-        "DELETE FROM videos_videosearchdocument WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        f"DELETE FROM videos_videosearchdocument WHERE video_id IN ({CREATED})",
         [marker],
     )
     stack.psql(
         url,
-        "DELETE FROM videos_relatedvideos WHERE video_id IN (SELECT id FROM videos_video WHERE description LIKE %s)",
+        f"DELETE FROM videos_relatedvideos WHERE video_id IN ({CREATED})",
         [marker],
     )
     stack.psql(url, "DELETE FROM videos_video WHERE description LIKE %s", [marker])
@@ -150,16 +157,39 @@ def endpoint_lines(requests: Requests, name: str, count: int = 4000) -> list[str
     return requests.single(name, count, hot={"detail": 500, "feed": 5}.get(name))
 
 
-def measure(server: Server, wrk: str, lines: list[str], label: str, seconds: float, args: argparse.Namespace,
-            workdir: Path, rate: float = 0.0, connections: int | None = None) -> LoadResult:  # fmt: skip
+def measure(
+    server: Server,
+    wrk: str,
+    lines: list[str],
+    label: str,
+    seconds: float,
+    args: argparse.Namespace,
+    workdir: Path,
+    rate: float = 0.0,
+    connections: int | None = None,
+) -> LoadResult:
     return load.run_wrk(
-        wrk, server.base_url, lines, label=label, seconds=seconds, connections=connections or args.connections,
-        workdir=workdir, rate=rate, server_cpu=server.cpu_seconds,
-    )  # fmt: skip
+        wrk,
+        server.base_url,
+        lines,
+        label=label,
+        seconds=seconds,
+        connections=connections or args.connections,
+        workdir=workdir,
+        rate=rate,
+        server_cpu=server.cpu_seconds,
+    )
 
 
-def floor_comparison(app: Server, floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
-                     workdir: Path, names: tuple[str, ...] = ("detail", "plans", "feed")) -> dict[str, Any]:  # fmt: skip
+def floor_comparison(
+    app: Server,
+    floor: Server,
+    wrk: str,
+    requests: Requests,
+    args: argparse.Namespace,
+    workdir: Path,
+    names: tuple[str, ...] = ("detail", "plans", "feed"),
+) -> dict[str, Any]:
     rows = []
     for name in names:
         lines = endpoint_lines(requests, name)
@@ -177,22 +207,27 @@ def floor_comparison(app: Server, floor: Server, wrk: str, requests: Requests, a
         ratios = [a.rps / f.rps for a, f in zip(app_runs, floor_runs, strict=True) if f.rps]
         ratio = statistics.median(ratios) if ratios else 0.0
         app_errors = sum(run.errors for run in app_runs)
-        rows.append({
-            "endpoint": name,
-            "floor_rps": statistics.median(run.rps for run in floor_runs),
-            "app_rps": statistics.median(run.rps for run in app_runs),
-            "ratio": ratio,
-            "ratio_min": min(ratios, default=0.0),
-            "ratio_max": max(ratios, default=0.0),
-            "ratios": [round(r, 3) for r in ratios],
-            "app_p50_ms": statistics.median(run.endpoints[name].p50 for run in app_runs),
-            "app_p99_ms": max(run.endpoints[name].p99 for run in app_runs),
-            "app_errors": app_errors,
-            "target": FLOOR_TARGETS.get(name, 0.0),
-            "ok": ratio >= FLOOR_TARGETS.get(name, 0.0) and app_errors == 0,
-        })  # fmt: skip
-        print(f"  {name:<7} floor {rows[-1]['floor_rps']:7,.0f} req/s  app {rows[-1]['app_rps']:7,.0f} req/s  "
-              f"ratio {100 * ratio:4.0f} % (rounds: {', '.join(f'{100 * r:.0f} %' for r in ratios)})")  # fmt: skip
+        rows.append(
+            {
+                "endpoint": name,
+                "floor_rps": statistics.median(run.rps for run in floor_runs),
+                "app_rps": statistics.median(run.rps for run in app_runs),
+                "ratio": ratio,
+                "ratio_min": min(ratios, default=0.0),
+                "ratio_max": max(ratios, default=0.0),
+                "ratios": [round(r, 3) for r in ratios],
+                "floor_wrk_cores": statistics.median(run.wrk_cpu / run.seconds for run in floor_runs),
+                "app_p50_ms": statistics.median(run.endpoints[name].p50 for run in app_runs),
+                "app_p99_ms": max(run.endpoints[name].p99 for run in app_runs),
+                "app_errors": app_errors,
+                "target": FLOOR_TARGETS.get(name, 0.0),
+                "ok": ratio >= FLOOR_TARGETS.get(name, 0.0) and app_errors == 0,
+            }
+        )
+        print(
+            f"  {name:<7} floor {rows[-1]['floor_rps']:7,.0f} req/s  app {rows[-1]['app_rps']:7,.0f} req/s  "
+            f"ratio {100 * ratio:4.0f} % (rounds: {', '.join(f'{100 * r:.0f} %' for r in ratios)})"
+        )
     return {
         "rounds": args.rounds,
         "seconds": args.endpoint_seconds,
@@ -212,10 +247,15 @@ def during_mix(
         label = dict(labels)
         if not label.get("view", "").startswith("api/"):
             continue
-        rows.append({
-            "method": label["method"], "view": label["view"], "requests": int(count),
-            "queries": sums.get(labels, 0.0) / count, "db_ms": 1000 * db_seconds.get(labels, 0.0) / count,
-        })  # fmt: skip
+        rows.append(
+            {
+                "method": label["method"],
+                "view": label["view"],
+                "requests": int(count),
+                "queries": sums.get(labels, 0.0) / count,
+                "db_ms": 1000 * db_seconds.get(labels, 0.0) / count,
+            }
+        )
     lookups = stack.delta(after, before, "cache_requests_total")
     loads = stack.delta(after, before, "cache_loads_total")
     per_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -226,13 +266,15 @@ def during_mix(
     for kind, values in sorted(per_kind.items()):
         l1_total = values["l1_hit"] + values["l1_miss"]
         l2_total = values["l2_hit"] + values["l2_miss"] + values["l2_stale"]
-        cache_rows.append({
-            "kind": kind,
-            "l1_hit": values["l1_hit"] / l1_total if l1_total else None,
-            "l2_hit": (values["l2_hit"] + values["l2_stale"]) / l2_total if l2_total else None,
-            "lookups": int(l1_total or l2_total),
-            "loads": int(sum(v for labels, v in loads.items() if dict(labels).get("kind") == kind)),
-        })  # fmt: skip
+        cache_rows.append(
+            {
+                "kind": kind,
+                "l1_hit": values["l1_hit"] / l1_total if l1_total else None,
+                "l2_hit": (values["l2_hit"] + values["l2_stale"]) / l2_total if l2_total else None,
+                "lookups": int(l1_total or l2_total),
+                "loads": int(sum(v for labels, v in loads.items() if dict(labels).get("kind") == kind)),
+            }
+        )
     statements = stack.delta(after, before, "db_queries_total")
     by_alias: dict[str, float] = defaultdict(float)
     for labels, value in statements.items():
@@ -253,20 +295,37 @@ def during_mix(
     }
 
 
-def login_benchmark(app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path,
-                    env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def login_benchmark(
+    app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path, env: dict[str, str]
+) -> dict[str, Any]:
     lines = requests.single("login", 2000)
     levels = []
     for concurrency in (1, 2, 4, 8):
-        run = measure(app, wrk, lines, f"login-{concurrency}", max(6.0, args.endpoint_seconds), args, workdir,
-                      connections=concurrency)  # fmt: skip
+        run = measure(
+            app,
+            wrk,
+            lines,
+            f"login-{concurrency}",
+            max(6.0, args.endpoint_seconds),
+            args,
+            workdir,
+            connections=concurrency,
+        )
         stats = run.endpoints["login"]
-        levels.append({
-            "concurrency": concurrency, "rps": stats.rps, "p50_ms": stats.p50, "p95_ms": stats.p95,
-            "p99_ms": stats.p99, "errors": stats.errors, "ok": stats.p50 <= 150 and stats.p95 <= 300 and not stats.errors,
-        })  # fmt: skip
+        levels.append(
+            {
+                "concurrency": concurrency,
+                "rps": stats.rps,
+                "p50_ms": stats.p50,
+                "p95_ms": stats.p95,
+                "p99_ms": stats.p99,
+                "errors": stats.errors,
+                "ok": stats.p50 <= 150 and stats.p95 <= 300 and not stats.errors,
+            }
+        )
         print(
-            f"  {concurrency} concurrent logins: {stats.rps:5.1f}/s  P50 {stats.p50:6.1f} ms  P95 {stats.p95:6.1f} ms"
+            f"  {concurrency} concurrent logins: {stats.rps:5.1f}/s"
+            f"  P50 {stats.p50:6.1f} ms  P95 {stats.p95:6.1f} ms"
         )
     argon2 = {
         "time_cost": int(env.get("ARGON2_TIME_COST", "2")),
@@ -282,72 +341,82 @@ def cpu_profile(env: dict[str, str], requests: Requests, workdir: Path, count: i
     out = workdir / "cpu-profile.json"
     run_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(workdir / "cpu-profile-metrics"))
     (workdir / "cpu-profile-metrics").mkdir(exist_ok=True)
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "bench.perf.cpu_profile", str(lines_file), str(count), str(out)],
-        cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if result.returncode != 0 or not out.exists():
         print(f"  the CPU profile failed: {result.stderr[-1500:]}")
         return {}
     return dict(json.loads(out.read_text()))
 
 
-def baseline_tree(workdir: Path) -> Path | None:
-    """The committed code (HEAD) unpacked beside the working tree: the "before" of every optimisation."""
-    target = workdir / "baseline"
-    archive = workdir / "baseline.tar"
-    result = subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), "HEAD"], cwd=ROOT,
-                            capture_output=True, check=False)  # fmt: skip
-    if result.returncode != 0:
-        return None
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
-    return target
+ALL_OFF = "bytes_cache,orjson,templates,negotiation,compression_reuse"
+OLD_GUNICORN = {
+    "GUNICORN_WORKERS": "2x",
+    "GUNICORN_THREADS": "4",
+    "GUNICORN_MAX_REQUESTS": "20000",
+    "GUNICORN_MAX_REQUESTS_JITTER": "2000",
+}
+VARIANTS: list[tuple[str, str, dict[str, str]]] = [
+    # (name, what differs from the shipped code, environment); each adds one step to the previous.
+    (
+        "before",
+        "every optimisation off; gunicorn 2 workers per core x 4 threads, recycled every 20,000",
+        {"PERF_DISABLE": ALL_OFF, **OLD_GUNICORN},
+    ),
+    ("+ gunicorn layout", "1 worker per core x 2 threads, recycled every 500,000", {"PERF_DISABLE": ALL_OFF}),
+    (
+        "+ serializer templates",
+        "no rendered bodies, DRF's JSON, DRF's negotiation, no compressed-body reuse",
+        {"PERF_DISABLE": "bytes_cache,orjson,negotiation,compression_reuse"},
+    ),
+    (
+        "+ negotiation, compressed bodies",
+        "no rendered bodies, DRF's JSON",
+        {"PERF_DISABLE": "bytes_cache,orjson"},
+    ),
+    ("+ orjson", "no rendered bodies", {"PERF_DISABLE": "bytes_cache"}),
+    ("+ rendered bodies (after)", "nothing: as shipped", {}),
+    # Not this harness's optimisation: the data layer keeps connections (CONN_MAX_AGE 600 through
+    # PgBouncer); what a new connection per request would cost.
+    (
+        "contrast: CONN_MAX_AGE=0",
+        "as shipped, but a new database connection per request",
+        {"DB_CONN_MAX_AGE": "0"},
+    ),
+]
 
 
-VARIANTS: list[tuple[str, str, dict[str, str], bool]] = [
-    # (name, what differs, environment, run the committed code)
-    ("before", "the committed code (DRF serializers and JSON, 2 workers per core x 4 threads)", {}, True),
-    ("gunicorn layout", "the committed code, 1 worker per core x 2 threads",
-     {"GUNICORN_WORKERS": "", "GUNICORN_THREADS": ""}, True),
-    ("+ serializer templates, negotiation, middleware", "no rendered bodies, DRF's JSON renderer and parser",
-     {"PERF_DISABLE": "bytes_cache,orjson"}, False),
-    ("+ orjson", "no rendered bodies", {"PERF_DISABLE": "bytes_cache"}, False),
-    ("+ rendered bodies (after)", "everything on, as shipped", {}, False),
-    # Not an optimisation of this harness's: the data layer keeps connections (CONN_MAX_AGE 600
-    # through PgBouncer); what a new connection per request would cost.
-    ("contrast: CONN_MAX_AGE=0", "as shipped, but a new database connection per request",
-     {"DB_CONN_MAX_AGE": "0"}, False),
-]  # fmt: skip
-
-
-def ablations(base_env: dict[str, str], floor: Server, wrk: str, requests: Requests, args: argparse.Namespace,
-              workdir: Path) -> list[dict[str, Any]]:  # fmt: skip
+def ablations(
+    base_env: dict[str, str],
+    floor: Server,
+    wrk: str,
+    requests: Requests,
+    args: argparse.Namespace,
+    workdir: Path,
+) -> list[dict[str, Any]]:
     """Each optimisation added in turn. Every variant runs at once (idle servers cost next to
     nothing), and each round measures the floor and then every variant on one endpoint, back to
     back, so that the machine's other work weighs on all of them alike; medians over the rounds."""
-    baseline = baseline_tree(workdir)
-    cores = str(len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
     seconds = min(args.endpoint_seconds, 5)
     mix_lines = requests.mix(30_000)
     servers: list[tuple[str, str, Server]] = []
     try:
-        for name, what, overrides, committed in VARIANTS:
-            if committed and baseline is None:
-                continue
+        for name, what, overrides in VARIANTS:
             env = dict(base_env)
-            env.update({key: value for key, value in overrides.items() if value})
-            if "GUNICORN_WORKERS" in overrides:  # the layout this harness ships (the current defaults)
-                env.update(GUNICORN_WORKERS=cores, GUNICORN_THREADS="2")
-            elif committed:
-                env.update(GUNICORN_WORKERS=str(2 * int(cores)), GUNICORN_THREADS="4")
+            env.update(overrides)
+            if env.get("GUNICORN_WORKERS") == "2x":
+                env["GUNICORN_WORKERS"] = str(2 * cores)
             if overrides.get("PERF_DISABLE"):
                 env["DJANGO_SETTINGS_MODULE"] = "bench.perf.variant_settings"
             server = Server(f"variant {name}", env)
-            if committed and baseline is not None:
-                server.cwd = baseline
-                env["PYTHONPATH"] = str(baseline)
             server.start()
             servers.append((name, what, server))
             measure(server, wrk, mix_lines, "variant-warm", 6, args, workdir)
@@ -375,19 +444,28 @@ def ablations(base_env: dict[str, str], floor: Server, wrk: str, requests: Reque
                     mix_p95[name][key].append(stats.p95)
         rows = []
         for name, what, _ in servers:
-            rows.append({
-                "variant": name, "what": what, "contrast": name.startswith("contrast"),
-                "mix_rps": statistics.median(mix_rps[name]),
-                "mix_rps_rounds": [round(v) for v in mix_rps[name]],
-                "mix_p95_ms": {key: statistics.median(v) for key, v in mix_p95[name].items()},
-                "rps": {e: statistics.median(v) for e, v in app_rps[name].items()},
-                "ratio": {e: statistics.median(v) for e, v in ratios[name].items()},
-                "ratio_rounds": {e: [round(r, 3) for r in v] for e, v in ratios[name].items()},
-                "floor_rps": {e: statistics.median(v) for e, v in floor_rps.items()},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "variant": name,
+                    "what": what,
+                    "contrast": name.startswith("contrast"),
+                    "mix_rps": statistics.median(mix_rps[name]),
+                    "mix_rps_rounds": [round(v) for v in mix_rps[name]],
+                    "mix_p95_ms": {key: statistics.median(v) for key, v in mix_p95[name].items()},
+                    "rps": {e: statistics.median(v) for e, v in app_rps[name].items()},
+                    "ratio": {e: statistics.median(v) for e, v in ratios[name].items()},
+                    "ratio_rounds": {e: [round(r, 3) for r in v] for e, v in ratios[name].items()},
+                    "floor_rps": {e: statistics.median(v) for e, v in floor_rps.items()},
+                }
+            )
             row = rows[-1]
-            print(f"  {name:<48} mix {row['mix_rps']:6,.0f}  " + "  ".join(
-                f"{e} {row['rps'][e]:6,.0f} ({100 * row['ratio'][e]:3.0f} %)" for e in ("detail", "plans", "feed")))  # fmt: skip
+            print(
+                f"  {name:<48} mix {row['mix_rps']:6,.0f}  "
+                + "  ".join(
+                    f"{e} {row['rps'][e]:6,.0f} ({100 * row['ratio'][e]:3.0f} %)"
+                    for e in ("detail", "plans", "feed")
+                )
+            )
         return rows
     finally:
         for _, _, server in servers:
@@ -404,52 +482,71 @@ def targets(rep: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
             if ENDPOINTS.get(name, (0, 0, None))[2] is not None
         )
         sustained = paced["rps"] >= 0.98 * args.rate
-        rows.append({
-            "what": "the source's endpoint mix",
-            "target": f"≥ {args.rate:,.0f} req/s, every P95 inside its target, 0 errors",
-            "measured": f"{paced['rps']:,.0f} req/s paced; P95 {'all inside' if inside else 'NOT all inside'}; "
-                        f"{paced['errors']} errors; saturation {rep['mix_saturation']['rps']:,.0f} req/s",
-            "ok": sustained and inside and paced["errors"] == 0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "what": "the source's endpoint mix",
+                "target": f"≥ {args.rate:,.0f} req/s, every P95 inside its target, 0 errors",
+                "measured": f"{paced['rps']:,.0f} req/s paced; "
+                f"P95 {'all inside' if inside else 'NOT all inside'}; "
+                f"{paced['errors']} errors; saturation {rep['mix_saturation']['rps']:,.0f} req/s",
+                "ok": sustained and inside and paced["errors"] == 0,
+            }
+        )
     floor = {row["endpoint"]: row for row in rep.get("floor", {}).get("endpoints", [])}
-    labels = {"detail": "warm `GET /api/videos/{id}`", "plans": "`GET /api/subscriptions/plans`",
-              "feed": "`GET /api/videos` (20 items, warm)"}  # fmt: skip
+    labels = {
+        "detail": "warm `GET /api/videos/{id}`",
+        "plans": "`GET /api/subscriptions/plans`",
+        "feed": "`GET /api/videos` (20 items, warm)",
+    }
     for name, label in labels.items():
         row = floor.get(name)
         if not row:
             continue
         extra = f", P99 {row['app_p99_ms']:.0f} ms" if name == "detail" else ""
         ok = row["ok"] and (name != "detail" or row["app_p99_ms"] <= 250)
-        rows.append({
-            "what": label,
-            "target": f"≥ {100 * row['target']:.0f} % of the floor" + (", P99 ≤ 250 ms" if name == "detail" else ""),
-            "measured": f"{100 * row['ratio']:.0f} % ({row['app_rps']:,.0f} / {row['floor_rps']:,.0f} req/s){extra}",
-            "ok": ok,
-        })  # fmt: skip
+        rows.append(
+            {
+                "what": label,
+                "target": f"≥ {100 * row['target']:.0f} % of the floor"
+                + (", P99 ≤ 250 ms" if name == "detail" else ""),
+                "measured": f"{100 * row['ratio']:.0f} % "
+                f"({row['app_rps']:,.0f} / {row['floor_rps']:,.0f} req/s){extra}",
+                "ok": ok,
+            }
+        )
     for name, limit in (("stream", 200), ("create", 400)):
         if paced and name in paced["endpoints"]:
             p95 = paced["endpoints"][name]["p95_ms"]
-            rows.append({
-                "what": f"`{load.PATHS[name]}`", "target": f"P95 ≤ {limit} ms at the mix load",
-                "measured": f"P95 {p95:.1f} ms at {paced['rps']:,.0f} req/s", "ok": p95 <= limit,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "what": f"`{load.PATHS[name]}`",
+                    "target": f"P95 ≤ {limit} ms at the mix load",
+                    "measured": f"P95 {p95:.1f} ms at {paced['rps']:,.0f} req/s",
+                    "ok": p95 <= limit,
+                }
+            )
     if "queries_check" in rep:
-        rows.append({
-            "what": "queries per request",
-            "target": "constant in page size; 0 for warm detail and plans",
-            "measured": rep["queries_check"],
-            "ok": rep["queries_ok"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "what": "queries per request",
+                "target": "constant in page size; 0 for warm detail and plans",
+                "measured": rep["queries_check"],
+                "ok": rep["queries_ok"],
+            }
+        )
     login = rep.get("login")
     if login:
         two = next((row for row in login["levels"] if row["concurrency"] == 2), None)
         if two:
-            rows.append({
-                "what": "`POST /api/auth/login` (login benchmark, 2 concurrent = the cores)",
-                "target": "P50 ≤ 150 ms, P95 ≤ 300 ms",
-                "measured": f"P50 {two['p50_ms']:.0f} ms, P95 {two['p95_ms']:.0f} ms, {two['rps']:.1f} logins/s",
-                "ok": two["ok"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "what": "`POST /api/auth/login` (login benchmark, 2 concurrent = the cores)",
+                    "target": "P50 ≤ 150 ms, P95 ≤ 300 ms",
+                    "measured": f"P50 {two['p50_ms']:.0f} ms, P95 {two['p95_ms']:.0f} ms, "
+                    f"{two['rps']:.1f} logins/s",
+                    "ok": two["ok"],
+                }
+            )
     return rows
 
 
@@ -535,16 +632,21 @@ def main() -> None:
     config = _gunicorn_config(env)
     rep["server"] = {
         **config,
-        "databases": ("PostgreSQL primary through PgBouncer (transaction mode) + the streaming replica"
-                      if replica else "PostgreSQL primary through PgBouncer (no replica)")
-                     + ", Redis" + (", S3-compatible storage" if s3 else ", filesystem storage"),
-    }  # fmt: skip
+        "databases": (
+            "PostgreSQL primary through PgBouncer (transaction mode) + the streaming replica"
+            if replica
+            else "PostgreSQL primary through PgBouncer (no replica)"
+        )
+        + ", Redis"
+        + (", S3-compatible storage" if s3 else ", filesystem storage"),
+    }
     app = Server("app", env)
     floor_env = dict(env, PERF_FLOOR_RESPONSES=str(workdir / "floor.json"))
     floor = Server("floor", floor_env, app="bench.perf.floor:application")
     try:
         print(
-            f"app: gunicorn {config['workers']} workers x {config['threads']} threads on {app.start().base_url}"
+            f"app: gunicorn {config['workers']} workers x {config['threads']} threads"
+            f" on {app.start().base_url}"
         )
         print("warm-up: 10 s of the mix")
         measure(app, wrk, requests.mix(20_000), "warmup", 10, args, workdir)
@@ -569,17 +671,26 @@ def main() -> None:
         print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
         print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
         before = app.scrape()
-        xact_before = {"primary": stack.xact_counts(services.url(services.primary), services.database),
-                       "replica": stack.xact_counts(services.url(services.replica), services.database) if replica else 0.0}  # fmt: skip
+        xact_before = {
+            "primary": stack.xact_counts(services.url(services.primary), services.database),
+            "replica": stack.xact_counts(services.url(services.replica), services.database)
+            if replica
+            else 0.0,
+        }
         saturation = measure(app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir)
         time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
         after = app.scrape()
-        xact_after = {"primary": stack.xact_counts(services.url(services.primary), services.database),
-                      "replica": stack.xact_counts(services.url(services.replica), services.database) if replica else 0.0}  # fmt: skip
+        xact_after = {
+            "primary": stack.xact_counts(services.url(services.primary), services.database),
+            "replica": stack.xact_counts(services.url(services.replica), services.database)
+            if replica
+            else 0.0,
+        }
         rep["mix_saturation"] = saturation.as_dict()
         print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
-        rep["during_mix"] = during_mix(before, after, saturation.seconds,
-                                       {key: xact_after[key] - xact_before[key] for key in xact_after})  # fmt: skip
+        rep["during_mix"] = during_mix(
+            before, after, saturation.seconds, {key: xact_after[key] - xact_before[key] for key in xact_after}
+        )
         rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
         print(f"queries per request: {rep['queries_check']}")
 
@@ -590,7 +701,8 @@ def main() -> None:
         rep["cpu_profile"] = cpu_profile(env, requests, workdir)
         for name, row in rep["cpu_profile"].get("endpoints", {}).items():
             print(
-                f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request ({row['share_percent']:4.1f} % of the mix's CPU)"
+                f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request"
+                f" ({row['share_percent']:4.1f} % of the mix's CPU)"
             )
 
         print("login benchmark")
@@ -654,7 +766,8 @@ def noise_note(rep: dict[str, Any]) -> str:
     for row in rep.get("floor", {}).get("endpoints", []):
         if row["ratios"]:
             parts.append(
-                f"{row['endpoint']} ratio {min(row['ratios']) * 100:.0f}–{max(row['ratios']) * 100:.0f} % over {len(row['ratios'])} rounds"
+                f"{row['endpoint']} ratio {min(row['ratios']) * 100:.0f}-{max(row['ratios']) * 100:.0f} %"
+                f" over {len(row['ratios'])} rounds"
             )
     machine = rep["machine"]
     parts.append(f"load average {machine['load_before']} before and {machine.get('load_after', '?')} after")
@@ -665,7 +778,8 @@ def noise_note(rep: dict[str, Any]) -> str:
             (cpu["machine_busy_cores"] or 0) - (cpu["server_cores"] or 0) - (cpu["load_generator_cores"] or 0)
         )
         parts.append(
-            f"during the saturation run {other:.2f} cores went to PostgreSQL, PgBouncer, Redis and other processes"
+            f"during the saturation run {other:.2f} cores went to PostgreSQL, PgBouncer, Redis"
+            " and other processes"
         )
     return "; ".join(parts) + "."
 

@@ -23,6 +23,7 @@ from typing import Any
 from .profiles import AREAS
 
 WARM_UP = 300
+ROOT = str(Path(__file__).resolve().parents[2]) + "/"
 
 
 def _environ(line: str) -> tuple[str, dict[str, Any]]:
@@ -95,7 +96,7 @@ def main() -> None:
     for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         by_area[_area(filename)] += own
         total += own
-        short = filename.split("site-packages/")[-1].split("/work/")[-1].split("lib/python3.11/")[-1]
+        short = filename.replace(ROOT, "").split("site-packages/")[-1].split("/lib/python3.11/")[-1]
         functions.append((own, f"{function} ({short})"))
     functions.sort(reverse=True)
     all_cpu = sum(cpu.values())

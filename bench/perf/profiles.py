@@ -104,7 +104,7 @@ def record(pids: list[int], seconds: float, workdir: Path, rate: int = 250) -> l
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
         )
     return [output for output, process in zip(outputs, processes, strict=True) if _wait(process, seconds)]
 

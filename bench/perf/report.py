@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -9,11 +10,11 @@ from .load import ENDPOINTS, PATHS
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
 
 
 def verdict(ok: bool | None) -> str:
-    return "–" if ok is None else ("**pass**" if ok else "**FAIL**")
+    return "-" if ok is None else ("**pass**" if ok else "**FAIL**")
 
 
 def endpoint_table(result: dict[str, Any], *, targets: bool = True) -> list[str]:
@@ -30,7 +31,7 @@ def endpoint_table(result: dict[str, Any], *, targets: bool = True) -> list[str]
         lines.append(
             f"| `{PATHS.get(name, name)}` | {100 * stats['requests'] / total:.1f} % | {stats['rps']:,.1f} "
             f"| {_ms(stats['p50_ms'])} | {_ms(stats['p95_ms'])} | {_ms(stats['p99_ms'])} | {stats['errors']} "
-            f"| {f'{target[1]:.0f}' if target else '–'} | {verdict(ok)} |"
+            f"| {f'{target[1]:.0f}' if target else '-'} | {verdict(ok)} |"
         )
     lines.append(f"| **all** | 100 % | **{result['rps']:,.1f}** | | | | {result['errors']} | | |")
     return lines
@@ -54,7 +55,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{machine['os']}; Python {machine['python']}, PostgreSQL {machine['postgresql']}, "
         f"Redis {machine['redis']}, wrk {machine['wrk']}. Load average {machine['load_before']} before, "
         f"{machine['load_after']} after. Server: gunicorn {report['server']['worker_class']}, "
-        f"{report['server']['workers']} workers × {report['server']['threads']} threads; "
+        f"{report['server']['workers']} workers x {report['server']['threads']} threads; "
         f"{report['server']['databases']}.",
         "",
         "### Targets",
@@ -76,7 +77,8 @@ def markdown(report: dict[str, Any]) -> str:
     sat = report.get("mix_saturation")
     if sat:
         out += [
-            f"### The mix at saturation (closed loop, {sat['connections']} connections, {sat['seconds']:.0f} s)",
+            f"### The mix at saturation (closed loop, {sat['connections']} connections, "
+            f"{sat['seconds']:.0f} s)",
             "",
             *endpoint_table(sat),
             "",
@@ -89,7 +91,8 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["| view | requests | SQL queries / request | DB ms / request |", "|---|---|---|---|"]
         for row in during["queries_per_request"]:
             out.append(
-                f"| `{row['method']} /{row['view']}` | {row['requests']:,} | {row['queries']:.2f} | {row['db_ms']:.2f} |"
+                f"| `{row['method']} /{row['view']}` | {row['requests']:,} | {row['queries']:.2f} "
+                f"| {row['db_ms']:.2f} |"
             )
         out += [
             "",
@@ -98,7 +101,8 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         for row in during["cache"]:
             out.append(
-                f"| {row['kind']} | {_pct(row['l1_hit'])} | {_pct(row['l2_hit'])} | {row['lookups']:,} | {row['loads']:,} |"
+                f"| {row['kind']} | {_pct(row['l1_hit'])} | {_pct(row['l2_hit'])} | {row['lookups']:,} "
+                f"| {row['loads']:,} |"
             )
         db = during["database"]
         out += [
@@ -114,21 +118,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"### Against the floor (bare WSGI app, same bytes, same gunicorn; {floor['rounds']} rounds of "
             f"{floor['seconds']:.0f} s each, floor and app back to back, {floor['connections']} connections)",
             "",
-            "| endpoint | floor req/s | app req/s | app / floor (median) | spread of the ratio | app P99 ms | target |",
+            "| endpoint | floor req/s | app req/s | app / floor (median) | spread of the ratio | app P99 ms "
+            "| target |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in floor["endpoints"]:
             out.append(
-                f"| `{PATHS.get(row['endpoint'], row['endpoint'])}` | {row['floor_rps']:,.0f} | {row['app_rps']:,.0f} "
-                f"| {100 * row['ratio']:.0f} % | {100 * row['ratio_min']:.0f}–{100 * row['ratio_max']:.0f} % "
+                f"| `{PATHS.get(row['endpoint'], row['endpoint'])}` | {row['floor_rps']:,.0f} "
+                f"| {row['app_rps']:,.0f} "
+                f"| {100 * row['ratio']:.0f} % | {100 * row['ratio_min']:.0f}-{100 * row['ratio_max']:.0f} % "
                 f"| {_ms(row['app_p99_ms'])} | ≥ {100 * row['target']:.0f} % {verdict(row['ok'])} |"
             )
-        out.append("")
+        wrk = ", ".join(
+            f"{row['endpoint']} {row.get('floor_wrk_cores', 0):.2f}" for row in floor["endpoints"]
+        )
+        out += [f"wrk's own CPU while driving the floor (cores): {wrk}.", ""]
     login = report.get("login")
     if login:
         out += [
             "### Login under concurrent logins (Argon2id "
-            f"t={login['argon2']['time_cost']}, {login['argon2']['memory_kib'] // 1024} MiB, p={login['argon2']['parallelism']})",
+            f"t={login['argon2']['time_cost']}, {login['argon2']['memory_kib'] // 1024} MiB, "
+            f"p={login['argon2']['parallelism']})",
             "",
             "| concurrent logins | logins/s | P50 ms | P95 ms | P99 ms | errors | target P50 150 / P95 300 |",
             "|---|---|---|---|---|---|---|",
@@ -158,7 +168,7 @@ def markdown(report: dict[str, Any]) -> str:
             out.append(f"| {row['variant']} | {row['what']} | " + " | ".join(cells) + " |")
         chain = [row for row in ablations if not row.get("contrast")]
         out += ["", "| step (req/s after ÷ before) | mix | detail | plans | feed |", "|---|---|---|---|---|"]
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             steps = [_ratio(after["mix_rps"], before["mix_rps"])]
             steps += [_ratio(after["rps"].get(n), before["rps"].get(n)) for n in ("detail", "plans", "feed")]
             out.append(f"| {after['variant']} | " + " | ".join(steps) + " |")
@@ -222,12 +232,12 @@ def markdown(report: dict[str, Any]) -> str:
 def _ratio(after: float | None, before: float | None) -> str:
     """after / before as a factor (req/s: above 1.00x is faster)."""
     if not after or not before:
-        return "–"
-    return f"{after / before:.2f}×"
+        return "-"
+    return f"{after / before:.2f}x"
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
+    return "-" if value is None else f"{100 * value:.1f} %"
 
 
 def _cpu_line(result: dict[str, Any]) -> str:

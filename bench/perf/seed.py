@@ -246,19 +246,42 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
         def users() -> Iterator[Sequence[Any]]:
             for n in range(spec.users):
                 yield (
-                    user_id(n), hashed, False, username(n), "", "", f"{username(n)}@example.com", False, True,
-                    now - timedelta(days=n % 700), f"Viewer {n}", sees_adult(spec, n),
+                    user_id(n),
+                    hashed,
+                    False,
+                    username(n),
+                    "",
+                    "",
+                    f"{username(n)}@example.com",
+                    False,
+                    True,
                     now - timedelta(days=n % 700),
-                )  # fmt: skip
+                    f"Viewer {n}",
+                    sees_adult(spec, n),
+                    now - timedelta(days=n % 700),
+                )
 
         _copy(
             conn,
             "accounts_user",
-            ["id", "password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff",
-             "is_active", "date_joined", "display_name", "show_adult_content", "created_at"],
+            [
+                "id",
+                "password",
+                "is_superuser",
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "is_staff",
+                "is_active",
+                "date_joined",
+                "display_name",
+                "show_adult_content",
+                "created_at",
+            ],
             users(),
             spec.users,
-        )  # fmt: skip
+        )
 
         def video_rows() -> Iterator[Sequence[Any]]:
             for v in videos:
@@ -268,51 +291,126 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     " ".join(rng.choice(WORDS) for _ in range(rng.randrange(10, 60))).capitalize() + "."
                 )
                 yield (
-                    video_id(v.n), user_id(v.owner), title, description, json.dumps(words[4:]), v.privacy,
-                    v.is_adult, v.is_premium, v.status,
+                    video_id(v.n),
+                    user_id(v.owner),
+                    title,
+                    description,
+                    json.dumps(words[4:]),
+                    v.privacy,
+                    v.is_adult,
+                    v.is_premium,
+                    v.status,
                     round(rng.uniform(15, 3600), 3) if v.status == "ready" else None,
-                    int(2_000_000 / (v.n + 1) ** 0.9), v.created_at, v.created_at,
-                )  # fmt: skip
+                    int(2_000_000 / (v.n + 1) ** 0.9),
+                    v.created_at,
+                    v.created_at,
+                )
 
         _copy(
             conn,
             "videos_video",
-            ["id", "owner_id", "title", "description", "tags", "privacy", "is_adult", "is_premium", "status",
-             "duration", "view_count", "created_at", "updated_at"],
+            [
+                "id",
+                "owner_id",
+                "title",
+                "description",
+                "tags",
+                "privacy",
+                "is_adult",
+                "is_premium",
+                "status",
+                "duration",
+                "view_count",
+                "created_at",
+                "updated_at",
+            ],
             video_rows(),
             len(videos),
-        )  # fmt: skip
+        )
 
         def media_rows() -> Iterator[Sequence[Any]]:
             for v in media:
                 run = f"run{v.n:06d}"
                 prefix = f"media/{video_id(v.n)}/hls/{run}"
                 yield (
-                    make_id("med", "media", v.n), "ready", 100, "", f"uploads/{video_id(v.n)}/source.mp4",
-                    50_000_000, "", 120.0, 1920, 1080, 30.0, "h264", "aac", 5_500_000, prefix,
-                    f"{prefix}/poster.jpg", json.dumps([f"{prefix}/thumbs/{i:03d}.jpg" for i in range(12)]), 10,
-                    1, run, "", None, v.created_at, v.created_at, v.created_at, v.created_at, video_id(v.n),
-                )  # fmt: skip
+                    make_id("med", "media", v.n),
+                    "ready",
+                    100,
+                    "",
+                    f"uploads/{video_id(v.n)}/source.mp4",
+                    50_000_000,
+                    "",
+                    120.0,
+                    1920,
+                    1080,
+                    30.0,
+                    "h264",
+                    "aac",
+                    5_500_000,
+                    prefix,
+                    f"{prefix}/poster.jpg",
+                    json.dumps([f"{prefix}/thumbs/{i:03d}.jpg" for i in range(12)]),
+                    10,
+                    1,
+                    run,
+                    "",
+                    None,
+                    v.created_at,
+                    v.created_at,
+                    v.created_at,
+                    v.created_at,
+                    video_id(v.n),
+                )
 
         _copy(
             conn,
             "streaming_mediafile",
-            ["id", "status", "progress", "error", "source_path", "source_size", "upload_id", "duration", "width",
-             "height", "fps", "video_codec", "audio_codec", "bitrate", "output_prefix", "poster_path",
-             "thumbnail_paths", "thumbnail_interval", "attempts", "run_token", "run_holder", "heartbeat_at",
-             "processing_started_at", "ready_at", "created_at", "updated_at", "video_id"],
+            [
+                "id",
+                "status",
+                "progress",
+                "error",
+                "source_path",
+                "source_size",
+                "upload_id",
+                "duration",
+                "width",
+                "height",
+                "fps",
+                "video_codec",
+                "audio_codec",
+                "bitrate",
+                "output_prefix",
+                "poster_path",
+                "thumbnail_paths",
+                "thumbnail_interval",
+                "attempts",
+                "run_token",
+                "run_holder",
+                "heartbeat_at",
+                "processing_started_at",
+                "ready_at",
+                "created_at",
+                "updated_at",
+                "video_id",
+            ],
             media_rows(),
             len(media),
-        )  # fmt: skip
+        )
 
         def rendition_rows() -> Iterator[Sequence[Any]]:
             for v in media:
                 prefix = f"media/{video_id(v.n)}/hls/run{v.n:06d}"
                 for quality, width, height, bandwidth in RENDITIONS:
                     yield (
-                        quality, width, height, bandwidth, "avc1.640028,mp4a.40.2",
-                        f"{prefix}/{quality}p/index.m3u8", make_id("med", "media", v.n),
-                    )  # fmt: skip
+                        quality,
+                        width,
+                        height,
+                        bandwidth,
+                        "avc1.640028,mp4a.40.2",
+                        f"{prefix}/{quality}p/index.m3u8",
+                        make_id("med", "media", v.n),
+                    )
 
         _copy(
             conn,
@@ -342,18 +440,38 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
         def subscription_rows() -> Iterator[Sequence[Any]]:
             for n in subscribers:
                 yield (
-                    make_id("sub", "subscription", n), "active", now - timedelta(days=3), expires, False,
-                    None, None, now, now, paid[n % len(paid)], user_id(n),
-                )  # fmt: skip
+                    make_id("sub", "subscription", n),
+                    "active",
+                    now - timedelta(days=3),
+                    expires,
+                    False,
+                    None,
+                    None,
+                    now,
+                    now,
+                    paid[n % len(paid)],
+                    user_id(n),
+                )
 
         _copy(
             conn,
             "subscriptions_subscription",
-            ["id", "status", "current_period_start", "current_period_end", "cancel_at_period_end", "canceled_at",
-             "ended_at", "created_at", "updated_at", "plan_id", "user_id"],
+            [
+                "id",
+                "status",
+                "current_period_start",
+                "current_period_end",
+                "cancel_at_period_end",
+                "canceled_at",
+                "ended_at",
+                "created_at",
+                "updated_at",
+                "plan_id",
+                "user_id",
+            ],
             subscription_rows(),
             len(subscribers),
-        )  # fmt: skip
+        )
         conn.commit()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("ANALYZE")

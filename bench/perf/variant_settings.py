@@ -1,5 +1,6 @@
 """settings.prod with some of the hot-path optimisations switched off, for the harness's
-before/after measurements (``PERF_DISABLE=bytes_cache,orjson``). Never used outside bench/perf."""
+before/after measurements: ``PERF_DISABLE`` lists them (``bytes_cache``, ``orjson``,
+``templates``, ``negotiation``, ``compression_reuse``). Never used outside bench/perf."""
 
 import os
 
@@ -10,6 +11,12 @@ _DISABLED = {item.strip() for item in os.environ.get("PERF_DISABLE", "").split("
 
 if "bytes_cache" in _DISABLED:
     API_RENDERED_CACHE_SIZE = 0
+if "templates" in _DISABLED:
+    API_SERIALIZER_TEMPLATES = False
+if "negotiation" in _DISABLED:
+    API_NEGOTIATION_MEMO = False
+if "compression_reuse" in _DISABLED:
+    COMPRESSION_REUSE = False
 if "orjson" in _DISABLED:
     REST_FRAMEWORK = {
         **REST_FRAMEWORK,

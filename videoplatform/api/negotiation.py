@@ -10,9 +10,12 @@ client's to choose) and is DRF's own answer, errors included (those are never re
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 MAX_REMEMBERED = 512
@@ -23,8 +26,9 @@ class CachedContentNegotiation(DefaultContentNegotiation):
     _lock = threading.Lock()
 
     def select_renderer(
-        self, request: Request, renderers: list[Any], format_suffix: str | None = None
-    ) -> Any:
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         key = (
             tuple(type(renderer) for renderer in renderers),
             format_suffix,
@@ -33,13 +37,14 @@ class CachedContentNegotiation(DefaultContentNegotiation):
             else None,
             request.META.get("HTTP_ACCEPT", "*/*"),
         )
-        found = self._answers.get(key)
+        remember = bool(getattr(settings, "API_NEGOTIATION_MEMO", True))  # False: DRF's every time
+        found = self._answers.get(key) if remember else None
         if found is not None:
             index, media_type = found
             return renderers[index], media_type
         renderer, media_type = super().select_renderer(request, renderers, format_suffix)
-        index = next((i for i, candidate in enumerate(renderers) if candidate is renderer), None)
-        if index is not None and len(self._answers) < MAX_REMEMBERED:
+        position = next((i for i, candidate in enumerate(renderers) if candidate is renderer), None)
+        if remember and position is not None and len(self._answers) < MAX_REMEMBERED:
             with self._lock:
-                self._answers[key] = (index, media_type)
+                self._answers[key] = (position, media_type)
         return renderer, media_type

@@ -22,7 +22,7 @@ import io
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from functools import cache
 from typing import Any
 
@@ -30,6 +30,7 @@ import orjson
 from django.conf import settings
 from django.core.signals import setting_changed
 from rest_framework import parsers, renderers
+from rest_framework.parsers import get_encoding  # type: ignore[attr-defined]
 from rest_framework.settings import api_settings
 from rest_framework.utils.encoders import JSONEncoder as DrfJSONEncoder
 
@@ -81,7 +82,7 @@ class JSONRenderer(renderers.JSONRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         renderer_context = renderer_context or {}
         fast = _defaults_in_force() and self.get_indent(accepted_media_type or "", renderer_context) is None
@@ -106,10 +107,10 @@ class JSONParser(parsers.JSONParser):
     renderer_class = JSONRenderer
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
         parser_context = parser_context or {}
-        encoding = str(parsers.get_encoding(parser_context)).lower().replace("_", "-")
+        encoding = str(get_encoding(parser_context)).lower().replace("_", "-")
         if stream is None or encoding not in ("utf-8", "utf8"):
             return super().parse(stream, media_type, parser_context)
         body = stream.read()
@@ -122,11 +123,14 @@ class JSONParser(parsers.JSONParser):
 
 
 class RenderedBodies:
-    """A bounded, thread-safe LRU of rendered bodies, keyed by the content they show."""
+    """A thread-safe LRU of rendered bodies, keyed by the content they show; bounded in entries
+    and in bytes (a key holds about as much again as its body: the values it shows)."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.max_entries = max(0, max_entries)
+        self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._size = 0
         self._lock = threading.Lock()
 
     def body(self, key: Hashable, data: Callable[[], Any]) -> PreRendered | Any:
@@ -145,20 +149,25 @@ class RenderedBodies:
             except Unrenderable:
                 return value
             with self._lock:
-                self._entries[key] = found
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
+                if key not in self._entries:
+                    self._entries[key] = found
+                    self._size += len(found)
+                while len(self._entries) > self.max_entries or self._size > self.max_bytes:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._size -= len(dropped)
         return PreRendered(found, data)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._size = 0
 
 
 def _enabled_size() -> int:
     """Bodies are kept only when this module's renderer renders the API, with DRF's defaults."""
-    classes = api_settings.DEFAULT_RENDERER_CLASSES
-    if not classes or not issubclass(classes[0], JSONRenderer) or not _defaults_in_force():
+    classes: list[Any] = list(api_settings.DEFAULT_RENDERER_CLASSES)
+    first = classes[0] if classes else None
+    if not isinstance(first, type) or not issubclass(first, JSONRenderer) or not _defaults_in_force():
         return 0
     return int(getattr(settings, "API_RENDERED_CACHE_SIZE", 10_000))
 

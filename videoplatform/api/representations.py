@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from rest_framework import serializers
 
@@ -23,17 +24,19 @@ from .rendering import freeze
 # Field selections make the number of contexts the clients' choice: keep a bounded number.
 MAX_TEMPLATES = 256
 
-_templates: dict[tuple[Hashable, ...], Callable[[Any], Any]] = {}
+_templates: dict[tuple[Any, ...], Callable[[Any], Any]] = {}
 _lock = threading.Lock()
+
+
+def _enabled() -> bool:
+    # API_SERIALIZER_TEMPLATES = False builds a serializer per call, as DRF does (for comparisons).
+    return bool(getattr(settings, "API_SERIALIZER_TEMPLATES", True))
 
 
 def _context_key(context: Mapping[str, Any]) -> tuple[Hashable, ...] | None:
     key = []
     for name, value in sorted(context.items()):
-        if isinstance(value, (list, tuple)):
-            value = ("seq", *value)
-        else:
-            value = freeze(value)
+        value = ("seq", *value) if isinstance(value, (list, tuple)) else freeze(value)
         try:
             hash(value)
         except TypeError:
@@ -71,6 +74,8 @@ def represent(
     context: Mapping[str, Any] | None = None,
 ) -> Any:
     """What ``serializer_class(instance, many=many, context=context).data`` holds."""
+    if not _enabled():
+        return serializer_class(instance, many=many, context=dict(context or {})).data
     represent_one = representer(serializer_class, context)
     if many:
         items: Iterable[Any] = instance.all() if isinstance(instance, models.Manager) else instance
