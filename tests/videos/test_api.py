@@ -270,3 +270,22 @@ def test_unsupported_method_is_405_json(user_client):
     response = user_client.put(f"/api/videos/{video.pk}", {"title": "x"}, format="json")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_warm_answers_follow_every_change(api_client, user, user_client):
+    """Hot GETs reuse rendered bytes; a change must still show at once, to everyone."""
+    video = VideoFactory(owner=user, status="ready", title="First")
+    for _ in range(3):  # warm every tier
+        first = api_client.get(f"/api/videos/{video.pk}")
+        feed = api_client.get("/api/videos")
+    assert first.json()["title"] == "First"
+    assert [v["title"] for v in feed.json()["data"]] == ["First"]
+
+    assert user_client.patch(f"/api/videos/{video.pk}", {"title": "Second"}, format="json").status_code == 200
+    assert api_client.get(f"/api/videos/{video.pk}").json()["title"] == "Second"
+    assert [v["title"] for v in api_client.get("/api/videos").json()["data"]] == ["Second"]
+
+    assert user_client.patch(f"/api/videos/{video.pk}", {"privacy": "private"}, format="json").status_code == 200
+    assert api_client.get(f"/api/videos/{video.pk}").status_code == 404
+    assert api_client.get("/api/videos").json()["data"] == []
