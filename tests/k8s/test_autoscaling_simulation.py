@@ -24,6 +24,11 @@ from bench.autoscaling.simulate import (
     step_figures,
 )
 
+# The policy's shape is asserted at a fixed per-pod capacity above the HPA target (the source's
+# premise), independent of the measured default, which the performance run updates.
+SHAPE_CAPACITY = 1200.0
+SHAPE_MODEL = PodModel(capacity_rps=SHAPE_CAPACITY)
+
 
 @pytest.fixture(scope="module")
 def manifests() -> Manifests:
@@ -54,7 +59,7 @@ def test_a_changed_manifest_changes_the_simulation(tmp_path: Path) -> None:
     hpa = yaml.safe_load(hpa_path.read_text())
     hpa["spec"]["maxReplicas"] = 40
     hpa_path.write_text(yaml.safe_dump(hpa))
-    timeline = simulate(PROFILES["levels"], Manifests.load(copy))
+    timeline = simulate(PROFILES["levels"], Manifests.load(copy), SHAPE_MODEL)
     assert timeline.replicas.max() == 40
 
 
@@ -63,7 +68,7 @@ def _level_end(profile: LoadProfile, index: int) -> int:
 
 
 def test_source_levels_give_the_sources_pod_counts(manifests: Manifests) -> None:
-    timeline = simulate(PROFILES["levels"], manifests)
+    timeline = simulate(PROFILES["levels"], manifests, SHAPE_MODEL)
     at_end_of_level = [int(timeline.replicas[_level_end(PROFILES["levels"], i)]) for i in range(4)]
     assert at_end_of_level == [3, 10, 30, 50]
     assert list(LEVELS) == ["idle", "medium", "high", "peak"]
@@ -73,7 +78,7 @@ def test_source_levels_give_the_sources_pod_counts(manifests: Manifests) -> None
 
 def test_scale_up_follows_the_policy_when_the_metric_sees_the_whole_load(manifests: Manifests) -> None:
     """With an arrival-side metric, +50 % or +2 (the larger) per minute: 3-5-8-12-18-27-41-50."""
-    model = PodModel(metric_source="offered")
+    model = PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered")
     timeline = simulate(PROFILES["step"], manifests, model)
     ups = [(at, before, after) for at, before, after, _ in replica_changes(timeline) if after > before]
     assert [after for _, _, after in ups] == [5, 8, 12, 18, 27, 41, 50]
@@ -82,9 +87,11 @@ def test_scale_up_follows_the_policy_when_the_metric_sees_the_whole_load(manifes
 
 def test_a_saturated_request_counter_slows_scale_up(manifests: Manifests) -> None:
     """Served requests cannot exceed the capacity: the HPA sees at most capacity / target."""
-    served = step_figures(simulate(PROFILES["step"], manifests), 600, 3000)
+    served = step_figures(simulate(PROFILES["step"], manifests, SHAPE_MODEL), 600, 3000)
     offered = step_figures(
-        simulate(PROFILES["step"], manifests, PodModel(metric_source="offered")), 600, 3000
+        simulate(PROFILES["step"], manifests, PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered")),
+        600,
+        3000,
     )
     assert served.replicas_peak == offered.replicas_peak == 50
     assert served.scale_up_seconds is not None and offered.scale_up_seconds is not None
@@ -96,7 +103,7 @@ def test_a_saturated_request_counter_slows_scale_up(manifests: Manifests) -> Non
 
 
 def test_day_follows_the_night_schedule(manifests: Manifests) -> None:
-    timeline = simulate(PROFILES["day"], manifests)
+    timeline = simulate(PROFILES["day"], manifests, SHAPE_MODEL)
     night = slice(1 * 3600 + 30, 6 * 3600)
     assert set(np.unique(timeline.min_bound[night])) == {2}
     assert timeline.replicas[night].max() <= 10
@@ -116,7 +123,7 @@ def test_new_bounds_apply_at_once(manifests: Manifests) -> None:
         follow_schedule=True,
         rate=lambda t: 14_000.0,
     )
-    timeline = simulate(busy_night, manifests, warmup_seconds=1800)
+    timeline = simulate(busy_night, manifests, SHAPE_MODEL, warmup_seconds=1800)
     changes = replica_changes(timeline)
     assert changes[0][1:3] == (14, 10)
     assert timeline.clock(changes[0][0]).strftime("%H:%M") == "01:00"
