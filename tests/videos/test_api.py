@@ -286,6 +286,7 @@ def test_warm_answers_follow_every_change(api_client, user, user_client):
     assert api_client.get(f"/api/videos/{video.pk}").json()["title"] == "Second"
     assert [v["title"] for v in api_client.get("/api/videos").json()["data"]] == ["Second"]
 
-    assert user_client.patch(f"/api/videos/{video.pk}", {"privacy": "private"}, format="json").status_code == 200
+    hidden = user_client.patch(f"/api/videos/{video.pk}", {"privacy": "private"}, format="json")
+    assert hidden.status_code == 200
     assert api_client.get(f"/api/videos/{video.pk}").status_code == 404
     assert api_client.get("/api/videos").json()["data"] == []
