@@ -241,6 +241,7 @@ CACHE_TTLS: dict[str, int] = {
     "subscription": env_int("CACHE_TTL_SUBSCRIPTION", 3600),
     "plan": env_int("CACHE_TTL_PLAN", 86400),
     "feed": env_int("CACHE_TTL_FEED", 300),  # pages of the public feed: 60 to 3600
+    "media": env_int("CACHE_TTL_MEDIA", 3600),  # a video's ready HLS ladder
 }
 if not 60 <= CACHE_TTLS["feed"] <= 3600 or min(CACHE_TTLS.values()) < 1:
     from django.core.exceptions import ImproperlyConfigured
@@ -293,6 +294,10 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # API-wide throttles ("N/sec|min|hour"; "off" disables), per user or per anonymous client address.
 API_THROTTLE_ANON_RATE = env_str("API_THROTTLE_ANON_RATE", "1200/min")
 API_THROTTLE_USER_RATE = env_str("API_THROTTLE_USER_RATE", "2400/min")
+# Shared answers to hot API reads, kept per process in front of Django while the L1 entries they
+# were built from are unchanged (videoplatform/response_cache.py; 0 entries switches it off).
+RESPONSE_CACHE_ENTRIES = env_int("RESPONSE_CACHE_ENTRIES", 10_000)
+RESPONSE_CACHE_MAX_BYTES = env_int("RESPONSE_CACHE_MAX_BYTES", 64 * 1024 * 1024)
 
 # --- API ------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -363,26 +363,32 @@ OLD_GUNICORN = {
     "GUNICORN_MAX_REQUESTS": "20000",
     "GUNICORN_MAX_REQUESTS_JITTER": "2000",
 }
+NO_RESPONSE_CACHE = {"RESPONSE_CACHE_ENTRIES": "0"}
 VARIANTS: list[tuple[str, str, dict[str, str]]] = [
     # (name, what differs from the shipped code, environment); each adds one step to the previous.
     (
         "before",
         "every optimisation off; gunicorn 2 workers per core x 4 threads, recycled every 20,000",
-        {"PERF_DISABLE": ALL_OFF, **OLD_GUNICORN},
+        {"PERF_DISABLE": ALL_OFF, **OLD_GUNICORN, **NO_RESPONSE_CACHE},
     ),
-    ("+ gunicorn layout", "1 worker per core x 2 threads, recycled every 500,000", {"PERF_DISABLE": ALL_OFF}),
+    (
+        "+ gunicorn layout",
+        "1 worker per core x 2 threads, recycled every 500,000",
+        {"PERF_DISABLE": ALL_OFF, **NO_RESPONSE_CACHE},
+    ),
     (
         "+ serializer templates",
         "no rendered bodies, DRF's JSON, DRF's negotiation, no compressed-body reuse",
-        {"PERF_DISABLE": "bytes_cache,orjson,negotiation,compression_reuse"},
+        {"PERF_DISABLE": "bytes_cache,orjson,negotiation,compression_reuse", **NO_RESPONSE_CACHE},
     ),
     (
         "+ negotiation, compressed bodies",
         "no rendered bodies, DRF's JSON",
-        {"PERF_DISABLE": "bytes_cache,orjson"},
+        {"PERF_DISABLE": "bytes_cache,orjson", **NO_RESPONSE_CACHE},
     ),
-    ("+ orjson", "no rendered bodies", {"PERF_DISABLE": "bytes_cache"}),
-    ("+ rendered bodies (after)", "nothing: as shipped", {}),
+    ("+ orjson", "no rendered bodies", {"PERF_DISABLE": "bytes_cache", **NO_RESPONSE_CACHE}),
+    ("+ rendered bodies", "no response cache", dict(NO_RESPONSE_CACHE)),
+    ("+ response cache (after)", "nothing: as shipped", {}),
     # Not this harness's optimisation: the data layer keeps connections (CONN_MAX_AGE 600 through
     # PgBouncer); what a new connection per request would cost.
     (

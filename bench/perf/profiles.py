@@ -46,6 +46,7 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics (prometheus_client)", ("/prometheus_client/",)),
     ("access log", ("/gunicorn/glogging", "/logging/", "videoplatform/serving", "pythonjsonlogger")),
     ("cache tiers (videoplatform/cache)", ("videoplatform/cache/",)),
+    ("response cache (videoplatform/response_cache)", ("videoplatform/response_cache",)),
     (
         "middleware",
         (

@@ -1,19 +1,22 @@
 """API-wide request throttling, counted in the shared "default" cache (Redis).
 
 One-minute fixed windows per user (authenticated) or per client address (anonymous), shared by
-every process and pod: one INCR per request. Login and registration have stricter throttles of
-their own (accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
+every process and pod: one round trip per request (INCR and EXPIRE in one pipeline, straight on
+the Redis client). Login and registration have stricter throttles of their own
+(accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 WINDOW_SECONDS = 60
@@ -41,6 +44,7 @@ def client_ip(request: HttpRequest) -> str:
         return remote
 
 
+@lru_cache(maxsize=4096)
 def ip_bucket(ip: str) -> str:
     """IPv6 clients are counted per /64: one host usually holds the whole /64."""
     try:
@@ -54,6 +58,7 @@ def ip_bucket(ip: str) -> str:
     return str(address)
 
 
+@lru_cache(maxsize=64)
 def parse_rate(rate: str) -> int | None:
     """``"1200/min"`` as requests per minute; empty or ``off`` means unthrottled."""
     rate = (rate or "").strip().lower()
@@ -64,6 +69,47 @@ def parse_rate(rate: str) -> int | None:
     return max(1, int(int(count) * WINDOW_SECONDS / seconds))
 
 
+def _count(key: str) -> int | None:
+    """Adds one to ``key`` in the "default" cache and answers the count (None: not counted)."""
+    cache = caches["default"]
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):  # django-redis: one round trip
+        name = cache.make_key(key)
+        try:
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            pipe.incr(name)
+            pipe.expire(name, WINDOW_SECONDS + 5)
+            count, _ = pipe.execute()
+        except (RedisError, OSError):
+            return None  # Redis unreachable: requests pass
+        return int(count)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the window's first request
+        count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS + 5) else cache.incr(key)
+    return count  # type: ignore[no-any-return]
+
+
+def api_rate_wait(*, user: Any, request: Any) -> float | None:
+    """Counts the request; None if it is within the API-wide limit, else the seconds until the
+    window ends. ``user`` None or anonymous counts per client address."""
+    if user is not None and user.is_authenticated:
+        limit, ident = parse_rate(settings.API_THROTTLE_USER_RATE), f"u:{user.pk}"
+    else:
+        limit, ident = parse_rate(settings.API_THROTTLE_ANON_RATE), f"ip:{ip_bucket(client_ip(request))}"
+    if limit is None:
+        return None
+    now = time.time()
+    count = _count(f"throttle:api:{ident}:{int(now // WINDOW_SECONDS)}")
+    if count is None or count <= limit:
+        return None
+    return WINDOW_SECONDS - (now % WINDOW_SECONDS)
+
+
+def api_rate_allows(*, user: Any, request: Any) -> bool:
+    return api_rate_wait(user=user, request=request) is None
+
+
 class ApiRateThrottle(BaseThrottle):
     """Per user, or per client address for anonymous requests; 429 with Retry-After beyond."""
 
@@ -71,24 +117,8 @@ class ApiRateThrottle(BaseThrottle):
         self.retry_after: float | None = None
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            limit, ident = parse_rate(settings.API_THROTTLE_USER_RATE), f"u:{user.pk}"
-        else:
-            limit, ident = parse_rate(settings.API_THROTTLE_ANON_RATE), f"ip:{ip_bucket(client_ip(request))}"
-        if limit is None:
-            return True
-        now = time.time()
-        key = f"throttle:api:{ident}:{int(now // WINDOW_SECONDS)}"
-        cache = caches["default"]
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window's first request
-            count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS + 5) else cache.incr(key)
-        if count is None or count <= limit:  # None: Redis unreachable (errors are ignored)
-            return True
-        self.retry_after = WINDOW_SECONDS - (now % WINDOW_SECONDS)
-        return False
+        self.retry_after = api_rate_wait(user=getattr(request, "user", None), request=request)
+        return self.retry_after is None
 
     def wait(self) -> float | None:
         return self.retry_after

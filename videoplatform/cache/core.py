@@ -36,9 +36,10 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
+from ..response_cache import note_read, taint
 from . import kinds
 from .feed import InvalidationFeed
-from .local import MISSING, Key, LocalTier
+from .local import Key, LocalTier
 from .remote import L2_ERRORS, Entry, RemoteTier
 from .stats import FEED, L1, L2, Stats
 
@@ -103,6 +104,7 @@ class Tiers:
         cached like any value.
         """
         if not kinds.cacheable(scope, variant):
+            taint()
             return loader()
         if self.remote.available():
             self.feed.ensure_started()
@@ -110,11 +112,13 @@ class Tiers:
         alive = self.feed.alive()
         epoch = self._epoch(kind, alive)
         if alive and epoch is not None:
-            data = self.l1.get(key, epoch)
-            if data is not MISSING:
+            entry = self.l1.entry(key, epoch)
+            if entry is not None:
                 self.stats.lookup(L1, kind, "hit")
-                return data  # type: ignore[no-any-return]
+                note_read(self, key, entry)
+                return entry.data  # type: ignore[no-any-return]
             self.stats.lookup(L1, kind, "miss")
+        taint()  # not from L1: an answer built from it is not kept (response_cache)
         mark = self.l1.mark(kind)
 
         flight_key = (key, epoch)
@@ -153,6 +157,7 @@ class Tiers:
         found: dict[str, Any] = {}
         cacheable = [scope for scope in wanted if kinds.cacheable(scope, "")]
         if len(cacheable) < len(wanted):
+            taint()
             passed = [scope for scope in wanted if scope not in cacheable]
             loaded_directly = loader(passed)
             found.update({scope: loaded_directly.get(scope) for scope in passed})
@@ -164,16 +169,18 @@ class Tiers:
         epoch = self._epoch(kind, alive)
         missing = []
         for scope in cacheable:
-            data = self.l1.get((kind, scope, ""), epoch) if alive and epoch is not None else MISSING
-            if data is MISSING:
+            held = self.l1.entry((kind, scope, ""), epoch) if alive and epoch is not None else None
+            if held is None:
                 if alive and epoch is not None:
                     self.stats.lookup(L1, kind, "miss")
                 missing.append(scope)
             else:
                 self.stats.lookup(L1, kind, "hit")
-                found[scope] = data
+                note_read(self, (kind, scope, ""), held)
+                found[scope] = held.data
         if not missing:
             return found
+        taint()
         mark = self.l1.mark(kind)
         generations: dict[str, str] = {}
         if epoch is not None and not self._l2_usable():

@@ -41,15 +41,25 @@ class LocalTier:
         return self._clears, self._marks.get(kind, 0)
 
     def get(self, key: Key, epoch: int) -> Any:
+        entry = self.entry(key, epoch)
+        return MISSING if entry is None else entry.data
+
+    def entry(self, key: Key, epoch: int) -> _Entry | None:
+        """The current entry for ``key`` (its ``data`` is the value), or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                return MISSING
+                return None
             if entry.expires <= time.monotonic() or entry.epoch != epoch:
                 self._drop(key)
-                return MISSING
+                return None
             self._entries.move_to_end(key)
-            return entry.data
+            return entry
+
+    def holds(self, key: Key, entry: _Entry) -> bool:
+        """Whether ``entry`` (from ``entry()``) is still this key's, unexpired: no invalidation,
+        replacement or eviction has happened to it since."""
+        return entry.expires > time.monotonic() and self._entries.get(key) is entry
 
     def put(self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int]) -> bool:
         """Stores unless an invalidation of the kind arrived since ``mark`` was read."""

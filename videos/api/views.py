@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from streaming import services as media_services
 from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, ProbeFailed
+from videoplatform import response_cache
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
@@ -34,6 +35,7 @@ from videoplatform.api.schema import (
 )
 
 from .. import selectors, services
+from ..models import Video
 from .serializers import (
     VIDEO_FIELDS,
     MediaStateSerializer,
@@ -75,6 +77,8 @@ def _page(kind: str, videos: list[Any], fields: list[str] | None, params: PagePa
     return bodies().body(key, lambda: envelope(_render(videos, fields, many=True), params, total))
 
 
+# Videos every viewer may open by id (when not adult): their answer is the same for everyone.
+SHARED_PRIVACY = frozenset({Video.Privacy.PUBLIC, Video.Privacy.UNLISTED})
 UNPROCESSABLE = OpenApiResponse(
     ErrorSerializer, description="Not a usable video (no video stream, corrupt, not a media file)."
 )
@@ -210,6 +214,8 @@ class VideoListView(VideoCreateMixin, APIView):
         params = page_params(request)
         fields = requested_fields(request, VIDEO_FIELDS)
         videos, total = selectors.video_list_public(viewer=request.user, params=params, fields=fields)
+        # The feed's page depends on the viewer's adult-content preference and nothing else.
+        response_cache.share(request, audience=response_cache.BY_ADULT)
         return Response(_page("feed", videos, fields, params, total))
 
     @create_schema("videos_create")
@@ -238,6 +244,8 @@ class VideoDetailView(APIView):
     def get(self, request: Request, video_id: str) -> Response:
         fields = requested_fields(request, VIDEO_FIELDS)
         video = selectors.video_get(video_id=video_id, viewer=request.user, fields=fields)
+        if video.privacy in SHARED_PRIVACY and not video.is_adult:
+            response_cache.share(request)  # whoever asks may see it, and sees the same
         # The selector decided visibility; a video shown before with the same values is the same body.
         key = ("video", _fields_key(fields), _shown(video, fields))
         return Response(bodies().body(key, lambda: _render(video, fields)))
