@@ -14,6 +14,7 @@ from pathlib import Path
 from celery import Celery
 from kombu import Exchange, Queue
 
+from videoplatform.jobs.heartbeat import Heartbeat
 from videoplatform.jobs.priorities import AMQP_MAX_PRIORITY, REDIS_PRIORITY_STEPS, broker_kind
 from videoplatform.jobs.queues import QUEUES, routes_for
 
@@ -23,6 +24,8 @@ app = Celery("videoplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 QUEUE_NAMES = tuple(queue.name for queue in QUEUES)
+# Workers keep a liveness file fresh when WORKER_HEARTBEAT_FILE is set (the pods' probe).
+app.steps["consumer"].add(Heartbeat)
 
 
 app.conf.update(

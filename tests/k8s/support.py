@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -112,3 +113,10 @@ def validate_custom(obj: dict[str, Any]) -> None:
 
 def is_custom(obj: dict[str, Any]) -> bool:
     return obj["apiVersion"].split("/")[0].endswith("keda.sh")
+
+
+def run_probe(probe: dict[str, Any], heartbeat_file: Path) -> int:
+    """Runs an exec probe's command here, as the kubelet would in a worker container whose
+    ``WORKER_HEARTBEAT_FILE`` is ``heartbeat_file``; its exit status (0: the probe passes)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WORKER_HEARTBEAT_FILE": str(heartbeat_file)}
+    return subprocess.run(probe["exec"]["command"], env=env, timeout=10, check=False).returncode

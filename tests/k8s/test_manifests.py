@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import yaml
 from django.urls import Resolver404, resolve
 from kombu.transport.redis import Channel
 
+from bench.autoscaling.hpa import parse_quantity_milli
 from tests.k8s.support import (
     BUILDS,
     KUBERNETES_VERSION,
@@ -27,10 +31,12 @@ from tests.k8s.support import (
     is_custom,
     of_kind,
     pod_spec,
+    run_probe,
     validate_custom,
     workloads,
 )
 from videoplatform.celery import QUEUE_NAMES, app
+from videoplatform.jobs import heartbeat
 from videoplatform.metrics import REQUESTS, request_kind
 
 LATEST_KUBERNETES = kubernetes_validate.utils.latest_version()
@@ -287,6 +293,46 @@ def test_shutdown_outlasts_gunicorns_graceful_timeout(path: str, monkeypatch: py
     assert grace > pre_stop + namespace["graceful_timeout"]
 
 
+def _field_ref_value(container: dict[str, Any], name: str) -> int:
+    """The value the kubelet gives an env variable read from the container's own resources: the
+    quantity divided by the divisor, rounded up (a CPU limit of 1500m is 2 cores)."""
+    item = next(item for item in container.get("env", []) if item["name"] == name)
+    ref = item["valueFrom"]["resourceFieldRef"]
+    assert ref.get("containerName", container["name"]) == container["name"]
+    section, _, resource = ref["resource"].partition(".")
+    quantity = container["resources"][section][resource]
+    return math.ceil(parse_quantity_milli(quantity) / parse_quantity_milli(ref.get("divisor", "1")))
+
+
+def _gunicorn_config(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    namespace: dict[str, Any] = {"__file__": str(REPO / "gunicorn.conf.py")}
+    exec(compile((REPO / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_gunicorn_runs_one_worker_per_core_of_the_pod_and_two_threads(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = _api_container(build(path))
+    resources = container["resources"]
+    limit = parse_quantity_milli(resources["limits"]["cpu"])
+    assert parse_quantity_milli(resources["requests"]["cpu"]) <= limit
+    # gunicorn's default would count the node's cores: the count comes from the pod's CPU limit.
+    workers = _field_ref_value(container, "GUNICORN_WORKERS")
+    assert workers == math.ceil(limit / 1000)
+    env = {**_env(container), "GUNICORN_WORKERS": str(workers)}
+    config = _gunicorn_config(env, monkeypatch)
+    assert (config["workers"], config["threads"], config["worker_class"]) == (workers, 2, "gthread")
+    if path == "overlays/prod":
+        # The layout docs/performance.md measured (2 workers x 2 threads on 2 cores), which the
+        # per-pod capacity in bench/autoscaling and docs/deployment.md stands for.
+        assert (limit, config["workers"], config["threads"]) == (2000, 2, 2)
+        assert parse_quantity_milli(resources["requests"]["cpu"]) == 1000  # what the nodes are packed by
+
+
 @pytest.mark.parametrize("path", OVERLAYS)
 def test_pods_run_locked_down(path: str) -> None:
     for obj in workloads(build(path)):
@@ -304,7 +350,7 @@ def test_pods_run_locked_down(path: str) -> None:
             mounts |= {mount["mountPath"] for mount in container.get("volumeMounts", [])}
             env = {**_env(container)}
             # Every directory the app writes to is a mounted volume under a read-only root.
-            for variable in ("PROMETHEUS_MULTIPROC_DIR", "HOME"):
+            for variable in ("PROMETHEUS_MULTIPROC_DIR", "HOME", "WORKER_HEARTBEAT_FILE"):
                 if variable in env:
                     assert any(env[variable].startswith(m) for m in mounts), f"{name}: {variable}"
         if obj["kind"] != "StatefulSet" and obj["metadata"]["name"] != "pgbouncer":
@@ -397,6 +443,51 @@ def test_scaled_objects_count_every_priority_list(path: str) -> None:
         assert modifiers["metricType"] == "AverageValue" and int(modifiers["target"]) > 0
         container = pod_spec(deployment)["containers"][0]
         assert any(ref.get("configMapRef") for ref in container["envFrom"]), "KEDA reads the address from env"
+
+
+def _worker_deployments(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in of_kind(objects, "Deployment") if d["metadata"]["name"].startswith("worker-")]
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_workers_are_restarted_when_their_heartbeat_goes_stale(path: str, tmp_path: Path) -> None:
+    workers = _worker_deployments(build(path))
+    assert len(workers) == 3
+    for deployment in workers:
+        name = deployment["metadata"]["name"]
+        container = pod_spec(deployment)["containers"][0]
+        env = _env(container)
+        heartbeat_file = env[heartbeat.ENV_VAR]
+        mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert str(Path(heartbeat_file).parent) in mounts, f"{name}: the file must be writable"
+        liveness, startup = container["livenessProbe"], container["startupProbe"]
+        assert liveness["exec"] == startup["exec"], name
+        # A restart after at most a few minutes without a loop turn, and a start-up allowance of
+        # several minutes (Django, the broker) before liveness counts.
+        assert 60 <= liveness["periodSeconds"] * liveness["failureThreshold"] <= 300, name
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 180, name
+        assert liveness["timeoutSeconds"] >= 2 and startup["timeoutSeconds"] >= 2, name
+
+        # The probe itself, run against a file of each age.
+        target = tmp_path / name
+        assert run_probe(liveness, target) != 0, f"{name}: no file yet must fail"
+        target.touch()
+        assert run_probe(liveness, target) == 0, f"{name}: a fresh file must pass"
+        # A few missed touches are tolerated...
+        now = time.time()
+        os.utime(target, (now - 5 * heartbeat.INTERVAL, now - 5 * heartbeat.INTERVAL))
+        assert run_probe(liveness, target) == 0, f"{name}: {5 * heartbeat.INTERVAL:.0f} s must pass"
+        # ...a minute of them is not.
+        os.utime(target, (now - 61, now - 61))
+        assert run_probe(liveness, target) != 0, f"{name}: a file 61 s old must fail"
+
+
+def test_beat_is_not_probed_with_a_heartbeat_it_never_writes() -> None:
+    # beat runs no consumer, so nothing would touch the file: such a probe would restart it forever.
+    beat = pod_spec(find(build("overlays/prod"), "Deployment", "beat"))["containers"][0]
+    assert heartbeat.ENV_VAR not in _env(beat)
+    for kind in ("startupProbe", "livenessProbe"):
+        assert heartbeat.ENV_VAR not in json.dumps(beat.get(kind, {})), kind
 
 
 def test_broker_address_for_keda_is_fully_qualified() -> None:
