@@ -334,6 +334,16 @@ API_PAGE_SIZE_DEFAULT = 20
 API_PAGE_SIZE_MAX = 100
 COMPRESSION_MIN_BYTES = 1024
 COMPRESSION_GZIP_LEVEL = 6
+# The fast JSON path's switches (docs/performance.md, "The optimisations"): every one keeps the
+# answers byte for byte; switch one off only to compare (bench/perf's variants do).
+# Rendered bodies each process keeps, keyed by the content they show (at most 32 MiB; 0: none).
+API_RENDERED_CACHE_SIZE = env_int("API_RENDERED_CACHE_SIZE", 10_000)
+# One bound output serializer per class and context (false: a new serializer per call, as DRF).
+API_SERIALIZER_TEMPLATES = env_bool("API_SERIALIZER_TEMPLATES", True)
+# DRF's content negotiation remembered per (renderers, format, Accept) (false: every request).
+API_NEGOTIATION_MEMO = env_bool("API_NEGOTIATION_MEMO", True)
+# Compressed forms of bodies a shared cache may keep, reused (false: compress every body afresh).
+COMPRESSION_REUSE = env_bool("COMPRESSION_REUSE", True)
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")

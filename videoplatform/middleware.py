@@ -178,7 +178,7 @@ class CompressionMiddleware:
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         # COMPRESSION_REUSE = False compresses every body afresh (for comparisons).
-        self.compressed = CompressedBodies() if getattr(settings, "COMPRESSION_REUSE", True) else None
+        self.compressed = CompressedBodies() if settings.COMPRESSION_REUSE else None
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)

@@ -37,7 +37,7 @@ class CachedContentNegotiation(DefaultContentNegotiation):
             else None,
             request.META.get("HTTP_ACCEPT", "*/*"),
         )
-        remember = bool(getattr(settings, "API_NEGOTIATION_MEMO", True))  # False: DRF's every time
+        remember = settings.API_NEGOTIATION_MEMO  # False: DRF's every time
         found = self._answers.get(key) if remember else None
         if found is not None:
             index, media_type = found

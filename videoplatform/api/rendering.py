@@ -169,7 +169,7 @@ def _enabled_size() -> int:
     first = classes[0] if classes else None
     if not isinstance(first, type) or not issubclass(first, JSONRenderer) or not _defaults_in_force():
         return 0
-    return int(getattr(settings, "API_RENDERED_CACHE_SIZE", 10_000))
+    return settings.API_RENDERED_CACHE_SIZE
 
 
 _bodies: RenderedBodies | None = None

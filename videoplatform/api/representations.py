@@ -30,7 +30,7 @@ _lock = threading.Lock()
 
 def _enabled() -> bool:
     # API_SERIALIZER_TEMPLATES = False builds a serializer per call, as DRF does (for comparisons).
-    return bool(getattr(settings, "API_SERIALIZER_TEMPLATES", True))
+    return settings.API_SERIALIZER_TEMPLATES
 
 
 def _context_key(context: Mapping[str, Any]) -> tuple[Hashable, ...] | None:
