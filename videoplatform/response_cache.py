@@ -16,10 +16,12 @@ identical request from it, after doing what the full path would do for it:
   answers 429);
 - **metrics**: the request is counted under its view's route, as ``MetricsMiddleware`` would.
 
-An answer is served only while it is *current*: it was built, with no SQL at all, from L1
-entries only, and every one of those entries is still the very entry it read (an invalidation,
-an expiry or a lost invalidation feed replaces or drops it). So an answer goes stale exactly
-when the L1 data it shows does, in every process, with the tiers' invalidation (docs/caching.md).
+An answer is kept only if everything it shows came through the cache tiers and is now in L1
+(read there, or loaded and stored there by this very request, fenced as every L1 store is),
+with no SQL beside the tiers' own loads; it is served only while every one of those L1 entries
+is still the very entry it read (an invalidation, an expiry or a lost invalidation feed replaces
+or drops it). So an answer goes stale exactly when the L1 data it shows does, in every process,
+with the tiers' invalidation (docs/caching.md).
 
 The key is everything the full path's answer depends on besides the audience: the path, the
 query string, the Host header, whether the request came over HTTPS, ``Accept`` and
@@ -34,7 +36,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -61,6 +64,7 @@ class Recording:
     """What one candidate request read and whether its view shared its answer."""
 
     reads: list[tuple[Any, Any, Any]] = field(default_factory=list)  # (tier, key, entry)
+    loader_queries: int = 0  # SQL run by the tiers' loaders (their results are in ``reads``)
     tainted: bool = False
     audience: str | None = None
     auth: str = DEFAULT_AUTH
@@ -83,6 +87,24 @@ def taint() -> None:
     recording = _recording.get()
     if recording is not None:
         recording.tainted = True
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """The cache tiers: SQL run in this block loads an entry (it shows only through ``reads``)."""
+    recording = _recording.get()
+    if recording is None:
+        yield
+        return
+    from .db.instrumentation import current_stats
+
+    stats = current_stats()
+    before = stats.queries if stats is not None else 0
+    try:
+        yield
+    finally:
+        if stats is not None:
+            recording.loader_queries += stats.queries - before
 
 
 def share(request: Any, *, audience: str = EVERYONE, auth: str = DEFAULT_AUTH) -> None:
@@ -292,7 +314,7 @@ class ResponseCache:
             recording.variant is None
             or recording.tainted
             or not recording.reads
-            or stats.queries
+            or stats.queries > recording.loader_queries  # SQL beside the tiers' loads
             or not captured
             or not str(captured[0]).startswith("200")
             or any(name.lower() == "set-cookie" for name, _ in captured[1])

@@ -36,7 +36,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
-from ..response_cache import note_read, taint
+from ..response_cache import loading, note_read, taint
 from . import kinds
 from .feed import InvalidationFeed
 from .local import Key, LocalTier
@@ -118,7 +118,6 @@ class Tiers:
                 note_read(self, key, entry)
                 return entry.data  # type: ignore[no-any-return]
             self.stats.lookup(L1, kind, "miss")
-        taint()  # not from L1: an answer built from it is not kept (response_cache)
         mark = self.l1.mark(kind)
 
         flight_key = (key, epoch)
@@ -128,6 +127,7 @@ class Tiers:
             if flight is None:
                 flight = self._flights[flight_key] = _Flight()
         if not leader:
+            taint()  # another request's load: an answer built from it is not kept (response_cache)
             if flight.done.wait(settings.CACHE_STAMPEDE_WAIT) and flight.ok:
                 self.stats.shared(kind)
                 return flight.data  # type: ignore[no-any-return]
@@ -142,8 +142,13 @@ class Tiers:
             with self._flights_lock:
                 if self._flights.get(flight_key) is flight:
                     del self._flights[flight_key]
+        held = None
         if l1_ttl > 0 and epoch is not None and alive and self.feed.alive():
-            self.l1.put(key, epoch, flight.data, l1_ttl, mark=mark)
+            held = self.l1.put(key, epoch, flight.data, l1_ttl, mark=mark)
+        if held is not None:
+            note_read(self, key, held)  # what this request shows is now L1's entry
+        else:
+            taint()
         return flight.data  # type: ignore[no-any-return]
 
     def fetch_many(self, kind: str, scopes: Iterable[str], loader: ManyLoader) -> dict[str, Any]:
@@ -207,19 +212,28 @@ class Tiers:
         if not missing:
             return found
         self.stats.load(kind)
-        loaded = loader(missing)
+        with loading():
+            loaded = loader(missing)
         for scope in missing:
             data = loaded.get(scope)
             found[scope] = data
             if epoch is not None and self._store(kind, scope, "", epoch, generations[scope], data):
                 self._keep(kind, scope, epoch, data, kinds.ttl(kind), alive, mark)
+            else:
+                taint()
         return found
 
     def _keep(
         self, kind: str, scope: str, epoch: int, data: Any, ttl: float, alive: bool, mark: tuple[int, int]
     ) -> None:
+        held = None
         if alive and self.feed.alive():
-            self.l1.put((kind, scope, ""), epoch, data, min(float(settings.CACHE_L1_TTL), ttl), mark=mark)
+            l1_ttl = min(float(settings.CACHE_L1_TTL), ttl)
+            held = self.l1.put((kind, scope, ""), epoch, data, l1_ttl, mark=mark)
+        if held is not None:
+            note_read(self, (kind, scope, ""), held)
+        else:
+            taint()
 
     def _through_l2(
         self, kind: str, scope: str, variant: str, loader: Loader[Any], epoch: int | None
@@ -294,7 +308,8 @@ class Tiers:
 
     def _load(self, kind: str, loader: Loader[T]) -> T:
         self.stats.load(kind)
-        return loader()
+        with loading():
+            return loader()
 
     def _store(self, kind: str, scope: str, variant: str, epoch: int, generation: str, data: Any) -> bool:
         if not self._l2_usable():

@@ -61,20 +61,21 @@ class LocalTier:
         replacement or eviction has happened to it since."""
         return entry.expires > time.monotonic() and self._entries.get(key) is entry
 
-    def put(self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int]) -> bool:
-        """Stores unless an invalidation of the kind arrived since ``mark`` was read."""
+    def put(self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int]) -> _Entry | None:
+        """Stores unless an invalidation of the kind arrived since ``mark`` was read: the new
+        entry, or None."""
         if self.max_entries == 0 or ttl <= 0:
-            return False
+            return None
         with self._lock:
             if (self._clears, self._marks.get(key[0], 0)) != mark:
-                return False
-            self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data)
+                return None
+            entry = self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data)
             self._entries.move_to_end(key)
             self._variants.setdefault((key[0], key[1]), set()).add(key[2])
             while len(self._entries) > self.max_entries:
                 oldest = next(iter(self._entries))
                 self._drop(oldest)
-            return True
+            return entry
 
     def invalidate_scopes(self, kind: str, scopes: list[str]) -> None:
         with self._lock:
