@@ -180,10 +180,12 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         self._results = {name: RESPONSE_CACHE.labels(name) for name in ("hit", "miss", "stored")}
-        self._secure_header: tuple[str, str] | None = None
+        # The header that tells Django the request came over HTTPS (raw, in the key: identical
+        # values make identical decisions, the redirect to HTTPS included).
         proxy_header = settings.SECURE_PROXY_SSL_HEADER
-        if proxy_header:
-            self._secure_header = (str(proxy_header[0]), str(proxy_header[1]))
+        self._scheme_header = str(proxy_header[0]) if proxy_header else ""
+        if settings.DISALLOWED_USER_AGENTS:
+            self.max_entries = 0  # answers would depend on the User-Agent: not part of the key
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -212,16 +214,13 @@ class ResponseCache:
         return self._record(key, environ, start_response)
 
     def _key(self, environ: dict[str, Any]) -> tuple[str, ...]:
-        if self._secure_header is not None and environ.get(self._secure_header[0]) == self._secure_header[1]:
-            secure = "https"
-        else:
-            secure = str(environ.get("wsgi.url_scheme", "http"))
         return (
             str(environ.get("PATH_INFO", "")),
             str(environ.get("QUERY_STRING", "")),
             str(environ.get("HTTP_HOST", "")),
             str(environ.get("HTTP_X_FORWARDED_HOST", "")),
-            secure,
+            str(environ.get("wsgi.url_scheme", "")),
+            str(environ.get(self._scheme_header, "")) if self._scheme_header else "",
             str(environ.get("HTTP_ACCEPT", "")),
             str(environ.get("HTTP_ACCEPT_ENCODING", "")),
         )

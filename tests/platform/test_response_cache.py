@@ -299,3 +299,16 @@ def test_switched_off_it_is_django_alone(django_app: CountingDjango):
     for _ in range(3):
         assert call(app, f"/api/videos/{video.pk}").code == 200
     assert django_app.calls == 3
+
+
+def test_an_answer_kept_for_https_is_not_served_to_plain_http(django_app: CountingDjango):
+    video = VideoFactory()
+    path = f"/api/videos/{video.pk}"
+    with override_settings(
+        SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")
+    ):
+        # Django's security middleware reads its settings when built: a handler of its own.
+        app = ResponseCache(CountingDjango(), max_entries=100, max_bytes=8 * 1024 * 1024)
+        assert warm(app, path, HTTP_X_FORWARDED_PROTO="https").code == 200
+        assert call(app, path, HTTP_X_FORWARDED_PROTO="http").code == 301
+        assert call(app, path).code == 301
