@@ -1,9 +1,8 @@
 """API-wide request throttling, counted in the shared "default" cache (Redis).
 
 One-minute fixed windows per user (authenticated) or per client address (anonymous), shared by
-every process and pod: one round trip per request (INCR and EXPIRE in one pipeline, straight on
-the Redis client). Login and registration have stricter throttles of their own
-(accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
+every process and pod: one INCR per request. Login and registration have stricter throttles of
+their own (accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
-from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 WINDOW_SECONDS = 60
@@ -70,19 +68,8 @@ def parse_rate(rate: str) -> int | None:
 
 
 def _count(key: str) -> int | None:
-    """Adds one to ``key`` in the "default" cache and answers the count (None: not counted)."""
+    """Adds one to ``key`` in the "default" cache and answers the count (None: Redis unreachable)."""
     cache = caches["default"]
-    client = getattr(cache, "client", None)
-    if client is not None and hasattr(client, "get_client"):  # django-redis: one round trip
-        name = cache.make_key(key)
-        try:
-            pipe = client.get_client(write=True).pipeline(transaction=False)
-            pipe.incr(name)
-            pipe.expire(name, WINDOW_SECONDS + 5)
-            count, _ = pipe.execute()
-        except (RedisError, OSError):
-            return None  # Redis unreachable: requests pass
-        return int(count)
     try:
         count = cache.incr(key)
     except ValueError:  # the window's first request
