@@ -1,4 +1,7 @@
-"""Admin: media files with their progress, state and error; renditions; re-running a transcode."""
+"""Admin: media files with their progress, state and error; renditions; re-running a transcode.
+
+Deleting a media file or a rendition here drops the video's ladder from the cache tiers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from . import selectors, services
 from .models import MediaFile, Rendition
 
 
@@ -54,6 +57,19 @@ class MediaFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # media files come from uploads
 
+    def save_model(self, request: HttpRequest, obj: MediaFile, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        selectors.media_cache_refresh(video_ids=[obj.video_id])
+
+    def delete_model(self, request: HttpRequest, obj: MediaFile) -> None:
+        super().delete_model(request, obj)
+        selectors.media_cache_refresh(video_ids=[obj.video_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MediaFile]) -> None:
+        video_ids = list(queryset.values_list("video_id", flat=True))
+        super().delete_queryset(request, queryset)
+        selectors.media_cache_refresh(video_ids=video_ids)
+
     @admin.action(description="Re-run transcode")
     def rerun_transcode(self, request: HttpRequest, queryset: QuerySet[MediaFile]) -> None:
         started, skipped = 0, 0
@@ -81,3 +97,14 @@ class RenditionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: Rendition) -> None:
+        video_id = MediaFile.objects.filter(pk=obj.media_file_id).values_list("video_id", flat=True).first()
+        super().delete_model(request, obj)
+        if video_id:
+            selectors.media_cache_refresh(video_ids=[video_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Rendition]) -> None:
+        video_ids = set(queryset.values_list("media_file__video_id", flat=True))
+        super().delete_queryset(request, queryset)
+        selectors.media_cache_refresh(video_ids=video_ids)

@@ -39,10 +39,17 @@ def counter_client() -> Any | None:
     return _client(url) if url else None
 
 
+@functools.lru_cache(maxsize=4)
+def _record_script(client: Any) -> Any:
+    # EVALSHA: the script's 40-character digest goes over the wire, not its source (redis-py
+    # loads the script on the first NOSCRIPT answer).
+    return client.register_script(_RECORD)
+
+
 def record(client: Any, *, video_id: str, viewer_key: str, window: int) -> bool:
     """Counts one play unless this viewer played this video within ``window`` seconds."""
     seen = f"{SEEN_PREFIX}{video_id}:{viewer_key}"
-    return bool(client.eval(_RECORD, 2, seen, PENDING_KEY, window, video_id))
+    return bool(_record_script(client)(keys=[seen, PENDING_KEY], args=[window, video_id]))
 
 
 def take_pending(client: Any) -> list[str]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from videoplatform import cache
+from videoplatform.cache.kinds import MEDIA
 from videos.models import Video
 
 from . import signing, storage
-from .models import MediaFile, Rendition
+from .models import MediaFile
 
 
 # The source's client rule (5.2): > 5 Mb/s → 1080p, 2-5 → 720p, 1-2 → 480p, < 1 → 360p.
@@ -78,8 +81,92 @@ def recommend(renditions: list[StreamRendition], bandwidth: int) -> StreamRendit
     return renditions[-1]
 
 
-def media_file_for_video(*, video_id: str) -> MediaFile | None:
-    return MediaFile.objects.filter(video_id=video_id).first()
+# --- A video's ready ladder: what the stream answer needs of its media file and renditions -------
+PRIMARY = "default"  # cache fills read the primary: a lagging replica's rows must not be cached
+
+
+class Rung(NamedTuple):
+    quality: int
+    width: int
+    height: int
+    bandwidth: int
+    codecs: str
+
+
+class Ladder(NamedTuple):
+    """A ready media file's outputs: plain, immutable data (the cache tiers hold it as it is)."""
+
+    duration: float | None
+    output_prefix: str
+    poster_path: str
+    thumbnail_paths: tuple[str, ...]
+    thumbnail_interval: int | None
+    rungs: tuple[Rung, ...]  # highest quality first
+
+
+class MediaState(NamedTuple):
+    status: str
+    progress: int
+    ladder: Ladder | None  # only when ready
+
+
+_COLUMNS = (
+    "video_id",
+    "status",
+    "progress",
+    "duration",
+    "output_prefix",
+    "poster_path",
+    "thumbnail_paths",
+    "thumbnail_interval",
+    "renditions__quality",
+    "renditions__width",
+    "renditions__height",
+    "renditions__bandwidth",
+    "renditions__codecs",
+)
+
+
+def _media_states(video_ids: list[str], *, using: str | None) -> dict[str, MediaState]:
+    """video id -> its media file's state, with the ladder when ready. One statement (the media
+    files joined to their renditions), so the ladder is never mixed from two transcode runs."""
+    queryset = MediaFile.objects.filter(video_id__in=video_ids)
+    if using is not None:
+        queryset = queryset.using(using)
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for row in queryset.order_by("video_id", "-renditions__quality").values_list(*_COLUMNS):
+        rows.setdefault(row[0], []).append(row)
+    states = {}
+    for video_id, group in rows.items():
+        _, status, progress, duration, prefix, poster, thumbnails, interval = group[0][:8]
+        ladder = None
+        if status == MediaFile.Status.READY:
+            rungs = tuple(Rung(*row[8:]) for row in group if row[8] is not None)
+            ladder = Ladder(duration, prefix, poster, tuple(thumbnails or ()), interval, rungs)
+        states[video_id] = MediaState(status, progress, ladder)
+    return states
+
+
+def _ready_ladders(video_ids: list[str]) -> dict[str, Ladder | None]:
+    """What the ``media`` kind holds per video: its ladder when ready, else None ("ask the
+    database": a state that is not ready changes with every progress write, so it is not cached)."""
+    return {video_id: state.ladder for video_id, state in _media_states(video_ids, using=PRIMARY).items()}
+
+
+def media_state(*, video_id: str) -> MediaState | None:
+    """The video's media: the ready ladder from the cache tiers (no query once cached), else its
+    state from the database; None when the video has no media file."""
+    if cache.active():
+        ladder = cache.fetch(MEDIA, video_id, lambda: _ready_ladders([video_id]).get(video_id))
+        if ladder is not None:
+            return MediaState(MediaFile.Status.READY, 100, ladder)
+    return _media_states([video_id], using=None).get(video_id)
+
+
+def media_cache_refresh(*, video_ids: Iterable[str]) -> None:
+    """Every write to a media file or its renditions calls this in its transaction: once it
+    commits, the videos' ladders are written through to L2 and dropped from every process's L1."""
+    cache.refresh_on_commit(MEDIA, list(video_ids), _ready_ladders)
 
 
 def _is_owner_or_staff(video: Video, viewer: Any) -> bool:
@@ -102,20 +189,20 @@ def stream_manifest(
     """
     if video.is_premium and not entitlement.has_active_subscription and not _is_owner_or_staff(video, viewer):
         raise SubscriptionRequired()
-    media_file = media_file_for_video(video_id=video.pk)
-    if media_file is None or media_file.status != MediaFile.Status.READY:
-        if media_file is None:
-            raise NotReady(video.status, 0)
-        raise NotReady(media_file.status, media_file.progress)
-    all_renditions = list(Rendition.objects.filter(media_file_id=media_file.pk).order_by("-quality"))
-    allowed = [r for r in all_renditions if r.quality <= entitlement.max_resolution]
+    state = media_state(video_id=video.pk)
+    if state is None:
+        raise NotReady(video.status, 0)
+    ladder = state.ladder
+    if ladder is None:
+        raise NotReady(state.status, state.progress)
+    allowed = [r for r in ladder.rungs if r.quality <= entitlement.max_resolution]
     if not allowed:
         raise NoAllowedRendition()
     cap = allowed[0].quality
     now = time.time() if now is None else now
     # Long enough to watch the whole video from the start.
-    ttl = settings.STREAM_URL_TTL + math.ceil(media_file.duration or 0)
-    run_token = media_file.output_prefix.rsplit("/", 1)[-1]
+    ttl = settings.STREAM_URL_TTL + math.ceil(ladder.duration or 0)
+    run_token = ladder.output_prefix.rsplit("/", 1)[-1]
     grant = signing.StreamGrant(video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl)
     root = f"{base_url.rstrip('/')}/media/s/{signing.token_for(grant)}/"
     renditions = [
@@ -134,11 +221,11 @@ def stream_manifest(
     def image_url(name: str) -> str:
         if cdn:
             return signing.cloudfront_url(storage.object_key(name), grant.expires_at)
-        return root + name.removeprefix(media_file.output_prefix + "/")
+        return root + name.removeprefix(ladder.output_prefix + "/")
 
     return StreamManifest(
         video_id=video.pk,
-        duration=media_file.duration,
+        duration=ladder.duration,
         master_playlist_url=f"{root}master.m3u8",
         renditions=renditions,
         recommended_rendition=recommend(
@@ -146,8 +233,8 @@ def stream_manifest(
         ),
         max_resolution=entitlement.max_resolution,
         expires_at=grant.expires_at,
-        poster_url=image_url(media_file.poster_path) if media_file.poster_path else None,
-        thumbnails=[image_url(name) for name in media_file.thumbnail_paths],
-        thumbnail_interval=media_file.thumbnail_interval,
+        poster_url=image_url(ladder.poster_path) if ladder.poster_path else None,
+        thumbnails=[image_url(name) for name in ladder.thumbnail_paths],
+        thumbnail_interval=ladder.thumbnail_interval,
         delivery="cdn" if cdn else "app",
     )

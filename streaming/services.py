@@ -24,7 +24,7 @@ from django.utils import timezone
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, plays, storage
+from . import ladder, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -139,6 +139,7 @@ def _mark_failed(media_file_id: str, message: str, *, run_token: str | None = No
         media_file.error = message[:2000]
         media_file.heartbeat_at = None
         media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
+        selectors.media_cache_refresh(video_ids=[media_file.video_id])
         video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
         if was_under_way:
             video_id = media_file.video_id
@@ -194,6 +195,7 @@ def media_file_attach_upload(
         media_file.error = ""
         _apply_probe(media_file, probe_result)
         media_file.save()
+        selectors.media_cache_refresh(video_ids=[video.pk])
         video_services.video_media_state_set(
             video_id=video.pk, status=Video.Status.PROCESSING, duration=probe_result.duration
         )
@@ -249,6 +251,7 @@ def media_upload_target_create(
     complete_url = f"/api/videos/{video.pk}/upload/complete"
     expires_at = timezone.now() + timedelta(seconds=settings.MEDIA_UPLOAD_URL_TTL)
     ttl = settings.MEDIA_UPLOAD_URL_TTL
+    selectors.media_cache_refresh(video_ids=[video.pk])  # runs after the save below commits
     if not storage.is_s3():
         media_file.save()
         return UploadTarget(
@@ -313,6 +316,7 @@ def _accept_stored_source(media_file: MediaFile, size: int) -> MediaFile:
         locked.error = ""
         _apply_probe(locked, result)
         locked.save()
+        selectors.media_cache_refresh(video_ids=[locked.video_id])
         video_services.video_media_state_set(
             video_id=locked.video_id, status=Video.Status.PROCESSING, duration=result.duration
         )
@@ -398,6 +402,7 @@ def media_file_retranscode(*, media_file: MediaFile) -> bool:
         locked.heartbeat_at = None
         locked.attempts = 0  # a fresh start: the staff asked for it
         locked.save(update_fields=["status", "progress", "error", "heartbeat_at", "attempts", "updated_at"])
+        selectors.media_cache_refresh(video_ids=[locked.video_id])
         video_services.video_media_state_set(video_id=locked.video_id, status=Video.Status.PROCESSING)
         _enqueue_transcode(locked)
     return True
@@ -456,6 +461,7 @@ def _claim(media_file_id: str) -> MediaFile | None:
             media_file.error = f"Gave up after {media_file.attempts} runs that did not finish."
             media_file.heartbeat_at = None
             media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
+            selectors.media_cache_refresh(video_ids=[media_file.video_id])
             video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
             return None
         now = timezone.now()
@@ -468,6 +474,7 @@ def _claim(media_file_id: str) -> MediaFile | None:
         media_file.heartbeat_at = now
         media_file.processing_started_at = now
         media_file.save()
+        selectors.media_cache_refresh(video_ids=[media_file.video_id])
         video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.PROCESSING)
     return media_file
 
@@ -494,6 +501,8 @@ class _ProgressReporter:
             self.write(percent)
 
     def write(self, percent: int) -> None:
+        # No media cache refresh: this run's file is processing, and the cache keeps only a
+        # ready ladder (the stream endpoint reads a processing file's progress from the database).
         updated = MediaFile.objects.filter(pk=self.media_file_id, run_token=self.run_token).update(
             progress=percent, heartbeat_at=timezone.now(), updated_at=timezone.now()
         )
@@ -571,6 +580,7 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
         locked.heartbeat_at = None
         locked.ready_at = timezone.now()
         locked.save()
+        selectors.media_cache_refresh(video_ids=[locked.video_id])
         video_services.video_media_state_set(
             video_id=locked.video_id, status=Video.Status.READY, duration=locked.duration
         )
@@ -638,6 +648,7 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
                 audio_codec=result.audio_codec,
                 bitrate=result.bitrate,
             )
+            selectors.media_cache_refresh(video_ids=[media_file.video_id])
             _write_masters(out_dir, rungs)
             reporter.write(97)
             if not _finish(media_file, rungs, prefix, out_dir):
@@ -682,6 +693,8 @@ def _release(media_file: MediaFile, message: str) -> None:
             heartbeat_at=None,
             updated_at=timezone.now(),
         )
+        # A run that fails after its finish (cleaning up) takes a ready file back to uploaded.
+        selectors.media_cache_refresh(video_ids=[media_file.video_id])
     except DatabaseError:
         connection.close()  # the next attempt reconnects
 

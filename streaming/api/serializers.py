@@ -1,6 +1,13 @@
+"""The stream endpoint's answer: its schema (the serializers) and the builder the view uses."""
+
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import serializers
+
+if TYPE_CHECKING:
+    from ..selectors import StreamManifest, StreamRendition
 
 
 class StreamRenditionSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -42,3 +49,38 @@ class NotReadyErrorDetailSerializer(serializers.Serializer):  # type: ignore[typ
 
 class NotReadyErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
     error = NotReadyErrorDetailSerializer()
+
+
+# --- The answer, built directly ----------------------------------------------------------------
+# The stream answer is signed per viewer, so it is built on every request and never reused: the
+# dictionaries are written out here rather than walked field by field through StreamSerializer.
+# tests/streaming/test_stream_cache.py checks that both give the same data.
+_EXPIRES_AT = serializers.DateTimeField()
+
+
+def _rendition(rendition: StreamRendition) -> dict[str, Any]:
+    return {
+        "quality": rendition.quality,
+        "width": rendition.width,
+        "height": rendition.height,
+        "bandwidth": rendition.bandwidth,
+        "codecs": rendition.codecs,
+        "url": rendition.url,
+    }
+
+
+def stream_representation(manifest: StreamManifest) -> dict[str, Any]:
+    """What ``StreamSerializer(manifest).data`` holds, in the same order and with the same types."""
+    return {
+        "video_id": manifest.video_id,
+        "duration": None if manifest.duration is None else float(manifest.duration),
+        "master_playlist_url": manifest.master_playlist_url,
+        "renditions": [_rendition(rendition) for rendition in manifest.renditions],
+        "recommended_rendition": _rendition(manifest.recommended_rendition),
+        "max_resolution": manifest.max_resolution,
+        "expires_at": _EXPIRES_AT.to_representation(manifest.expires_at),
+        "poster_url": manifest.poster_url,
+        "thumbnails": list(manifest.thumbnails),
+        "thumbnail_interval": manifest.thumbnail_interval,
+        "delivery": manifest.delivery,
+    }

@@ -16,14 +16,15 @@ from accounts.throttling import client_ip
 from subscriptions.selectors import viewer_entitlement
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.negotiation import CachedContentNegotiation
-from videoplatform.api.representations import represent
 from videoplatform.api.schema import ERROR_RESPONSES
 from videos.selectors import video_get
 
 from .. import selectors, services
-from .serializers import NotReadyErrorSerializer, StreamSerializer
+from .serializers import NotReadyErrorSerializer, StreamSerializer, stream_representation
 
 MAX_BANDWIDTH = 10**12
+# What the stream answer reads of the video (its owner's profile is not needed).
+VIDEO_FIELDS = ("id", "is_premium", "status")
 
 
 def requested_bandwidth(request: Request) -> int | None:
@@ -75,7 +76,7 @@ class VideoStreamView(APIView):
     )
     def get(self, request: Request, video_id: str) -> Response:
         bandwidth = requested_bandwidth(request)
-        video = video_get(video_id=video_id, viewer=request.user)
+        video = video_get(video_id=video_id, viewer=request.user, fields=VIDEO_FIELDS)
         entitlement = viewer_entitlement(request.user)
         try:
             manifest = selectors.stream_manifest(
@@ -113,7 +114,7 @@ class VideoStreamView(APIView):
             ),
             rendition_quality=manifest.recommended_rendition.quality,
         )
-        response = Response(represent(StreamSerializer, manifest))
+        response = Response(stream_representation(manifest))
         # Signed for this viewer: never stored by a shared cache.
         response["Cache-Control"] = "private, no-store"
         return response

@@ -76,6 +76,7 @@ def test_default_l1_limits_come_from_the_settings(settings):
         "subscription": 3600,
         "plan": 86400,
         "feed": 300,
+        "media": 3600,
     }
 
 

@@ -17,8 +17,9 @@ VIDEO: Final = "video"
 SUBSCRIPTION: Final = "subscription"
 PLAN: Final = "plan"
 FEED: Final = "feed"
+MEDIA: Final = "media"
 
-KINDS: Final = (USER, VIDEO, SUBSCRIPTION, PLAN, FEED)
+KINDS: Final = (USER, VIDEO, SUBSCRIPTION, PLAN, FEED, MEDIA)
 
 # What a scope is, per kind (the operator commands print it).
 SCOPES: Final = {
@@ -27,6 +28,7 @@ SCOPES: Final = {
     SUBSCRIPTION: "a user id (usr_…): that user's current subscription",
     PLAN: "'active' (the plans on offer) or 'free' (the free plan's limits)",
     FEED: "'public': every page of the public feed",
+    MEDIA: "a video id (vid_…): the video's ready HLS ladder (media file and renditions)",
 }
 
 # Ids and names the platform makes; anything else (a mistyped URL, a probe for weaknesses) is
