@@ -294,6 +294,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # API-wide throttles ("N/sec|min|hour"; "off" disables), per user or per anonymous client address.
 API_THROTTLE_ANON_RATE = env_str("API_THROTTLE_ANON_RATE", "1200/min")
 API_THROTTLE_USER_RATE = env_str("API_THROTTLE_USER_RATE", "2400/min")
+# After a client's first request in a window, each process sends its counts to Redis this often
+# (seconds) instead of once per request; 0 counts every request in Redis at once.
+API_THROTTLE_SYNC_INTERVAL = float(env_str("API_THROTTLE_SYNC_INTERVAL", "0.1"))
 # Shared answers to hot API reads, kept per process in front of Django while the L1 entries they
 # were built from are unchanged (videoplatform/response_cache.py; 0 entries switches it off).
 RESPONSE_CACHE_ENTRIES = env_int("RESPONSE_CACHE_ENTRIES", 10_000)

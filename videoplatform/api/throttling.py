@@ -1,21 +1,36 @@
 """API-wide request throttling, counted in the shared "default" cache (Redis).
 
 One-minute fixed windows per user (authenticated) or per client address (anonymous), shared by
-every process and pod: one INCR per request. Login and registration have stricter throttles of
-their own (accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
+every process and pod. Login and registration have stricter throttles of their own
+(accounts/throttling.py). If Redis is unreachable nothing is counted: requests pass.
+
+A client's first request in a window, in each process, is counted in Redis at once (an INCR)
+and answers the window's count so far. Its next ones are counted in the process and sent to
+Redis in one pipeline every ``API_THROTTLE_SYNC_INTERVAL`` seconds (0.1), each answer adding
+what the process counted since to the total Redis gave it last: a request costs no round trip,
+and the limit is still shared by every process and pod, seen by each at most one interval
+late (a client spread over many processes can overshoot by what it sends them in that time).
+``API_THROTTLE_SYNC_INTERVAL = 0`` counts every request in Redis at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import logging
+import os
+import threading
 import time
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -67,14 +82,142 @@ def parse_rate(rate: str) -> int | None:
     return max(1, int(int(count) * WINDOW_SECONDS / seconds))
 
 
-def _count(key: str) -> int | None:
-    """Adds one to ``key`` in the "default" cache and answers the count (None: Redis unreachable)."""
+def _count(key: str, amount: int = 1) -> int | None:
+    """Adds ``amount`` to ``key`` in the "default" cache and answers the count (None: Redis
+    unreachable)."""
     cache = caches["default"]
     try:
-        count = cache.incr(key)
+        count = cache.incr(key, amount)
     except ValueError:  # the window's first request
-        count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS + 5) else cache.incr(key)
+        count = amount if cache.add(key, amount, timeout=WINDOW_SECONDS + 5) else cache.incr(key, amount)
     return count  # type: ignore[no-any-return]
+
+
+def _count_many(amounts: dict[str, int]) -> dict[str, int | None]:
+    """``_count`` for many keys: one pipeline on a Redis client, else one call each."""
+    cache = caches["default"]
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client") and hasattr(cache, "make_key"):
+        try:
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            for key, amount in amounts.items():
+                name = cache.make_key(key)
+                pipe.incrby(name, amount)
+                pipe.expire(name, WINDOW_SECONDS + 5)
+            replies = pipe.execute()
+            return {key: int(replies[2 * i]) for i, key in enumerate(amounts)}
+        except Exception as exc:  # noqa: BLE001 - Redis unreachable: those counts are lost
+            logger.warning("API throttle counts not sent (%s: %s)", type(exc).__name__, exc)
+            return dict.fromkeys(amounts)
+    return {key: _count(key, amount) for key, amount in amounts.items()}
+
+
+class Counts:
+    """This process's side of the shared counts: per window key, the total Redis answered last
+    and what was counted here since; a thread sends the latter every ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[int, int]] = {}  # key -> (window, total in Redis)
+        self._pending: dict[str, int] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def add(self, key: str, window: int) -> int | None:
+        """Counts one request; the window's count so far, this one included (None: unknown)."""
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None:
+                pending = self._pending.get(key, 0) + 1
+                self._pending[key] = pending
+                return known[1] + pending
+        count = _count(key)  # the first in this window here: ask Redis
+        if count is not None:
+            with self._lock:
+                self._known[key] = (window, count)
+            self._start()
+        return count
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        totals = _count_many(pending)
+        current = int(time.time() // WINDOW_SECONDS)
+        with self._lock:
+            for key, total in totals.items():
+                known = self._known.get(key)
+                if total is not None and known is not None:
+                    self._known[key] = (known[0], total)
+            for key in [key for key, (window, _) in self._known.items() if window < current]:
+                del self._known[key]  # past windows
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="api-throttle-sync", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - never let the thread die
+                logger.exception("API throttle sync failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.flush()
+
+
+_counts: Counts | None = None
+_counts_lock = threading.Lock()
+
+
+def counts() -> Counts | None:
+    """This process's counts, or None when every request is counted in Redis at once."""
+    global _counts
+    interval = float(settings.API_THROTTLE_SYNC_INTERVAL)
+    if interval <= 0:
+        return None
+    current = _counts
+    if current is None or current.pid != os.getpid():
+        with _counts_lock:
+            if _counts is None or _counts.pid != os.getpid():
+                _counts = Counts(interval)
+            current = _counts
+    return current
+
+
+def reset_counts() -> None:
+    """Sends what this process counted and forgets the totals it knew (settings changed)."""
+    global _counts
+    with _counts_lock:
+        old, _counts = _counts, None
+    if old is not None and old.pid == os.getpid():
+        old.stop()
+
+
+def _after_fork_in_child() -> None:
+    global _counts, _counts_lock
+    _counts, _counts_lock = None, threading.Lock()  # the parent's thread does not exist here
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(reset_counts)
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("API_THROTTLE") or setting == "CACHES":
+        reset_counts()
+
+
+setting_changed.connect(_on_setting_changed)
 
 
 def api_rate_wait(*, user: Any, request: Any) -> float | None:
@@ -87,7 +230,10 @@ def api_rate_wait(*, user: Any, request: Any) -> float | None:
     if limit is None:
         return None
     now = time.time()
-    count = _count(f"throttle:api:{ident}:{int(now // WINDOW_SECONDS)}")
+    window = int(now // WINDOW_SECONDS)
+    key = f"throttle:api:{ident}:{window}"
+    shared = counts()
+    count = shared.add(key, window) if shared is not None else _count(key)
     if count is None or count <= limit:
         return None
     return WINDOW_SECONDS - (now % WINDOW_SECONDS)
