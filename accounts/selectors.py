@@ -46,12 +46,40 @@ def _expired() -> TokenRejected:
     return TokenRejected("token_expired", "The token has expired; log in again.")
 
 
-def _checked(user: User, auth: TokenAuth) -> tuple[User, TokenAuth]:
-    if auth.expires_at <= timezone.now():
+def _check(*, expires_at: datetime, is_active: bool) -> None:
+    if expires_at <= timezone.now():
         raise _expired()
-    if not user.is_active:
+    if not is_active:
         raise _invalid()
+
+
+def _checked(user: User, auth: TokenAuth) -> tuple[User, TokenAuth]:
+    _check(expires_at=auth.expires_at, is_active=user.is_active)
     return user, auth
+
+
+@dataclass(frozen=True)
+class TokenViewer:
+    """Who a bearer token belongs to, as far as a shared answer needs to know (see
+    ``videoplatform.response_cache``): enough for the throttle and the audience."""
+
+    pk: str
+    show_adult_content: bool
+    is_authenticated: bool = True
+
+
+def token_viewer_get(*, token: str) -> TokenViewer | User:
+    """``token_user_get``'s checks, answered from the cached snapshot without building a User;
+    a token with no snapshot cached goes through ``token_user_get``. Raises TokenRejected."""
+    if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
+        raise _invalid()
+    entry = token_cache.tokens_cache().get(token_cache.cache_key(token_cache.token_digest(token)))
+    if not token_cache.is_snapshot(entry):
+        return token_user_get(token=token)[0]  # markers and misses: the full path decides
+    assert isinstance(entry, dict)
+    user = entry["user"]
+    _check(expires_at=entry["expires_at"], is_active=bool(user["is_active"]))
+    return TokenViewer(pk=str(user["id"]), show_adult_content=bool(user["show_adult_content"]))
 
 
 def token_user_get(*, token: str) -> tuple[User, TokenAuth]:

@@ -239,10 +239,10 @@ class ResponseCache:
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != "bearer":
             return None
-        from accounts.selectors import token_user_get
+        from accounts.selectors import token_viewer_get
 
         try:
-            user, _ = token_user_get(token=parts[1])
+            user = token_viewer_get(token=parts[1])
         except Exception:  # noqa: BLE001 - refused, or the database is down: Django answers
             return None
         return "token", user

@@ -258,3 +258,35 @@ def test_a_logout_here_is_seen_by_another_process_at_once() -> None:
     assert bearer_client(token).post("/api/auth/logout").status_code == 204
 
     assert run_in_other_process(CHECK, token)["rejected"] == "invalid_token"
+
+
+@requires_redis
+def test_the_light_token_check_agrees_with_the_full_one(
+    user: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """What the response cache asks (``token_viewer_get``): the same user and the same refusals
+    as the authentication class, cached snapshot or not."""
+    from accounts.selectors import TokenRejected, token_user_get, token_viewer_get
+
+    fan = UserFactory(show_adult_content=True)
+    token, fan_token = str(login(user)["token"]), str(login(fan)["token"])
+    for candidate, owner in ((token, user), (fan_token, fan)):
+        bearer_client(candidate).get("/api/auth/me")  # the snapshot is cached now
+        viewer = token_viewer_get(token=candidate)
+        full, _ = token_user_get(token=candidate)
+        assert (viewer.pk, viewer.show_adult_content) == (full.pk, full.show_adult_content)
+        assert (viewer.pk, viewer.show_adult_content) == (owner.pk, owner.show_adult_content)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.tokens_revoke(digests=[token_digest(fan_token)])
+    with pytest.raises(TokenRejected):
+        token_viewer_get(token=fan_token)
+    with pytest.raises(TokenRejected):
+        token_viewer_get(token="vpt_not-a-token")
+    settings.AUTH_TOKEN_TTL = 1
+    short = str(login(user)["token"])
+    bearer_client(short).get("/api/auth/me")
+    time.sleep(1.1)
+    with pytest.raises(TokenRejected) as expired:
+        token_viewer_get(token=short)
+    assert expired.value.code == "token_expired"
