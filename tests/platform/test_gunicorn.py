@@ -32,6 +32,11 @@ def test_metrics_are_summed_over_every_worker(tmp_path: Path):
         DATABASE_URL=os.environ["DATABASE_URL"],
         REDIS_URL=os.environ["REDIS_URL"],
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        # Which worker accepts a connection is the kernel's choice (one idle worker may take
+        # them all): recycling each after 40 requests makes the 150 surely span several,
+        # the recycled ones included, whose samples must still be in the sum.
+        GUNICORN_MAX_REQUESTS="40",
+        GUNICORN_MAX_REQUESTS_JITTER="0",
     )
     with gunicorn(env, workers=3) as url:
         # A route nothing else calls (probes from the fixture may still be in flight).
