@@ -46,9 +46,9 @@ from .schedule import Schedule
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFESTS = REPO_ROOT / "k8s" / "base"
 REQUEST_RATE_METRIC = "http_requests_per_second"
-# Measured per-pod capacity: the performance harness's mix throughput per gunicorn core (425
+# Measured per-pod capacity: the performance harness's mix throughput per gunicorn core (796
 # req/s, every P95 inside its target; docs/performance.md) for a pod of 2 cores, rounded down.
-DEFAULT_CAPACITY_RPS = 850.0
+DEFAULT_CAPACITY_RPS = 1500.0
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def main() -> None:
     requests_file, count, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="vp-perf-cpu-"))
     from videoplatform.wsgi import application  # what gunicorn serves: the response cache in front
+
     lines = requests_file.read_text().splitlines()[: count + WARM_UP]
 
     def call(line: str) -> str:
