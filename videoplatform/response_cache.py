@@ -319,12 +319,7 @@ class ResponseCache:
             or any(name.lower() == "set-cookie" for name, _ in captured[1])
         ):
             return result
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        body = read_body(result)
         answer = Answer(captured[0], list(captured[1]), body, recording.reads, recording.route)
         self._store(key, recording, recording.variant, answer)
         return [body]
@@ -353,6 +348,16 @@ class ResponseCache:
                 _, dropped = self._groups.popitem(last=False)
                 self._size -= dropped.size
         self._results["stored"].inc()
+
+
+def read_body(result: Iterable[bytes]) -> bytes:
+    """A WSGI application's body, read whole; the iterable is closed as the server would."""
+    try:
+        return b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
 
 def _audience_value(audience: str, user: Any) -> Any:

@@ -22,7 +22,7 @@ from tests.conftest import login_client
 from tests.factories import PlanFactory, UserFactory, VideoFactory
 from videoplatform.cache import tiers
 from videoplatform.cache.core import Tiers
-from videoplatform.response_cache import ResponseCache
+from videoplatform.response_cache import ResponseCache, read_body
 from videos import selectors as video_selectors
 from videos.models import Video
 
@@ -65,13 +65,7 @@ def call(app: Any, path: str, query: str = "", **headers: str) -> Answer:
     def start_response(status: str, header_list: list[tuple[str, str]], exc_info: Any = None) -> None:
         captured[:] = [status, header_list]
 
-    result = app(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+    body = read_body(app(environ, start_response))
     return Answer(captured[0], list(captured[1]), body)
 
 
