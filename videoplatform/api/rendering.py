@@ -6,8 +6,9 @@ the same data (compact separators, UTF-8, ``\\u2028``/``\\u2029`` escaped, date-
 writes them, ``Z`` for UTC) at a fraction of the CPU. Whatever orjson cannot take exactly as
 DRF would (an ``indent`` asked for, integers beyond 64 bits, non-string keys, other types DRF's
 encoder knows) goes to DRF's own code. Two known differences, both valid JSON for the same
-values: a float below 1e-4 is written ``0.00005`` rather than ``5e-05``, and a NaN or infinite
-float is written ``null`` where DRF's strict renderer would fail the request.
+values: a float below 1e-4 is written in orjson's form rather than Python's (``0.00005`` for
+``5e-05``, ``1e-7`` for ``1e-07``), and a NaN or infinite float is written ``null`` where DRF's
+strict renderer would fail the request.
 
 ``RenderedBodies`` keeps rendered bodies keyed by *what they show*: a view builds the key from
 the very values its serializer would read (the cached rows the selectors returned, after their
