@@ -28,7 +28,8 @@ query string, the Host header, whether the request came over HTTPS, ``Accept`` a
 ``Accept-Encoding``; and, within it, the kind of client (anonymous or bearer token: Django's
 headers differ between them) and the audience's value. Only 200 answers without cookies are
 kept; bounded in entries and bytes, least recently used first out. ``RESPONSE_CACHE_ENTRIES = 0``
-switches it off.
+switches it off. Whatever makes an answer depend on more than that (a middleware reading another
+header, ``Origin`` for CORS say) must join the key here, or its views must not share.
 """
 
 from __future__ import annotations
