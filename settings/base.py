@@ -348,6 +348,14 @@ API_NEGOTIATION_MEMO = env_bool("API_NEGOTIATION_MEMO", True)
 # Compressed forms of bodies a shared cache may keep, reused (false: compress every body afresh).
 COMPRESSION_REUSE = env_bool("COMPRESSION_REUSE", True)
 
+# --- Subscriptions ----------------------------------------------------------------
+# The payment processor's gateway, a dotted path to a PaymentGateway (subscriptions/billing.py).
+# The default approves every charge without taking money: settings.prod refuses it.
+NO_PAYMENT_GATEWAY = "subscriptions.billing.NoPaymentGateway"
+SUBSCRIPTIONS_PAYMENT_GATEWAY = env_str("SUBSCRIPTIONS_PAYMENT_GATEWAY", NO_PAYMENT_GATEWAY)
+# True in settings.prod: the start-up refuses a gateway that grants without charging.
+SUBSCRIPTIONS_PAYMENT_GATEWAY_REQUIRED = False
+
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "celery-broker"

@@ -503,6 +503,20 @@ def test_broker_address_for_keda_is_fully_qualified() -> None:
         assert host == f"redis-broker.{namespace}.svc.cluster.local" and port == "6379", path
 
 
+def _app_config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    configs = of_kind(objects, "ConfigMap")
+    return next(c["data"] for c in configs if c["metadata"]["name"].startswith("videoplatform-config"))
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_the_pods_payment_gateway_is_one_production_accepts(path: str, settings: Any) -> None:
+    """settings.prod refuses a gateway that approves without charging: the pods must not name one."""
+    from subscriptions.billing import gateway_refusal
+
+    settings.SUBSCRIPTIONS_PAYMENT_GATEWAY = _app_config(build(path))["SUBSCRIPTIONS_PAYMENT_GATEWAY"]
+    assert gateway_refusal() is None
+
+
 def test_beat_runs_exactly_once() -> None:
     beat = find(build("overlays/prod"), "Deployment", "beat")
     assert beat["spec"]["replicas"] == 1
