@@ -284,7 +284,13 @@ AUTH_TOKEN_TTL = env_int("AUTH_TOKEN_TTL", 30 * 24 * 3600)
 # TTL). Logout, revocation and user changes overwrite the entry at once; this only bounds how
 # stale an entry can be if Redis was unreachable while it should have been overwritten.
 AUTH_TOKEN_CACHE_TTL = env_int("AUTH_TOKEN_CACHE_TTL", 3600)
+# Failed logins per window on one account from one client address (that address is locked out
+# of that account), and on one account from every address together: beyond the second, only
+# addresses the account logged in from within LOGIN_KNOWN_ADDRESS_TTL may keep trying
+# (accounts/throttling.py). Nobody can lock the owner out from another address.
 LOGIN_FAILURE_LIMIT_ACCOUNT = env_int("LOGIN_FAILURE_LIMIT_ACCOUNT", 5)
+LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL = env_int("LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL", 50)
+LOGIN_KNOWN_ADDRESS_TTL = env_int("LOGIN_KNOWN_ADDRESS_TTL", 30 * 24 * 3600)
 LOGIN_FAILURE_LIMIT_IP = env_int("LOGIN_FAILURE_LIMIT_IP", 20)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
 REGISTRATION_LIMIT_IP = env_int("REGISTRATION_LIMIT_IP", 10)
