@@ -13,7 +13,12 @@ from typing import Any
 
 _metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/videoplatform-metrics"))  # noqa: S108
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+_host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a pod listens on its own address
+bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
+# A second listener for Prometheus: /metrics answers there only (videoplatform/metrics.py), so
+# the network can open it to the monitoring namespace alone.
+if os.environ.get("METRICS_PORT"):
+    bind.append(f"{os.environ.get('METRICS_HOST', _host)}:{os.environ['METRICS_PORT']}")
 # gthread: keep-alive connections wait in the worker's event loop, not in a thread. One worker
 # per core and two threads each: the GIL lets one thread of a process run Python at a time, so
 # more processes than cores only add context switches and cold per-process (L1) caches, and more

@@ -8,6 +8,7 @@ docs/configuration.md lists every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,19 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str = "") -> list[str]:
+    """A comma-separated list of addresses or CIDR networks; a typo stops the start."""
+    networks = env_list(name, default)
+    for item in networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from exc
+    return networks
 
 
 # --- Core -------------------------------------------------------------------
@@ -415,6 +429,14 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Observability ------------------------------------------------------------------
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# /metrics is not public (docs/operations.md). It answers the addresses of
+# METRICS_ALLOWED_NETWORKS (the connection's own address, never X-Forwarded-For) and requests
+# carrying "Authorization: Bearer $METRICS_TOKEN"; everyone else gets 401/403. With
+# METRICS_PORT, gunicorn listens on that port too and /metrics answers there only (404 on the
+# public port), so a NetworkPolicy can open that port to the monitoring namespace alone.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PORT = env_int("METRICS_PORT", 0)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "text")  # "json" in prod
 LOGGING: dict[str, Any] = {

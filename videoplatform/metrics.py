@@ -1,15 +1,20 @@
 """Prometheus metrics, correct under several gunicorn workers (multiprocess mode).
 
 Set PROMETHEUS_MULTIPROC_DIR (the gunicorn config does) and every worker writes its samples
-to that directory; ``/metrics`` aggregates them.
+to that directory; ``/metrics`` aggregates them. ``/metrics`` is not public: see
+``scrape_refusal``.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import os
 from collections.abc import Iterator
+from functools import lru_cache
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +27,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .api.errors import error_response
 
 REQUESTS = Counter(
     "http_requests",
@@ -48,7 +55,61 @@ def request_kind(path: str) -> str:
     return "other"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(allowed: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in allowed)
+
+
+def _from_allowed_network(request: HttpRequest) -> bool:
+    # The connection's own address: X-Forwarded-For is written by whoever sends the request.
+    try:
+        address = ipaddress.ip_address(str(request.META.get("REMOTE_ADDR") or ""))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
+
+
+def _bearer_matches(request: HttpRequest) -> bool:
+    token = str(settings.METRICS_TOKEN or "")
+    if not token:
+        return False
+    scheme, _, credentials = str(request.META.get("HTTP_AUTHORIZATION", "")).partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+def scrape_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Why this request may not read the metrics (the answer to send), or None when it may.
+
+    - With ``METRICS_PORT``, /metrics exists only on that listener: elsewhere a 404, as for
+      any unknown path. (gunicorn's ``SERVER_PORT`` is the port of the socket that accepted the
+      connection, not the Host header.)
+    - A connection from ``METRICS_ALLOWED_NETWORKS`` (loopback by default) may read them.
+    - So may a request with ``Authorization: Bearer <METRICS_TOKEN>``.
+    - Anyone else: 401 with a Bearer challenge when a token is configured, else 403.
+    """
+    port = int(settings.METRICS_PORT or 0)
+    if port and str(request.META.get("SERVER_PORT", "")) != str(port):
+        return error_response(404)
+    if _from_allowed_network(request) or _bearer_matches(request):
+        return None
+    if settings.METRICS_TOKEN:
+        response = error_response(401, message="The metrics need the scraper's bearer token.")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return error_response(403, message="The metrics are served to the monitoring network only.")
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        return refusal
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
