@@ -483,6 +483,13 @@ CLOUDFRONT_KEY_PAIR_ID = env_str("CLOUDFRONT_KEY_PAIR_ID")
 CLOUDFRONT_PRIVATE_KEY = env_str("CLOUDFRONT_PRIVATE_KEY")
 CLOUDFRONT_PRIVATE_KEY_FILE = env_str("CLOUDFRONT_PRIVATE_KEY_FILE")
 VIEW_COUNTER_REDIS_URL = env_str("VIEW_COUNTER_REDIS_URL") or REDIS_URL
+# Concurrent streams per plan (streaming/sessions.py): a playback's lease lives this long unless
+# the player's heartbeat beacon (every STREAM_HEARTBEAT_INTERVAL seconds) renews it.
+STREAM_LEASE_REDIS_URL = env_str("STREAM_LEASE_REDIS_URL") or REDIS_URL
+STREAM_LEASE_TTL = env_int("STREAM_LEASE_TTL", 60)
+STREAM_HEARTBEAT_INTERVAL = env_int("STREAM_HEARTBEAT_INTERVAL", 20)
+# Playback beacon batches (POST /api/playback/events) per client address per minute.
+PLAYBACK_BEACON_LIMIT = env_int("PLAYBACK_BEACON_LIMIT", 120)
 VIEW_DEDUP_WINDOW = env_int("VIEW_DEDUP_WINDOW", 1800)
 VIEW_FLUSH_INTERVAL = env_int("VIEW_FLUSH_INTERVAL", 60)
 VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)
