@@ -41,12 +41,30 @@ EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+class JsonIntegerField(serializers.IntegerField):
+    """A JSON integer: no strings, booleans or fractions turned into numbers."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
+class JsonNumberField(serializers.FloatField):
+    """A JSON number (integer or fraction), not a string."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
 class PlaybackEventSerializer(StrictInputSerializer):
     type = serializers.ChoiceField(choices=list(EVENT_FIELDS))
-    startup_ms = serializers.IntegerField(min_value=0, max_value=10 * 60 * 1000, required=False)
-    duration_ms = serializers.IntegerField(min_value=0, max_value=HOUR_MS, required=False)
-    watched_ms = serializers.IntegerField(min_value=0, max_value=HOUR_MS, required=False)
-    position_s = serializers.FloatField(min_value=0, max_value=7 * 24 * 3600, required=False)
+    startup_ms = JsonIntegerField(min_value=0, max_value=10 * 60 * 1000, required=False)
+    duration_ms = JsonIntegerField(min_value=0, max_value=HOUR_MS, required=False)
+    watched_ms = JsonIntegerField(min_value=0, max_value=HOUR_MS, required=False)
+    position_s = JsonNumberField(min_value=0, max_value=7 * 24 * 3600, required=False)
     rendition = StrictCharField(max_length=8, required=False, help_text='A rung such as "720p".')
     code = StrictCharField(
         max_length=64, required=False, help_text="hls.js's error details, e.g. fragLoadError."
