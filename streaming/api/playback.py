@@ -7,7 +7,7 @@ heartbeat and stop that keep or free the playback's concurrent-stream lease
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -96,7 +96,7 @@ class PlaybackEventSerializer(StrictInputSerializer):
 class PlaybackBatchSerializer(StrictInputSerializer):
     view_id = serializers.UUIDField(help_text="The player's id for this playback (one per view).")
     video_id = StrictCharField(max_length=32)
-    events = PlaybackEventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS)
+    events = PlaybackEventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS)  # type: ignore[call-arg]
 
 
 class BeaconAuthentication(SessionAuthentication):
@@ -116,7 +116,7 @@ class BeaconSessionScheme(SessionScheme):
 
 
 class PlaybackEventsView(APIView):
-    authentication_classes: ClassVar[list[type]] = [BearerTokenAuthentication, BeaconAuthentication]
+    authentication_classes = [BearerTokenAuthentication, BeaconAuthentication]
 
     @extend_schema(
         operation_id="playback_events",
