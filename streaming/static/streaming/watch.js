@@ -30,6 +30,7 @@
   var lastTick = null;
   var pending = [];
   var stopped = false;
+  var lowestStart = /[?&]start=lowest(&|$)/.test(window.location.search);
 
   function say(text) {
     statusLine.textContent = text;
@@ -188,11 +189,19 @@
         }
       });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function (_event, data) {
-        // Start at the recommended rendition; ABR takes over from there.
+        // Start at the recommended rendition (with ?start=lowest, at the lowest one the plan
+        // allows: bench/playback.py compares them); ABR takes over from there.
+        var lowest = 0;
         for (var i = 0; i < data.levels.length; i++) {
+          if (data.levels[i].height < data.levels[lowest].height) {
+            lowest = i;
+          }
           if (data.levels[i].height === recommended.height) {
             hls.startLevel = i;
           }
+        }
+        if (lowestStart) {
+          hls.startLevel = lowest;
         }
         state.ready = true;
         var playing = video.play();
