@@ -48,7 +48,7 @@ def test_home_lists_ready_public_videos_newest_first_with_posters(client: Client
         image = client.get(url)
         assert image.status_code == 200
         assert image["Content-Type"] == "image/jpeg"
-        assert b"".join(image.streaming_content)[:3] == b"\xff\xd8\xff"  # a JPEG
+        assert image.getvalue()[:3] == b"\xff\xd8\xff"  # a JPEG
         assert client.get(f"/watch/{video.pk}").status_code == 200
 
 
