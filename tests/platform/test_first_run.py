@@ -4,7 +4,8 @@ the feed lists the demo videos as ready, their watch pages answer and Chromium p
 
 The copy holds what a clone holds (tracked files and new ones that are not ignored: no
 ``var/``, no ``staticfiles/``) and reuses this test run's virtualenv, so nothing is installed
-again. Collected static files are kept between runs under ``var/test-cache`` of the checkout.
+again. Collected static files are kept between runs under ``var/test-cache`` of the checkout
+(run.sh collects them again only when they changed).
 """
 
 from __future__ import annotations
@@ -95,11 +96,20 @@ class FirstRun:
         return "\n".join(parts)
 
     def wait_ready(self, timeout: float) -> float:
+        """Seconds until run.sh says ready; prints when each of its steps began."""
         started = time.monotonic()
-        while "is ready on" not in self.text():
+        steps: dict[str, float] = {}
+        while True:
+            text = self.text()
+            for line in text.splitlines():
+                if line.startswith(("== ", "[1/4]", "[3/4] demo clips 1/", "[4/4]")):
+                    steps.setdefault(line.split(":")[0], time.monotonic() - started)
+            if "is ready on" in text:
+                break
             assert self.process.poll() is None, f"run.sh exited ({self.process.returncode})\n{self.logs()}"
             assert time.monotonic() - started < timeout, f"not ready within {timeout} s\n{self.logs()}"
-            time.sleep(1)
+            time.sleep(0.5)
+        print("\n".join(f"{at:6.0f} s  {step}" for step, at in steps.items()))
         return time.monotonic() - started
 
     def stop(self) -> None:
