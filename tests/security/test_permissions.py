@@ -42,6 +42,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/videos/<str:video_id>/media", "GET"): (401, 404, 200, 200),
     ("api/videos/<str:video_id>/recommendations", "GET"): (404, 404, 200, 200),
     ("api/videos/<str:video_id>/stream", "GET"): (404, 404, 409, 409),
+    # A beacon about the owner's private video: only those who may see it may report on it.
+    ("api/playback/events", "POST"): (404, 404, 202, 202),
     ("api/users/<str:user_id>/videos", "GET"): (200, 200, 200, 200),
     ("api/search", "GET"): (200, 200, 200, 200),
     # Subscriptions: only one's own, found through "me" (there is no id to guess).
@@ -121,6 +123,11 @@ def _body(route: str, method: str, world: World, role: str) -> dict[str, Any] | 
         ("api/videos/create", "POST"): lambda: {"title": f"New {unique}"},
         ("api/videos/<str:video_id>", "PATCH"): lambda: {"title": f"Changed {unique}"},
         ("api/subscriptions", "POST"): lambda: {"plan": "premium"},
+        ("api/playback/events", "POST"): lambda: {
+            "view_id": str(uuid.uuid4()),
+            "video_id": world.video.pk,
+            "events": [{"type": "stop"}],
+        },
     }
     make = bodies.get((route, method))
     return make() if make else None
