@@ -41,8 +41,8 @@ def normalise(lsn: int, block_size: int = 8192, segment_size: int = 16 * 1024 * 
     """The end of the last record when ``lsn`` sits right after a page header, else ``lsn``."""
     if lsn % segment_size == LONG_PAGE_HEADER:
         return lsn - LONG_PAGE_HEADER
-    if lsn % block_size == SHORT_PAGE_HEADER:
-        return lsn - SHORT_PAGE_HEADER
+    if lsn % block_size == SHORT_PAGE_HEADER and lsn % segment_size != SHORT_PAGE_HEADER:
+        return lsn - SHORT_PAGE_HEADER  # (a segment's first page has the long header)
     return lsn
 
 
