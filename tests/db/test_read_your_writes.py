@@ -77,7 +77,7 @@ def test_the_pin_lives_in_the_shared_cache_for_the_window(data_layer):
     assert pins_exist(keys)
     cache = caches["default"]
     if hasattr(cache, "ttl"):  # Redis: every pod sees the same key, for the window at most
-        assert 0 < cache.ttl(PIN_PREFIX + token_pin_key(token)) <= 15
+        assert 0 < cache.ttl(PIN_PREFIX + token_pin_key(token)) <= settings.DB_READ_YOUR_WRITES_WINDOW
 
 
 def test_the_writer_is_back_on_the_replica_once_it_replayed_the_write(data_layer):
