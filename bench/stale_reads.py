@@ -399,8 +399,9 @@ def report(
         print(f"errors: {dict(log.errors)}")
     if delays:
         print(
-            f"commit -> replayed on the standby: n={len(delays)}, P50 {percentile(delays, 0.5) * 1000:.1f} ms, "
-            f"P95 {percentile(delays, 0.95) * 1000:.1f} ms, max {max(delays) * 1000:.0f} ms"
+            f"commit -> replayed on the standby: n={len(delays)}, "
+            f"P50 {percentile(delays, 0.5) * 1000:.1f} ms, P95 {percentile(delays, 0.95) * 1000:.1f} ms, "
+            f"max {max(delays) * 1000:.0f} ms"
         )
     reads: dict[str, float] = defaultdict(float)
     reasons: dict[tuple[str, str], float] = defaultdict(float)

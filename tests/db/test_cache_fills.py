@@ -79,7 +79,8 @@ def test_a_fill_reads_a_replica_only_once_it_replayed_the_invalidation(data_laye
         live_tiers.invalidate(cache.VIDEO, [video.pk])  # what invalidate_on_commit runs after COMMIT
         primary_fills = fills("default", "fill_primary")
         # The replica still holds "Before": the fill must not freeze it into the entry.
-        assert data_layer.replica_sees("SELECT title FROM videos_video WHERE id = %s", (video.pk,)) == "Before"
+        on_replica = data_layer.replica_sees("SELECT title FROM videos_video WHERE id = %s", (video.pk,))
+        assert on_replica == "Before"
         assert video_get(video_id=video.pk, viewer=viewer, fields=["title"]).title == "After"
         assert fills("default", "fill_primary") == primary_fills + 1
 

@@ -171,4 +171,3 @@ def test_a_timeline_change_forgets_known_positions(data_layer):
     assert monitor.known(REPLICA) == 0
     monitor._observe(REPLICA, known - 1, timeline + 1)
     assert monitor.known(REPLICA) == known - 1  # learnt again, on the new timeline
-

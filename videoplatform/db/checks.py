@@ -47,7 +47,7 @@ def check_data_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             )
         )
     bound = settings.DB_REPLICA_MAX_LAG + settings.DB_REPLICA_CHECK_INTERVAL
-    if settings.REPLICA_DATABASES and settings.DB_READ_YOUR_WRITES_WINDOW <= bound:
+    if settings.REPLICA_DATABASES and bound >= settings.DB_READ_YOUR_WRITES_WINDOW:
         messages.append(
             checks.Warning(
                 "DB_READ_YOUR_WRITES_WINDOW is not longer than DB_REPLICA_MAX_LAG + "
