@@ -159,12 +159,12 @@ def test_statements_are_told_apart(data_layer):
 def test_system_checks_catch_bad_data_layer_settings(data_layer, settings):
     from videoplatform.db.checks import check_data_layer
 
+    settings.DB_REPLICA_CHECK_INTERVAL = 5  # this package's tests use an hour
     settings.SHARDED_MODELS = {"streaming.nosuchmodel": "user_id"}
     assert [message.id for message in check_data_layer()] == ["videoplatform_db.E001"]
     settings.SHARDED_MODELS = {"streaming.watchevent": "owner"}
     assert [message.id for message in check_data_layer()] == ["videoplatform_db.E003"]
     settings.SHARDED_MODELS = {"streaming.watchevent": "user_id"}
-    settings.DB_REPLICA_CHECK_INTERVAL = 5
     assert check_data_layer() == []
     settings.DB_READ_YOUR_WRITES_WINDOW = 15  # not longer than the lag a replica may have + a check
     assert [message.id for message in check_data_layer()] == ["videoplatform_db.W002"]
