@@ -540,12 +540,15 @@ class Tiers:
 
 
 def commit_position() -> int:
-    """The commit position an invalidation records (0 without replicas: nothing to wait for)."""
+    """The commit position an invalidation records (0 without replicas: nothing to wait for);
+    the request's or task's own, read once after its last write, when there is one."""
     if not settings.REPLICA_DATABASES:
         return 0
     from videoplatform.db.lsn import commit_position as primary_position
+    from videoplatform.db.routing import current_context
 
-    return primary_position()
+    context = current_context()
+    return context.commit_lsn() if context is not None else primary_position()
 
 
 def _hex(position: int) -> str:

@@ -18,10 +18,8 @@ from contextvars import Token
 from typing import Any
 
 from celery import signals
-from django.db import connections
 
-from .aliases import PRIMARY
-from .lsn import UNKNOWN, commit_position, from_hex, to_hex
+from .lsn import UNKNOWN, commit_position, from_hex, in_primary_transaction, to_hex
 from .routing import (
     RoutingContext,
     current_context,
@@ -48,7 +46,7 @@ def publish_position() -> int:
     """The position a task published now must see."""
     if not replicas_configured():
         return 0
-    if connections[PRIMARY].in_atomic_block:  # its transaction's commit is still to come
+    if in_primary_transaction():  # its transaction's commit is still to come
         return UNKNOWN
     context = current_context()
     if context is not None:
@@ -97,7 +95,7 @@ def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
     token, context = entry
     try:
         if context.wrote and replicas_configured():
-            pin_keys(context.keys(), None if connections[PRIMARY].in_atomic_block else context.commit_lsn())
+            pin_keys(context.keys(), None if in_primary_transaction() else context.commit_lsn())
     finally:
         # ValueError: postrun ran in another context than prerun (exotic pools).
         with contextlib.suppress(ValueError):

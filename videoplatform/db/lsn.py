@@ -22,7 +22,7 @@ from typing import Final
 
 from django.db import connections
 
-from .aliases import PRIMARY
+from .aliases import PRIMARY, primary_aliases
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,13 @@ def to_pg(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
+def in_primary_transaction() -> bool:
+    """Whether this thread has a transaction open on the primary (pooled or direct)."""
+    return any(
+        connections[alias].in_atomic_block for alias in primary_aliases() if alias in connections.settings
+    )
+
+
 def insert_position(alias: str = PRIMARY) -> int:
     """The primary's WAL insert position now (normalised). Raises on a database error."""
     with connections[alias].cursor() as cursor:
@@ -81,8 +88,7 @@ def commit_position(alias: str = PRIMARY) -> int:
     ``UNKNOWN`` (read the primary) inside a transaction, where the current transaction's own
     commit is still to come, and when the primary does not answer.
     """
-    connection = connections[alias]
-    if connection.in_atomic_block:
+    if in_primary_transaction():
         return UNKNOWN
     try:
         return insert_position(alias)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from videoplatform.metrics import REQUEST_DB_QUERIES, REQUEST_DB_SECONDS
 
-from .aliases import PRIMARY
 from .instrumentation import start_stats, stop_stats
+from .lsn import in_primary_transaction
 from .routing import (
     RoutingContext,
     enter_context,
@@ -52,7 +51,7 @@ class DataLayerMiddleware:
                 cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
                 if cookie is not None and cookie.value:  # a login or a new session
                     keys.add(session_pin_key(cookie.value))
-                pin_keys(keys, None if connections[PRIMARY].in_atomic_block else context.commit_lsn())
+                pin_keys(keys, None if in_primary_transaction() else context.commit_lsn())
         finally:
             stop_stats(stats_token)
             exit_context(context_token)

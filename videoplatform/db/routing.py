@@ -32,7 +32,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject, empty
 
 from .aliases import PRIMARY, replica_aliases
-from .lsn import UNKNOWN, commit_position, from_hex, to_hex
+from .lsn import UNKNOWN, commit_position, from_hex, in_primary_transaction, to_hex
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def pin_keys(keys: Iterable[str], lsn: int | None = None, *, window: int | None 
     names = [PIN_PREFIX + key for key in wanted]
     if not names:
         return
-    if lsn is None and connections[PRIMARY].in_atomic_block:
+    if lsn is None and in_primary_transaction():
         transaction.on_commit(lambda: pin_keys(wanted, window=window), robust=True)
         return
     position = commit_position() if lsn is None else lsn
