@@ -190,6 +190,11 @@ cmd_build() {
     buildah build --isolation chroot --layers --pull=never --timestamp "$epoch" \
         --build-arg "BASE_IMAGE=$IMAGE_BASE" $(pip_secrets) \
         --tag "$IMAGE" --file Dockerfile .
+    # The build stage tagged too (all cached, seconds): its layers are then not "dangling", so the
+    # prune below keeps them for the next build and drops only the chains no tag refers to.
+    buildah build --isolation chroot --layers --pull=never --timestamp "$epoch" --quiet \
+        --build-arg "BASE_IMAGE=$IMAGE_BASE" $(pip_secrets) --target build \
+        --tag "$IMAGE-build-stage" --file Dockerfile . >/dev/null
     buildah rmi --prune >/dev/null 2>&1 || true
     log "built $IMAGE in $(($(date +%s) - started)) s"
 }
@@ -223,10 +228,33 @@ cmd_report() {
     else
         echo "   no compiler, pip, package lists, archives or caches"
     fi
-    log "pip-audit over the image's environment"
-    local site
+    log "the image's Python environment: requirements.txt's pins, then pip-audit over all of it"
+    local site frozen
     site=$(echo "$root"/opt/venv/lib/python3*/site-packages)
-    .venv/bin/pip-audit --path "$site" --progress-spinner off --skip-editable 2>&1 | tail -n 5 || status=1
+    frozen=$(mktemp)
+    python3 - "$site" requirements.txt "$frozen" <<'PY' || status=1
+import re
+import sys
+from importlib.metadata import distributions
+
+site, requirements, out = sys.argv[1:4]
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+installed = {norm(d.metadata["Name"]): d.version for d in distributions(path=[site])}
+wrong = []
+for line in open(requirements):
+    line = line.split("#")[0].strip()
+    if line:
+        name, _, version = line.partition("==")
+        name = norm(name.split("[")[0])
+        if installed.get(name) != version:
+            wrong.append(f"{name}: pinned {version}, image has {installed.get(name)}")
+with open(out, "w") as f:
+    f.writelines(f"{name}=={version}\n" for name, version in sorted(installed.items()))
+print(f"   {len(installed)} distributions; requirements.txt pins: {'all as pinned' if not wrong else wrong}")
+sys.exit(1 if wrong else 0)
+PY
+    AUDIT_REQUIREMENTS=$frozen bash scripts/audit.sh --no-deps || status=1
+    rm -f "$frozen"
     return $status
 }
 
