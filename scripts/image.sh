@@ -186,15 +186,15 @@ cmd_build() {
     # commit's, so the same sources and base give the same layers.
     epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
     log "building $IMAGE from $IMAGE_BASE"
-    # shellcheck disable=SC2046
-    buildah build --isolation chroot --layers --pull=never --timestamp "$epoch" \
-        --build-arg "BASE_IMAGE=$IMAGE_BASE" $(pip_secrets) \
-        --tag "$IMAGE" --file Dockerfile .
-    # The build stage tagged too (all cached, seconds): its layers are then not "dangling", so the
-    # prune below keeps them for the next build and drops only the chains no tag refers to.
-    buildah build --isolation chroot --layers --pull=never --timestamp "$epoch" --quiet \
-        --build-arg "BASE_IMAGE=$IMAGE_BASE" $(pip_secrets) --target build \
-        --tag "$IMAGE-build-stage" --file Dockerfile . >/dev/null
+    local args=(--isolation chroot --layers --pull=never --timestamp "$epoch"
+        --build-arg "BASE_IMAGE=$IMAGE_BASE" --file Dockerfile)
+    # shellcheck disable=SC2207
+    args+=($(pip_secrets))
+    # The build stage first, tagged: its layers are then not "dangling", so the prune below keeps
+    # them for the next build and drops only the layers no tag refers to any more. The full build
+    # then finds every build-stage step in the cache.
+    buildah build "${args[@]}" --target build --tag "$IMAGE-build-stage" .
+    buildah build "${args[@]}" --tag "$IMAGE" .
     buildah rmi --prune >/dev/null 2>&1 || true
     log "built $IMAGE in $(($(date +%s) - started)) s"
 }
