@@ -222,6 +222,9 @@ cmd_report() {
     [[ -z "$(ls -A "$root/var/lib/apt/lists" 2>/dev/null | grep -v '^lock$\|^partial$' || true)" ]] || found+=("apt lists")
     [[ -z "$(ls -A "$root/var/cache/apt/archives" 2>/dev/null | grep -v '^lock$\|^partial$' || true)" ]] || found+=("apt archives")
     [[ ! -d "$root/root/.cache" ]] || found+=("/root/.cache")
+    local caches
+    caches=$(find "$root/app" "$root/opt/venv" -maxdepth 2 -name '.*cache*' -printf '%P ' 2>/dev/null)
+    [[ -z "$caches" ]] || found+=("caches: $caches")
     if ((${#found[@]})); then
         echo "   FOUND: ${found[*]}"
         status=1
