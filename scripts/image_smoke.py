@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -153,6 +154,14 @@ def config_map_data(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == name:
             return {k: str(v) for k, v in obj.get("data", {}).items()}
     raise SystemExit(f"ConfigMap {name} is not in the rendered manifests")
+
+
+def metrics_token_settings() -> set[str]:
+    """The environment variables the settings read for a /metrics bearer token, if any."""
+    names: set[str] = set()
+    for path in (REPO / "settings").glob("*.py"):
+        names.update(re.findall(r"[\"'](METRICS_[A-Z_]*TOKEN[A-Z_]*)[\"']", path.read_text()))
+    return names
 
 
 # ------------------------------------------------------------------ running in the image ---
@@ -350,9 +359,10 @@ class Smoke:
                 "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
                 "AWS_ACCESS_KEY_ID": "smoke",
                 "AWS_SECRET_ACCESS_KEY": "smoke",
-                "METRICS_TOKEN": self.metrics_token,
             }
         )
+        # Whatever setting guards /metrics with a bearer token gets one (sent with the scrape).
+        env.update(dict.fromkeys(metrics_token_settings(), self.metrics_token))
         env.update(container.env)
         # As container runtimes do: HOME from the image's passwd entry of the user.
         env.setdefault("HOME", self.home(container.run_as_user))
