@@ -123,3 +123,20 @@ def test_the_image_script_builds_what_the_smoke_test_runs() -> None:
     assert "image_smoke.py" in script and "--isolation chroot" in script
     test_sh = (REPO / "scripts" / "test.sh").read_text()
     assert "scripts/image.sh all" in test_sh
+
+
+def test_gunicorn_writes_no_control_socket_on_the_read_only_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gunicorn (25+) creates a control socket under $HOME by default, which the read-only root
+    refuses: the master then logs an error on every start (the smoke test caught it)."""
+    import runpy
+
+    # The config file sets this one if it is missing: set here, it is restored afterwards.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    config = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    assert config["control_socket_disable"] is True
+    monkeypatch.setenv("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")
+    config = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    assert config["control_socket_disable"] is False and config["control_socket"] == "/tmp/gunicorn.ctl"
