@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The production image (Dockerfile): built with buildah and smoke-tested from inside itself.
 #
-#   scripts/image.sh install   install buildah and debootstrap with apt where missing (idempotent)
+#   scripts/image.sh install   install buildah, debootstrap (and kubectl) where missing (idempotent)
 #   scripts/image.sh base      the local Debian 12 base image (bootstrapped once, then cached)
 #   scripts/image.sh build     build the image (base first when it is missing)
 #   scripts/image.sh smoke     run the image's processes as the manifests do (scripts/image_smoke.py)
@@ -50,6 +50,7 @@ cmd_install() {
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     log "$(buildah --version)"
+    bash k8s/tools/install.sh >/dev/null  # kubectl: the smoke test renders the manifests
 }
 
 # The first Debian mirror that serves $SUITE's main component in this machine's apt sources
