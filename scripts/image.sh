@@ -217,9 +217,10 @@ cmd_report() {
         | sort -rn | awk '{sub(".*/merged", "", $2); printf "%s %s MB; ", $2, $1}')"
     log "what the runtime stage must not hold"
     local tool found=()
-    for tool in gcc cc make pip pip3 apt-get; do
-        [[ -e "$root/usr/bin/$tool" || -e "$root/opt/venv/bin/$tool" ]] && [[ "$tool" != apt-get ]] && found+=("$tool")
+    for tool in gcc cc make pip pip3; do
+        if [[ -e "$root/usr/bin/$tool" || -e "$root/opt/venv/bin/$tool" ]]; then found+=("$tool"); fi
     done
+    [[ ! -d "$root/opt/venv/lib/python3.11/site-packages/pip" ]] || found+=("pip in the virtualenv")
     [[ -z "$(ls -A "$root/var/lib/apt/lists" 2>/dev/null | grep -v '^lock$\|^partial$' || true)" ]] || found+=("apt lists")
     [[ -z "$(ls -A "$root/var/cache/apt/archives" 2>/dev/null | grep -v '^lock$\|^partial$' || true)" ]] || found+=("apt archives")
     [[ ! -d "$root/root/.cache" ]] || found+=("/root/.cache")
