@@ -39,7 +39,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
                     receiver.requests.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                        Received(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
+                        )
                     )
                     script = receiver.scripts.get(self.path) or []
                     status, delay = script.pop(0) if script else (200, 0.0)

@@ -37,8 +37,7 @@ def documented_verify(secret: str, headers: dict[str, str], body: bytes) -> bool
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     return any(
-        hmac.compare_digest(expected, sig.removeprefix("v1,"))
-        for sig in headers["webhook-signature"].split()
+        hmac.compare_digest(expected, sig.removeprefix("v1,")) for sig in headers["webhook-signature"].split()
     )
 
 
@@ -90,7 +89,9 @@ def test_500_then_200_is_delivered_twice_with_one_id_and_deduped(
     first, second = receiver.received()
     assert first.id == second.id  # the same event: the receiver dedupes by webhook-id
     secret = Endpoint.objects.get().secret
-    assert Webhook(secret).verify(first.body, first.headers) == Webhook(secret).verify(second.body, second.headers)
+    assert Webhook(secret).verify(first.body, first.headers) == Webhook(secret).verify(
+        second.body, second.headers
+    )
     processed = {r.id: r.payload for r in receiver.received()}  # a receiver's dedupe
     assert len(processed) == 1
     delivery = Delivery.objects.get(event__public_id=first.id)
@@ -119,7 +120,9 @@ def test_the_first_retry_comes_within_a_minute_and_retries_last_about_three_days
 
 
 @override_settings(WEBHOOKS_TIMEOUT=0.5, **FAST_RETRIES)
-def test_a_hanging_receiver_times_out_and_is_retried(receiver: Receiver, endpoint_for: Any, user: Any) -> None:
+def test_a_hanging_receiver_times_out_and_is_retried(
+    receiver: Receiver, endpoint_for: Any, user: Any
+) -> None:
     endpoint_for(user)
     receiver.script("/hook", (200, 3.0))  # answers after 3 s: too late
     with transaction.atomic():
@@ -143,7 +146,9 @@ def test_a_disabled_endpoint_receives_nothing(receiver: Receiver, endpoint_for: 
     assert run_due() == []
 
     assert receiver.received() == []
-    assert Delivery.objects.get(event__type="video.created").status == "failed"  # the one pending; none for the later event
+    assert (
+        Delivery.objects.get(event__type="video.created").status == "failed"
+    )  # the one pending; none for the later event
     assert Event.objects.filter(type="video.created").count() == 1
 
 
@@ -256,7 +261,9 @@ def test_a_rolled_secret_verifies_with_both_during_the_overlap(
     assert Webhook(new).verify(during.body, during.headers)["type"] == "video.created"
 
     # After the overlap only the new secret signs.
-    Endpoint.objects.filter(pk=endpoint.pk).update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     with transaction.atomic():
         video_services.video_create(owner=user, title="After the overlap")
     run_due()

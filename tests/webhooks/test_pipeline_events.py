@@ -30,10 +30,15 @@ def _uploaded(owner: Any, source: Path) -> MediaFile:
 
 
 def test_a_transcode_that_finishes_sends_video_ready_and_one_that_fails_video_failed(
-    receiver: Receiver, endpoint_for: Any, user: Any, clip: Any, tmp_path: Path,
+    receiver: Receiver,
+    endpoint_for: Any,
+    user: Any,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     endpoint_for(user, events=["video.ready", "video.failed"])
+    clip = request.getfixturevalue("clip")
     good = _uploaded(user, clip(width=426, height=240, duration=2.0))
     broken_path = tmp_path / "broken.mp4"
     broken_path.write_bytes(b"this is a text file, not a video\n" * 20)
@@ -44,7 +49,9 @@ def test_a_transcode_that_finishes_sends_video_ready_and_one_that_fails_video_fa
         assert media_services.media_file_transcode(media_file_id=broken.pk) is None
     run_due()
 
-    got = [(r.payload["type"], r.payload["data"]["id"], r.payload["data"]["status"]) for r in receiver.received()]
+    got = [
+        (r.payload["type"], r.payload["data"]["id"], r.payload["data"]["status"]) for r in receiver.received()
+    ]
     assert sorted(got) == sorted(
         [("video.ready", good.video_id, "ready"), ("video.failed", broken.video_id, "failed")]
     )
