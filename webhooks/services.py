@@ -107,7 +107,7 @@ def endpoint_update(*, endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
         changes["events"] = event_types_check(changes["events"])
     with transaction.atomic():
         locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-        fields = set()
+        fields: set[str] = set()
         for name in ("url", "events", "active"):
             if name in changes and getattr(locked, name) != changes[name]:
                 setattr(locked, name, changes[name])

@@ -38,8 +38,8 @@ def test_a_transcode_that_finishes_sends_video_ready_and_one_that_fails_video_fa
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     endpoint_for(user, events=["video.ready", "video.failed"])
-    clip = request.getfixturevalue("clip")
-    good = _uploaded(user, clip(width=426, height=240, duration=2.0))
+    make_clip = request.getfixturevalue("clip")
+    good = _uploaded(user, make_clip(width=426, height=240, duration=2.0))
     broken_path = tmp_path / "broken.mp4"
     broken_path.write_bytes(b"this is a text file, not a video\n" * 20)
     broken = _uploaded(user, broken_path)
