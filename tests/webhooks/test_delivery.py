@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from accounts import emails
 from accounts.models import EmailDelivery
 from subscriptions import services as subscription_services
 from tests.factories import PlanFactory, UserFactory
@@ -233,6 +234,9 @@ def test_an_endpoint_is_disabled_after_consecutive_failed_deliveries_and_its_own
     assert not endpoint.active and "3 deliveries in a row failed" in endpoint.disabled_reason
     email = EmailDelivery.objects.get(kind="webhook_disabled")
     assert email.to == user.email and endpoint.url in str(email.context)
+    subject, text, html = emails.email_render(kind=email.kind, context=email.context)
+    assert subject == "A webhook endpoint was disabled"
+    assert endpoint.url in text and endpoint.url in html and "3 deliveries in a row failed" in text
     # Nothing more reaches it.
     before = len(receiver.received())
     with transaction.atomic():
