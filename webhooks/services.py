@@ -26,7 +26,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import DateTimeField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from videoplatform.events import EVENT_TYPES, DomainEvent
@@ -263,15 +264,6 @@ def retry_delay(attempts_in_round: int, *, rng: random.Random | None = None) -> 
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
-def _earlier_pending(delivery: Delivery) -> bool:
-    return Delivery.objects.filter(
-        endpoint_id=delivery.endpoint_id,
-        resource_key=delivery.resource_key,
-        status=Delivery.Status.PENDING,
-        event_id__lt=delivery.event_id,
-    ).exists()
-
-
 def _start_next(endpoint_id: str, resource_key: str) -> None:
     """After a delivery completes: the next pending one of its endpoint and resource, if due, now."""
     now = timezone.now()
@@ -300,36 +292,56 @@ def _fail_pending(endpoint_id: str, reason: str) -> int:
     )
 
 
-def _claim(delivery_id: str, now: datetime) -> tuple[Delivery | None, Outcome]:
-    """Takes the delivery for one attempt, or says why not."""
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "event")
-            .filter(pk=delivery_id)
-            .first()
+def _earlier_pending_q() -> Exists:
+    return Exists(
+        Delivery.objects.filter(
+            endpoint_id=OuterRef("endpoint_id"),
+            resource_key=OuterRef("resource_key"),
+            status=Delivery.Status.PENDING,
+            event_id__lt=OuterRef("event_id"),
         )
-        if delivery is None:
-            return None, "busy_or_gone"
-        if delivery.status != Delivery.Status.PENDING:
-            return None, "done"
-        if delivery.lease_until is not None and delivery.lease_until > now:
-            return None, "in_flight"
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_TOLERANCE:
-            return None, "not_due"  # a duplicate or early message: the due one (or the sweeper) follows
-        if not delivery.endpoint.active:
-            _fail_pending(delivery.endpoint_id, "The endpoint is disabled.")
-            return None, "endpoint_disabled"
-        if _earlier_pending(delivery):
-            # The earlier one starts this one when it completes.
-            Delivery.objects.filter(pk=delivery.pk).update(queued_at=None)
-            return None, "waiting"
-        delivery.attempts += 1
-        delivery.lease_until = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 25)
-        delivery.last_attempt_at = now
-        delivery.first_attempt_at = delivery.first_attempt_at or now
-        delivery.save(update_fields=["attempts", "lease_until", "last_attempt_at", "first_attempt_at"])
-    return delivery, "claimed"
+    )
+
+
+def _claim(delivery_id: str, now: datetime) -> tuple[Delivery | None, Outcome]:
+    """Takes the delivery for one attempt, or says why not.
+
+    One conditional UPDATE takes it (its own columns in the WHERE clause, so that of two workers
+    racing for it, the second sees the first's lease when PostgreSQL re-checks the row): pending,
+    not leased, due, its endpoint active, no earlier delivery of its endpoint and resource pending.
+    """
+    lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 25)
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + EARLY_TOLERANCE))
+        .filter(Exists(Endpoint.objects.filter(pk=OuterRef("endpoint_id"), active=True)))
+        .filter(~_earlier_pending_q())
+        .update(
+            attempts=F("attempts") + 1,
+            lease_until=lease,
+            last_attempt_at=now,
+            first_attempt_at=Coalesce("first_attempt_at", Value(now, output_field=DateTimeField())),
+        )
+    )
+    if claimed:
+        return Delivery.objects.select_related("endpoint", "event").get(pk=delivery_id), "claimed"
+    # Not taken: say why (rare, so the extra reads are fine).
+    delivery = Delivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None, "gone"
+    if delivery.status != Delivery.Status.PENDING:
+        return None, "done"
+    if delivery.lease_until is not None and delivery.lease_until > now:
+        return None, "in_flight"
+    if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_TOLERANCE:
+        return None, "not_due"  # a duplicate or early message: the due one (or the sweeper) follows
+    if not delivery.endpoint.active:
+        _fail_pending(delivery.endpoint_id, "The endpoint is disabled.")
+        return None, "endpoint_disabled"
+    # An earlier one is pending: it starts this one when it completes.
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(queued_at=None)
+    return None, "waiting"
 
 
 def _headers(delivery: Delivery, body: bytes, now: datetime) -> dict[str, str]:
@@ -349,7 +361,7 @@ def delivery_attempt(*, delivery_id: str) -> Outcome:
     """One attempt of a delivery, if it is due and first in line (see the module docstring).
 
     Returns what happened: succeeded, retrying, failed, or why no attempt was made (done,
-    in_flight, not_due, waiting, endpoint_disabled, busy_or_gone).
+    in_flight, not_due, waiting, endpoint_disabled, gone).
     """
     now = timezone.now()
     delivery, outcome = _claim(delivery_id, now)
@@ -367,56 +379,60 @@ def delivery_attempt(*, delivery_id: str) -> Outcome:
 
 
 def _attempt_record(delivery: Delivery, started_at: datetime, response: targets.Response) -> Outcome:
+    """Records the attempt and its outcome, if the delivery is still this attempt's (not redelivered,
+    failed with its endpoint or deleted meanwhile)."""
     now = timezone.now()
-    with transaction.atomic():
-        current = (
-            Delivery.objects.select_for_update(of=("self",))
-            .filter(pk=delivery.pk, attempts=delivery.attempts, status=Delivery.Status.PENDING)
-            .first()
+    changes: dict[str, Any] = {
+        "lease_until": None,
+        "response_status": response.status,
+        "response_ms": response.duration_ms,
+        "last_error": response.error or ("" if response.ok else f"HTTP {response.status}"),
+    }
+    retry_in: float | None = None
+    if response.ok:
+        outcome = "succeeded"
+        changes.update(
+            status=Delivery.Status.SUCCEEDED, completed_at=now, next_attempt_at=None, queued_at=None
         )
-        if current is None:  # redelivered, failed with its disabled endpoint, or deleted meanwhile
+    else:
+        delay = retry_delay(delivery.attempts - delivery.round_start)
+        next_at = now + timedelta(seconds=delay)
+        if next_at <= delivery.retry_until:
+            outcome = "retrying"
+            # Short waits ride a delayed message; longer ones are sent by the sweeper when due.
+            retry_in = delay if delay <= settings.WEBHOOKS_RETRY_ENQUEUE_MAX else None
+            changes.update(next_attempt_at=next_at, queued_at=next_at if retry_in is not None else None)
+        else:
+            outcome = "failed"
+            changes.update(
+                status=Delivery.Status.FAILED, completed_at=now, next_attempt_at=None, queued_at=None
+            )
+    with transaction.atomic():
+        mine = Delivery.objects.filter(
+            pk=delivery.pk, attempts=delivery.attempts, status=Delivery.Status.PENDING
+        ).update(**changes)
+        if not mine:
             return "superseded"
         Attempt.objects.create(
-            delivery=current,
-            number=current.attempts,
+            delivery_id=delivery.pk,
+            number=delivery.attempts,
             started_at=started_at,
             duration_ms=response.duration_ms,
             response_status=response.status,
             response_body=response.body[:1000],
             error=response.error,
         )
-        current.lease_until = None
-        current.response_status = response.status
-        current.response_ms = response.duration_ms
-        current.last_error = response.error or ("" if response.ok else f"HTTP {response.status}")
-        fields = ["lease_until", "response_status", "response_ms", "last_error", "status", "completed_at"]
-        fields += ["next_attempt_at", "queued_at"]
-        if response.ok:
-            current.status = Delivery.Status.SUCCEEDED
-            current.completed_at, current.next_attempt_at, current.queued_at = now, None, None
-            current.save(update_fields=fields)
-            Endpoint.objects.filter(pk=current.endpoint_id, consecutive_failures__gt=0).update(
-                consecutive_failures=0
-            )
-            transaction.on_commit(lambda: _start_next(current.endpoint_id, current.resource_key))
-            return "succeeded"
-        delay = retry_delay(current.attempts - current.round_start)
-        next_at = now + timedelta(seconds=delay)
-        if next_at <= current.retry_until:
-            current.next_attempt_at = next_at
-            # Short waits ride a delayed message; longer ones are sent by the sweeper when due.
-            soon = delay <= settings.WEBHOOKS_RETRY_ENQUEUE_MAX
-            current.queued_at = next_at if soon else None
-            current.save(update_fields=fields)
-            if soon:
-                _enqueue(current.pk, countdown=delay)
-            return "retrying"
-        current.status = Delivery.Status.FAILED
-        current.completed_at, current.next_attempt_at, current.queued_at = now, None, None
-        current.save(update_fields=fields)
-        _endpoint_delivery_failed(current.endpoint_id)
-        transaction.on_commit(lambda: _start_next(current.endpoint_id, current.resource_key))
-        return "failed"
+        endpoint_id, resource_key = delivery.endpoint_id, delivery.resource_key
+        if outcome == "succeeded":
+            Endpoint.objects.filter(pk=endpoint_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        elif outcome == "failed":
+            _endpoint_delivery_failed(endpoint_id)
+        if outcome == "retrying":
+            if retry_in is not None:
+                _enqueue(delivery.pk, countdown=retry_in)
+        else:
+            transaction.on_commit(lambda: _start_next(endpoint_id, resource_key))
+    return outcome
 
 
 def _endpoint_delivery_failed(endpoint_id: str) -> None:
@@ -483,17 +499,11 @@ def deliveries_requeue_due(*, limit: int = 1000) -> int:
     was lost) and is first in line for its endpoint and resource. Returns how many."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.WEBHOOKS_REQUEUE_AFTER)
-    earlier = Delivery.objects.filter(
-        endpoint_id=OuterRef("endpoint_id"),
-        resource_key=OuterRef("resource_key"),
-        status=Delivery.Status.PENDING,
-        event_id__lt=OuterRef("event_id"),
-    )
     due = list(
         Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=stale))
-        .filter(~Exists(earlier))
+        .filter(~_earlier_pending_q())
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
