@@ -81,7 +81,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=24)
     parser.add_argument("--live", type=int, default=2000, help="events published while workers run")
     parser.add_argument("--publishers", type=int, default=4)
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13",
+        help="a Redis database the run may use (REDIS_URL by default); nothing else may flush it meanwhile",
+    )
     parser.add_argument("--pgbouncer-port", type=int, default=6432)
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every delivery")
     return parser.parse_args()
@@ -192,6 +196,7 @@ def main() -> None:
     args = parse_args()
     import psycopg
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
     base_url = os.environ.get(
         "DATABASE_URL", "postgres://videoplatform:videoplatform@127.0.0.1:5432/videoplatform"
     )
@@ -212,6 +217,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "WEBHOOKS_RETRY_BASE": "2",
         "WEBHOOKS_RETRY_MAX_DELAY": "4",
+        "WEBHOOKS_REQUEUE_AFTER": "120",
         "CACHE_TIERS_ENABLED": "false",
     }
     with psycopg.connect(admin, autocommit=True) as connection:
@@ -287,6 +293,22 @@ def main() -> None:
             workers.clear()
 
         start_workers()
+
+        # The sweeper, as beat runs it (every WEBHOOKS_SWEEP_INTERVAL s): resends lost messages.
+        resent = [0]
+        sweeping = threading.Event()
+
+        def sweep() -> None:
+            while not sweeping.wait(5):
+                try:
+                    resent[0] += services.deliveries_requeue_due()
+                except Exception as exc:  # noqa: BLE001 - report and go on, as beat would
+                    print(f"sweeper: {exc}", flush=True)
+                finally:
+                    from django.db import connection
+
+                    connection.close()
+
         modes = ["slow"] * args.slow + ["failing"] * args.failing
         modes += ["ok"] * (args.endpoints - len(modes))
         owners = User.objects.bulk_create(
@@ -344,6 +366,7 @@ def main() -> None:
         seconds = publish_all(backlog)
         print(f"backlog: {args.events} events published in {seconds:.0f} s; draining", flush=True)
         drain_started = time.time()
+        threading.Thread(target=sweep, daemon=True).start()
         start_workers()
         wait_for_deliveries()
         drain_seconds = time.time() - drain_started
@@ -421,6 +444,7 @@ def main() -> None:
         print(f"duplicates beyond retries  {duplicates}")
         print(f"out of order (per res.)    {out_of_order}")
         print(f"requests to receivers      {len(records)}")
+        print(f"messages resent (sweeper)  {resent[0]}")
         print(f"throughput (backlog)       {len(drained) / span:.0f} deliveries/s "
               f"({len(drained)} drained in {span:.1f} s from the workers' start; "
               f"all done after {drain_seconds:.1f} s)")  # fmt: skip
@@ -450,7 +474,6 @@ def main() -> None:
         client = redis.Redis.from_url(args.broker)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
-        client.delete("vp:webhooks:stats", "vp:jobs:outcomes")  # the workers' counters
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
