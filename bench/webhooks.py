@@ -378,6 +378,7 @@ def main() -> None:
         print(f"live: {args.live} events published in {seconds:.0f} s ({live_rate:.0f}/s)", flush=True)
         wait_for_deliveries()
         stop_workers()
+        sweeping.set()
 
         # --- The receivers' log against the database -------------------------------------------
         secrets = {f"/ep/{n}/{modes[n]}": endpoint.secret for n, endpoint in enumerate(endpoints)}
