@@ -30,6 +30,7 @@ from django.db.models import DateTimeField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from videoplatform.db.routing import use_primary
 from videoplatform.events import EVENT_TYPES, DomainEvent
 from videoplatform.ids import new_id
 from videoplatform.jobs.enqueue import enqueue_on_commit
@@ -182,6 +183,7 @@ def _create_deliveries(event: Event, endpoints: list[Endpoint], resource_key: st
     return deliveries
 
 
+@use_primary
 def event_record(domain_event: DomainEvent) -> Event | None:
     """Subscriber of ``videoplatform.events``: records the event and its deliveries in the publishing
     transaction (nothing when no active endpoint of the owner wants it); sends them after the commit."""
@@ -357,6 +359,7 @@ def _headers(delivery: Delivery, body: bytes, now: datetime) -> dict[str, str]:
     }
 
 
+@use_primary  # the delivery state moves with every attempt: never a replica's copy
 def delivery_attempt(*, delivery_id: str) -> Outcome:
     """One attempt of a delivery, if it is due and first in line (see the module docstring).
 
@@ -466,6 +469,7 @@ def _window_text() -> str:
     return f"{seconds} seconds"
 
 
+@use_primary
 def delivery_redeliver(*, delivery: Delivery) -> Delivery:
     """Sends a delivery again now, with a new round of retries (receivers dedupe by event id).
 
@@ -494,6 +498,7 @@ def delivery_redeliver(*, delivery: Delivery) -> Delivery:
     return locked
 
 
+@use_primary
 def deliveries_requeue_due(*, limit: int = 1000) -> int:
     """Beat: sends a message for each due delivery that has none (its wait was long, or its message
     was lost) and is first in line for its endpoint and resource. Returns how many."""
@@ -516,6 +521,7 @@ def deliveries_requeue_due(*, limit: int = 1000) -> int:
     return len(due)
 
 
+@use_primary
 def deliveries_prune(*, now: datetime | None = None) -> int:
     """Beat, daily: forgets events (with their deliveries) older than ``WEBHOOKS_KEEP_DAYS`` whose
     deliveries are all complete. Returns how many events."""
