@@ -115,11 +115,12 @@ def ingest(live_server: Any, tmp_path: Path) -> Iterator[Ingest]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
-def live_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An 8 s 640x360 H.264 (1 s keyframe interval) + AAC clip in FLV: a broadcaster's output,
+def make_source(folder: Path, width: int = 640, height: int = 360, fps: int = 15) -> Path:
+    """An 8 s H.264 (1 s keyframe interval) + AAC clip in FLV: a broadcaster's output,
     pre-encoded so that publishing it (-c copy) costs almost nothing."""
-    path = tmp_path_factory.mktemp("live-source") / "source.flv"
+    path = folder / f"source-{width}x{height}-{fps}.flv"
+    if path.exists():
+        return path
     subprocess.run(
         [
             "ffmpeg",
@@ -130,7 +131,7 @@ def live_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-f",
             "lavfi",
             "-i",
-            "testsrc2=size=640x360:rate=15:duration=8",
+            f"testsrc2=size={width}x{height}:rate={fps}:duration=8",
             "-f",
             "lavfi",
             "-i",
@@ -142,9 +143,9 @@ def live_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-tune",
             "zerolatency",
             "-g",
-            "15",
+            str(fps),
             "-keyint_min",
-            "15",
+            str(fps),
             "-sc_threshold",
             "0",
             "-b:v",
@@ -163,6 +164,16 @@ def live_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=120,
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def sources_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live-sources")
+
+
+@pytest.fixture(scope="session")
+def live_source(sources_dir: Path) -> Path:
+    return make_source(sources_dir)
 
 
 class Broadcaster:
@@ -211,11 +222,11 @@ class Broadcaster:
 
 
 @pytest.fixture
-def broadcaster(live_source: Path, tmp_path: Path) -> Iterator[Callable[[str], Broadcaster]]:
+def broadcaster(live_source: Path, tmp_path: Path) -> Iterator[Callable[..., Broadcaster]]:
     started: list[Broadcaster] = []
 
-    def make(url: str) -> Broadcaster:
-        publisher = Broadcaster(live_source, url, tmp_path / f"publisher{len(started)}.log")
+    def make(url: str, source: Path | None = None) -> Broadcaster:
+        publisher = Broadcaster(source or live_source, url, tmp_path / f"publisher{len(started)}.log")
         started.append(publisher)
         return publisher
 
