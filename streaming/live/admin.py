@@ -28,7 +28,16 @@ class LiveSessionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(LiveStream)
 class LiveStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "owner", "video", "latency_mode", "enabled", "record", "reconnect_window", "created_at")
+    list_display = (
+        "id",
+        "owner",
+        "video",
+        "latency_mode",
+        "enabled",
+        "record",
+        "reconnect_window",
+        "created_at",
+    )
     list_filter = ("enabled", "latency_mode", "record")
     search_fields = ("id", "owner__username", "video__title")
     raw_id_fields = ("owner", "video", "session")
@@ -53,7 +62,16 @@ class LiveStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(LiveSession)
 class LiveSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "stream", "status", "publishing", "connections", "transcode", "started_at", "replay")
+    list_display = (
+        "id",
+        "stream",
+        "status",
+        "publishing",
+        "connections",
+        "transcode",
+        "started_at",
+        "replay",
+    )
     list_filter = ("status", "replay", "transcode", "latency_mode")
     search_fields = ("id", "stream__id", "client_addr")
     raw_id_fields = ("stream", "video")

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from streaming import plays, signing
+from streaming.models import MediaFile
 from streaming.selectors import (
     NoAllowedRendition,
     StreamManifest,
@@ -17,7 +18,6 @@ from streaming.selectors import (
     SubscriptionRequired,
     recommend,
 )
-from streaming.models import MediaFile
 from videos.models import Video
 
 from .exceptions import LiveNotFound, NotLive
@@ -83,7 +83,9 @@ def replay_status(*, stream: LiveStream) -> str | None:
         return None
     if session.replay != LiveSession.Replay.PROCESSING:
         return session.replay
-    media_status = MediaFile.objects.filter(video_id=session.video_id).values_list("status", flat=True).first()
+    media_status = (
+        MediaFile.objects.filter(video_id=session.video_id).values_list("status", flat=True).first()
+    )
     return {"ready": "ready", "failed": "failed"}.get(media_status or "", "processing")
 
 

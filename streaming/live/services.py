@@ -257,9 +257,7 @@ def live_session_config(*, session: LiveSession) -> dict[str, Any]:
     """What the ingest's packager needs to package the session."""
     rungs = []
     if session.transcode:
-        rungs = [
-            {"height": height, "video_bitrate": int(peak * 0.8)} for height, peak in ladder.LADDER
-        ]
+        rungs = [{"height": height, "video_bitrate": int(peak * 0.8)} for height, peak in ladder.LADDER]
     return {
         "session_id": session.pk,
         "segment_seconds": SEGMENT_SECONDS.get(session.latency_mode, 2),
@@ -494,7 +492,7 @@ def _concat(parts: list[str], output: str) -> None:
         listing = os.path.join(work, "parts.txt")
         with open(listing, "w", encoding="utf-8") as handle:
             handle.writelines(f"file '{path}'\n" for path in local)
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - fixed binary, arguments as a list
             [
                 settings.FFMPEG_BINARY,
                 "-hide_banner",

@@ -14,7 +14,9 @@ urlpatterns = [
         name="live-hook-config",
     ),
     path(
-        "internal/live/hooks/sessions/<str:session_id>/ready", views.hook_session_ready, name="live-hook-ready"
+        "internal/live/hooks/sessions/<str:session_id>/ready",
+        views.hook_session_ready,
+        name="live-hook-ready",
     ),
     path(
         "internal/live/hooks/sessions/<str:session_id>/recordings",

@@ -100,7 +100,9 @@ def hook_publish(request: HttpRequest) -> HttpResponse:
 @hook
 def hook_publish_done(request: HttpRequest) -> HttpResponse:
     services.live_publish_done(
-        key=request.POST.get("name", ""), origin_url=_origin(request), client_id=request.POST.get("clientid", "")
+        key=request.POST.get("name", ""),
+        origin_url=_origin(request),
+        client_id=request.POST.get("clientid", ""),
     )
     return _text(200, "ok")
 
@@ -111,7 +113,9 @@ def hook_update(request: HttpRequest) -> HttpResponse:
     if request.POST.get("call") != "update_publish":
         return _text(200, "ok")  # the packager's own reading connection
     alive = services.live_publish_update(
-        key=request.POST.get("name", ""), origin_url=_origin(request), client_id=request.POST.get("clientid", "")
+        key=request.POST.get("name", ""),
+        origin_url=_origin(request),
+        client_id=request.POST.get("clientid", ""),
     )
     return _text(200, "ok") if alive else _text(403, "This broadcast is over.")
 
@@ -161,7 +165,9 @@ def hook_session_recording(request: HttpRequest, session_id: str) -> HttpRespons
 
 @functools.lru_cache(maxsize=1)
 def _pool() -> urllib3.PoolManager:
-    return urllib3.PoolManager(num_pools=64, maxsize=16, timeout=urllib3.Timeout(connect=2, read=10), retries=False)
+    return urllib3.PoolManager(
+        num_pools=64, maxsize=16, timeout=urllib3.Timeout(connect=2, read=10), retries=False
+    )
 
 
 def _from_origin(session: LiveSession, path: str) -> urllib3.BaseHTTPResponse:
@@ -217,7 +223,9 @@ def live_media(request: HttpRequest, token: str, path: str) -> HttpResponseBase:
         body = upstream.read()
         upstream.release_conn()
         selectors.live_viewer_seen(session_id=session.pk, viewer=token.rsplit(".", 1)[-1])
-        response = HttpResponse(b"" if request.method == "HEAD" else body, content_type="application/vnd.apple.mpegurl")
+        response = HttpResponse(
+            b"" if request.method == "HEAD" else body, content_type="application/vnd.apple.mpegurl"
+        )
         response["Cache-Control"] = PLAYLIST_CACHE
     else:
         response = StreamingHttpResponse(_chunks(upstream), content_type="video/mp2t")

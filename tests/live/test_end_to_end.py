@@ -136,7 +136,9 @@ def test_publish_watch_reconnect_end_and_replay(
     assert user_client.post(f"/api/live/{live_id}/end").status_code == 409
     assert api_client.get(f"/api/live/{live_id}/stream").status_code == 409
     assert wait_until(
-        lambda: MediaFile.objects.filter(video_id=created["video_id"], status__in=["ready", "failed"]).exists(),
+        lambda: MediaFile.objects.filter(
+            video_id=created["video_id"], status__in=["ready", "failed"]
+        ).exists(),
         timeout=180,
     ), live_worker.tail() + ingest.tail()
     media = MediaFile.objects.get(video_id=created["video_id"])

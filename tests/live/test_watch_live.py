@@ -25,7 +25,13 @@ pytestmark = [
 
 
 def test_ladder_broadcast_plays_in_a_browser(
-    settings: Any, ingest, broadcaster, sources_dir, user_client, live_server, browser  # noqa: F811
+    settings: Any,
+    ingest,
+    broadcaster,
+    sources_dir,
+    user_client,
+    live_server,
+    browser,  # noqa: F811
 ):
     # Every plan gets the ladder here; the source is 480p: the ladder is the source + 360p.
     settings.LIVE_LADDER_PLANS = ["free"]
@@ -57,7 +63,9 @@ def test_ladder_broadcast_plays_in_a_browser(
         assert time.monotonic() < deadline, browser.find_element("id", "status").text
         time.sleep(0.25)
     start = position()
-    assert wait_until(lambda: position() - start >= 2.0, timeout=20), browser.find_element("id", "status").text
+    assert wait_until(lambda: position() - start >= 2.0, timeout=20), browser.find_element(
+        "id", "status"
+    ).text
     levels = browser.execute_script("return window.videoplatformPlayer.hls.levels.map(l => l.height)")
     assert sorted(levels) == [360, 480]
     latency = browser.execute_script("return window.videoplatformPlayer.hls.latency")

@@ -33,7 +33,7 @@ class LiveStreamSerializer(serializers.Serializer):  # type: ignore[type-arg]
     video_id = serializers.CharField(help_text="The video of the current (or next) broadcast.")
     title = serializers.CharField()
     privacy = serializers.CharField()
-    status = serializers.ChoiceField(choices=["idle", "connecting", "live", "reconnecting", "ended"])
+    status = serializers.CharField(help_text="idle, connecting, live, reconnecting or ended.")
     session_id = serializers.CharField(allow_null=True, help_text="The current or last broadcast.")
     latency_mode = serializers.ChoiceField(choices=LatencyMode.choices)
     started_at = serializers.DateTimeField(allow_null=True)
@@ -67,7 +67,7 @@ class StreamKeySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 class LiveStreamAnswerSerializer(StreamSerializer):
     latency_mode = serializers.ChoiceField(choices=LatencyMode.choices)
-    status = serializers.ChoiceField(choices=["live", "reconnecting"])
+    status = serializers.CharField(help_text="live or reconnecting.")
     session_id = serializers.CharField()
 
 
@@ -94,7 +94,9 @@ def live_representation(stream: LiveStream, *, owner_view: bool, viewer_count: i
         "started_at": _time(session.started_at) if session else None,
         "ended_at": _time(session.ended_at) if session and session.ended_at else None,
         "viewer_count": viewer_count,
-        "replay_video_id": session.video_id if session and session.status == "ended" and session.record else None,
+        "replay_video_id": session.video_id
+        if session and session.status == "ended" and session.record
+        else None,
         "watch_url": f"/watch/live/{stream.pk}",
     }
     if owner_view:

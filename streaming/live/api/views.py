@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -117,8 +118,6 @@ class LiveResetKeyView(APIView):
         with live_errors():
             stream = selectors.live_stream_get_owned(live_id=live_id, user=request.user)
             key = services.live_stream_reset_key(stream=stream)
-        from django.conf import settings
-
         return _answer({"id": stream.pk, "rtmp_url": settings.LIVE_RTMP_URL, "stream_key": key})
 
 
@@ -137,7 +136,9 @@ class LiveEndView(APIView):
         with live_errors():
             stream = selectors.live_stream_get_owned(live_id=live_id, user=request.user)
             if stream.session is None or stream.session.status == "ended":
-                raise ApiError(status.HTTP_409_CONFLICT, "live_not_broadcasting", "This stream is not broadcasting.")
+                raise ApiError(
+                    status.HTTP_409_CONFLICT, "live_not_broadcasting", "This stream is not broadcasting."
+                )
             services.live_session_end(session_id=stream.session.pk, reason="owner")
             stream = selectors.live_stream_get_owned(live_id=live_id, user=request.user)
         return _answer(_body(stream, request.user))
@@ -185,13 +186,16 @@ class LiveStreamView(APIView):
             return response
         except media_selectors.SubscriptionRequired as exc:
             raise ApiError(
-                status.HTTP_403_FORBIDDEN, "subscription_required", "This is a premium live: it needs a subscription."
+                status.HTTP_403_FORBIDDEN,
+                "subscription_required",
+                "This is a premium live: it needs a subscription.",
             ) from exc
         except media_selectors.NoAllowedRendition as exc:
             raise ApiError(
                 status.HTTP_403_FORBIDDEN,
                 "plan_insufficient",
-                f"Your plan allows up to {entitlement.max_resolution}p; this broadcast has no rendition that low.",
+                f"Your plan allows up to {entitlement.max_resolution}p; "
+                "this broadcast has no rendition that low.",
             ) from exc
         body = stream_representation(live.manifest)
         body.update({"latency_mode": live.latency_mode, "status": live.status, "session_id": live.session_id})
@@ -214,6 +218,3 @@ class UserLiveListView(APIView):
             raise ApiError(status.HTTP_404_NOT_FOUND, "not_found", "No such user.")
         streams = selectors.live_streams_of_user(user_id=user_id, viewer=request.user)
         return _answer({"data": [_body(stream, request.user) for stream in streams]})
-
-
-_ = serializers  # the inline schema above uses DRF's serializers module
