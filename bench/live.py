@@ -409,6 +409,7 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path, source: Path) -> d
     finally:
         for publisher in publishers:
             stop(publisher, signal.SIGINT)
+        time.sleep(3)  # the recordings' uploads (refused: record is off) before the app stops
         stop(ingest)
         stop(app)
 

@@ -60,6 +60,7 @@ json.dump({
     "origin_url": "$ORIGIN_URL",
     "rtmp_port": $RTMP_PORT,
     "hls_dir": "$DIR/hls",
+    "log_file": "$DIR/packager.log",
     "ffmpeg": "$(command -v ffmpeg || echo ffmpeg)",
     "ffprobe": "$(command -v ffprobe || echo ffprobe)",
 }, open(sys.argv[1], "w"))

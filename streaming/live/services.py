@@ -260,6 +260,7 @@ def live_session_config(*, session: LiveSession) -> dict[str, Any]:
         rungs = [{"height": height, "video_bitrate": int(peak * 0.8)} for height, peak in ladder.LADDER]
     return {
         "session_id": session.pk,
+        "record": session.record,
         "segment_seconds": SEGMENT_SECONDS.get(session.latency_mode, 2),
         "window_segments": settings.LIVE_WINDOW_SEGMENTS,
         "rungs": rungs,
@@ -459,14 +460,17 @@ def recording_name(session_id: str, part: str) -> str:
     return f"live/{session_id}/rec/{storage.safe_filename(part)}"
 
 
-def live_recording_store(*, session_id: str, part: str, body: IO[bytes], size: int | None) -> str:
-    """Stores one connection's FLV recording uploaded by the ingest."""
+def live_recording_store(*, session_id: str, part: str, body: IO[bytes], size: int | None) -> str | None:
+    """Stores one connection's FLV recording uploaded by the ingest (None: not kept, the
+    session has no replay)."""
     if size is not None and size > settings.LIVE_RECORDING_MAX_BYTES:
         raise LiveError("The recording is larger than LIVE_RECORDING_MAX_BYTES.")
     if not part.endswith(".flv") or "/" in part:
         raise LiveError("part must be a file name ending in .flv.")
     if not LiveSession.objects.filter(pk=session_id).exists():
         raise LiveError("No such session.")
+    if not LiveSession.objects.filter(pk=session_id, record=True).exists():
+        return None  # a broadcast without a replay: the ingest deletes its copy
     name = recording_name(session_id, part)
     with tempfile.TemporaryFile() as spool:  # the request stream cannot seek; S3 uploads need to
         while chunk := body.read(1024 * 1024):

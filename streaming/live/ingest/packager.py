@@ -26,12 +26,24 @@ import urllib.request
 from typing import Any
 
 KILL_AFTER = 3.0
+# Enough of the input to see both streams of a 1080p broadcast without waiting long for it.
+PROBESIZE = "2000000"
+ANALYZEDURATION = "2000000"
+PROBE_ATTEMPTS = 3
 READY_TIMEOUT = 30.0
 
 
+LOG_FILE = {"path": ""}
+
+
 def log(message: str) -> None:
-    sys.stderr.write(f"live-packager[{os.getpid()}]: {message}\n")
-    sys.stderr.flush()
+    """nginx gives exec'd children no stderr: the packager logs to DIR/packager.log."""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} live-packager[{os.getpid()}]: {message}\n"
+    if LOG_FILE["path"]:
+        with open(LOG_FILE["path"], "a", encoding="utf-8") as handle:
+            handle.write(line)
+    else:
+        sys.stderr.write(line)
 
 
 def _url(conf: dict[str, Any], path: str, **params: str) -> str:
@@ -83,9 +95,9 @@ def probe(conf: dict[str, Any], source: str) -> dict[str, Any]:
         "-v",
         "error",
         "-probesize",
-        "500000",
+        PROBESIZE,
         "-analyzeduration",
-        "1000000",
+        ANALYZEDURATION,
         "-show_streams",
         "-show_format",
         "-of",
@@ -141,9 +153,9 @@ def ffmpeg_command(
         "-loglevel",
         "warning",
         "-probesize",
-        "500000",
+        PROBESIZE,
         "-analyzeduration",
-        "1000000",
+        ANALYZEDURATION,
         "-i",
         source,
     ]
@@ -242,7 +254,17 @@ def package(conf: dict[str, Any], name: str) -> int:
     source = f"rtmp://127.0.0.1:{conf['rtmp_port']}/live/{name}"
     try:
         config = _call(conf, "GET", f"sessions/{name}/config")
-        info = probe(conf, source)
+        for attempt in range(PROBE_ATTEMPTS):
+            try:
+                info = probe(conf, source)
+                break
+            except StopIteration:  # no video stream seen yet: look again
+                if attempt == PROBE_ATTEMPTS - 1:
+                    raise
+                log(f"{name}: no video stream in the probe yet, attempt {attempt + 1}")
+    except subprocess.CalledProcessError as exc:
+        log(f"{name}: cannot probe the input: {exc.stderr.decode(errors='replace')[-500:]}")
+        return 1
     except (OSError, subprocess.SubprocessError, ValueError, StopIteration, KeyError) as exc:
         log(f"{name}: cannot start: {exc!r}")
         return 1
@@ -251,7 +273,8 @@ def package(conf: dict[str, Any], name: str) -> int:
     command, renditions = ffmpeg_command(conf, config, source, info, out)
     started = time.time()
     log(f"{name}: {' '.join(command)}")
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: S603 - a list, no shell
+    stderr = open(LOG_FILE["path"], "ab") if LOG_FILE["path"] else None  # noqa: SIM115 - the child keeps it
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=stderr)  # noqa: S603 - a list, no shell
     process["ffmpeg"] = child
     playlists = [os.path.join(out, r["name"], "index.m3u8") for r in renditions]
     deadline = time.monotonic() + READY_TIMEOUT
@@ -263,13 +286,21 @@ def package(conf: dict[str, Any], name: str) -> int:
                 log(f"{name}: the app did not take the ready call: {exc!r}")
             break
         time.sleep(0.2)
-    return child.wait()
+    code = child.wait()
+    log(f"{name}: ffmpeg exited with {code}")
+    return code
 
 
 def record_done(conf: dict[str, Any], name: str, path: str) -> int:
     """Uploads one closed recording (retrying for a while), then deletes it."""
     part = os.path.basename(path)
-    for attempt in range(10):
+    try:
+        if not _call(conf, "GET", f"sessions/{name}/config").get("record", True):
+            os.unlink(path)  # no replay for this broadcast
+            return 0
+    except (OSError, ValueError) as exc:
+        log(f"{name}: cannot ask about recording {part}: {exc!r}; uploading it")
+    for attempt in range(7):  # about a minute and a half in all
         try:
             size = os.path.getsize(path)
             with open(path, "rb") as handle:
@@ -303,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with open(args.conf, encoding="utf-8") as handle:
         conf = json.load(handle)
+    LOG_FILE["path"] = conf.get("log_file", "")
     if args.action == "package":
         return package(conf, args.name)
     return record_done(conf, args.name, args.path)
