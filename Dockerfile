@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The application image: the API (gunicorn), the Celery workers and beat, and the migration
 # Job all run it. Multi-stage: dependencies and static files are built in the first stage;
-# the runtime stage adds ffmpeg (transcoding) and runs as an unprivileged user (uid 10001, as
+# the runtime stage adds ffmpeg (transcoding) and nginx with the RTMP module (the live ingest,
+# docs/live.md) and runs as an unprivileged user (uid 10001, as
 # the pods' securityContext expects) on a read-only root filesystem.
 
 FROM python:3.11-slim AS build
@@ -20,7 +21,7 @@ RUN DJANGO_SETTINGS_MODULE=settings.dev VAR_DIR=/tmp/build python manage.py coll
 
 FROM python:3.11-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg nginx-light libnginx-mod-rtmp \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \

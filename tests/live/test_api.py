@@ -173,3 +173,11 @@ def test_watch_page_for_a_live(user_client, client):
     assert page.status_code == 200 and f"/api/live/{body['id']}/stream".encode() in page.content
     assert client.get("/watch/live/live_nope").status_code == 404
     assert not LiveSession.objects.exists()
+
+
+def test_metrics_count_broadcasts_under_way(user_client, api_client, client, settings):
+    body = create(user_client)
+    publish(api_client, settings, body["stream_key"])
+    text = client.get("/metrics").content.decode()
+    assert 'live_sessions{status="connecting"} 1.0' in text
+    assert 'live_sessions{status="live"} 0.0' in text
