@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -38,10 +38,14 @@ from .models import LatencyMode, LiveSession, LiveStream
 logger = logging.getLogger(__name__)
 
 STREAM_KEY_PREFIX = "sk_live_"
-SEGMENT_SECONDS = {LatencyMode.STANDARD: 2, LatencyMode.LOW: 1}
+SEGMENT_SECONDS: dict[str, int] = {LatencyMode.STANDARD: 2, LatencyMode.LOW: 1}
 MAX_RECONNECT_WINDOW = 1800
 # How long the replay waits for the ingest to upload each connection's recording.
 RECORDINGS_WAIT = timedelta(minutes=10)
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 class RecordingsPending(Exception):
@@ -460,7 +464,7 @@ def recording_name(session_id: str, part: str) -> str:
     return f"live/{session_id}/rec/{storage.safe_filename(part)}"
 
 
-def live_recording_store(*, session_id: str, part: str, body: IO[bytes], size: int | None) -> str | None:
+def live_recording_store(*, session_id: str, part: str, body: Readable, size: int | None) -> str | None:
     """Stores one connection's FLV recording uploaded by the ingest (None: not kept, the
     session has no replay)."""
     if size is not None and size > settings.LIVE_RECORDING_MAX_BYTES:

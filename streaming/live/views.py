@@ -51,7 +51,7 @@ def _origin(request: HttpRequest) -> str:
     return request.GET.get("origin") or settings.LIVE_ORIGIN_URL
 
 
-def hook(view: Callable[[HttpRequest, str], HttpResponse]) -> Callable[..., HttpResponse]:
+def hook(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Checks the shared secret (403, logged, when wrong) and maps live errors to statuses."""
 
     @csrf_exempt
