@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -161,6 +162,39 @@ def role(pid: int) -> str:
     if "nginx" in command:
         return "nginx worker"
     return "other"
+
+
+def segments_of(url: str) -> dict[str, float]:
+    """Segment name -> duration in a live media playlist."""
+    code, body = http_get(url)
+    if code != 200:
+        return {}
+    found, duration = {}, 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",")[0])
+        elif line and not line.startswith("#"):
+            found[line] = duration
+    return found
+
+
+class RealTimeWatch(threading.Thread):
+    """Polls playlists every second (the window slides) and adds up the media each one gained."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.urls = urls
+        self.seen = [set(segments_of(url)) for url in urls]
+        self.gained = [0.0 for _ in urls]
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            for index, url in enumerate(self.urls):
+                for name, duration in segments_of(url).items():
+                    if name not in self.seen[index]:
+                        self.seen[index].add(name)
+                        self.gained[index] += duration
 
 
 def sample(groups: dict[str, list[int]], seconds: float) -> dict[str, dict[str, float]]:
@@ -403,9 +437,22 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path, source: Path) -> d
         groups["broadcasters (reference)"] = [p.pid for p in publishers]
         groups["app: gunicorn (hooks)"] = [app.pid, *descendants(app.pid)]
         session = LiveSession.objects.filter(stream_id=stream_ids[0]).first()
+        # Real time check: media seconds each packager wrote (its lowest rendition) per wall second.
+        playlists = [
+            f"http://127.0.0.1:{_http_port}/live/{s.pk}/{s.renditions[-1]['name']}/index.m3u8"
+            for s in LiveSession.objects.filter(stream_id__in=stream_ids, status="live")
+            if s.renditions
+        ]
+        watch = RealTimeWatch(playlists)
+        watch.start()
+        started = time.monotonic()
         figures = sample(groups, args.seconds)
+        watch.done.set()
+        watch.join()
+        elapsed = time.monotonic() - started
+        ratios = [gained / elapsed for gained in watch.gained]
         renditions = session.renditions if session else []
-        return {"figures": figures, "renditions": renditions, "live": live()}
+        return {"figures": figures, "renditions": renditions, "live": live(), "realtime": ratios}
     finally:
         for publisher in publishers:
             stop(publisher, signal.SIGINT)
@@ -458,6 +505,18 @@ def main() -> None:
             f"  {'ingest total':28} {'':>3} {ingest_cores:>7.3f} {ingest_cores / live:>13.4f} {ingest_mb:>8.1f} {ingest_mb / live:>10.1f}"
         )
         result["ingest_cores_per_stream"] = ingest_cores / live
+        if result["realtime"]:
+            ratios = result["realtime"]
+            mean = statistics.mean(ratios)
+            print(
+                f"  real time: media written per wall second, per stream: min {min(ratios):.2f}, mean {mean:.2f} "
+                "(below 1 the node could not keep up and the CPU figures read low)"
+            )
+            if mean > 0:
+                result["ingest_cores_per_stream_realtime"] = ingest_cores / live / min(1.0, mean)
+                print(
+                    f"  ingest cores per stream at real time (cores / mean ratio): {result['ingest_cores_per_stream_realtime']:.4f}"
+                )
         result["ingest_mb_per_stream"] = ingest_mb / live
 
     if args.latency_seconds > 0:
@@ -482,7 +541,7 @@ def main() -> None:
     }
     print("\n== capacity model for 10,000 concurrent streams (1.4 usable cores per 2-core node)")
     for mode, result in report.items():
-        per_stream = result.get("ingest_cores_per_stream", 0)
+        per_stream = result.get("ingest_cores_per_stream_realtime", result.get("ingest_cores_per_stream", 0))
         if per_stream > 0:
             per_node = usable / per_stream
             print(

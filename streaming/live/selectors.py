@@ -67,15 +67,6 @@ def live_streams_of_user(*, user_id: str, viewer: Any) -> list[LiveStream]:
     return sorted(visible, key=lambda stream: stream.status not in WATCHABLE)
 
 
-def live_video_ids(*, video_ids: list[str]) -> set[str]:
-    """Which of these videos are being broadcast right now (the feed marks them ``is_live``)."""
-    return set(
-        LiveSession.objects.filter(video_id__in=video_ids, status__in=WATCHABLE).values_list(
-            "video_id", flat=True
-        )
-    )
-
-
 def replay_status(*, stream: LiveStream) -> str | None:
     """The last broadcast's replay: none, pending, processing, ready or failed."""
     session = stream.session

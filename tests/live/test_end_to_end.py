@@ -5,6 +5,7 @@ reads the live HLS through signed URLs; then a reconnect, the end, and the repla
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from typing import Any
 
@@ -39,6 +40,11 @@ def _served_by(stream: dict[str, Any], base_url: str) -> dict[str, Any]:
 
     renditions = [{**r, "url": fix(r["url"])} for r in stream["renditions"]]
     return {**stream, "master_playlist_url": fix(stream["master_playlist_url"]), "renditions": renditions}
+
+
+def _processes_writing(folder: Any) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", str(folder)], capture_output=True, text=True, check=False)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
 
 
 def _segments(playlist: str) -> list[str]:
@@ -135,6 +141,8 @@ def test_publish_watch_reconnect_end_and_replay(
     assert ended.json()["status"] == "ended"
     assert user_client.post(f"/api/live/{live_id}/end").status_code == 409
     assert api_client.get(f"/api/live/{live_id}/stream").status_code == 409
+    # The publisher was dropped and no packager (nor its ffmpeg) outlives the broadcast.
+    assert wait_until(lambda: not _processes_writing(ingest.dir / "hls" / session_id), timeout=15)
     assert wait_until(
         lambda: MediaFile.objects.filter(
             video_id=created["video_id"], status__in=["ready", "failed"]
