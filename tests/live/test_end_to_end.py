@@ -51,7 +51,7 @@ def _segments(playlist: str) -> list[str]:
     return [line for line in playlist.splitlines() if line and not line.startswith("#")]
 
 
-def test_bad_key_is_refused_fast_and_writes_nothing(ingest, broadcaster, user_client):
+def test_bad_key_is_refused_fast_and_writes_nothing(ingest, broadcaster, user_client, caplog):
     created = user_client.post("/api/live", {"title": "Never live"}, format="json").json()
     started = time.monotonic()
     publisher = broadcaster(f"{ingest.rtmp_url}/sk_live_not-a-key")
@@ -60,6 +60,7 @@ def test_bad_key_is_refused_fast_and_writes_nothing(ingest, broadcaster, user_cl
     elapsed = time.monotonic() - started
     assert code != 0
     assert elapsed < 2.0, elapsed
+    assert "live publish refused" in caplog.text  # the app refused it (not an unreachable hook)
     assert list((ingest.dir / "hls").iterdir()) == []
     assert list((ingest.dir / "rec").iterdir()) == []
     assert _status(user_client, created["id"]) == "idle"
