@@ -171,8 +171,10 @@ DATABASE_ROUTERS = ["videoplatform.db.router.DataLayerRouter"]
 DB_REPLICA_MAX_LAG = float(env_str("DB_REPLICA_MAX_LAG", "10"))
 # How often each process re-measures a replica (seconds); between checks the state is cached.
 DB_REPLICA_CHECK_INTERVAL = float(env_str("DB_REPLICA_CHECK_INTERVAL", "5"))
-# After a write, the client's reads go to the primary for this many seconds.
-DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 15)
+# After a write, the client's reads need a replica that has replayed it (else the primary) for
+# this many seconds: the life of its pin. Longer than DB_REPLICA_MAX_LAG + DB_REPLICA_CHECK_INTERVAL,
+# after which the lag bound alone keeps lagging replicas away (docs/data-layer.md).
+DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 30)
 # The data layer's app: management commands, system checks, Celery and connection hooks.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, plays, selectors, storage
+from . import ladder, media_tools, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -170,7 +170,9 @@ def _media_file_for_upload(video: Video) -> MediaFile:
 
 
 def media_probe_local(*, path: str) -> ProbeResult:
-    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia``."""
+    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia`` (or
+    ``MediaToolsUnavailable`` when ffprobe is not installed)."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     return probe(path)
 
 
@@ -298,6 +300,7 @@ def media_upload_target_create(
 
 def _accept_stored_source(media_file: MediaFile, size: int) -> MediaFile:
     """Probes a source already in storage: failed (and InvalidMedia raised) or enqueued."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(_local_probe_target(media_file.source_path))
     except InvalidMedia as exc:
@@ -340,6 +343,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
     path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else None
     if path is None:
         raise UploadStateError("The upload was not received as a file.")
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(path)
     except InvalidMedia as exc:
