@@ -17,6 +17,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("subscriptions.api.urls")),
     path("", include("streaming.api.urls")),  # --- Media: the stream endpoint
     path("", include("streaming.live.api.urls")),  # --- Live streaming
+    path("", include("webhooks.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -29,6 +29,7 @@ from streaming import ladder, storage
 from streaming import services as media_services
 from streaming.models import MediaFile
 from subscriptions.selectors import viewer_entitlement
+from videoplatform import events
 from videos import services as video_services
 from videos.models import Video
 
@@ -72,7 +73,9 @@ def hook_secret_check(*, secret: str) -> None:
 
 
 def _event(name: str, session: LiveSession) -> None:
-    """A state change, once committed: the place where outgoing events are sent."""
+    """A state change: published as a domain event with the transaction (webhooks), and logged
+    once committed."""
+    events.publish_on_commit(name, session)
     stream_id, session_id, status = session.stream_id, session.pk, session.status
 
     def send() -> None:
