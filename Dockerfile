@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # The application image: the API (gunicorn), the Celery workers and beat, and the migration
 # Job all run it (k8s/base). Multi-stage: dependencies and static files are built in the first
-# stage; the runtime stage adds ffmpeg (transcoding) and runs as an unprivileged user (uid 10001,
-# as the pods' securityContext expects) on a read-only root filesystem.
+# stage; the runtime stage adds ffmpeg (transcoding) and nginx with the RTMP module (the live
+# ingest, docs/live.md) and runs as an unprivileged user (uid 10001, as the pods'
+# securityContext expects) on a read-only root filesystem.
 #
 # BASE_IMAGE: any Debian 12 image with Python 3.11 and its venv module. The default is the
 # official one; scripts/image.sh builds from a locally bootstrapped Debian 12 base where no
@@ -35,7 +36,7 @@ RUN DJANGO_SETTINGS_MODULE=settings.dev VAR_DIR=/tmp/build python manage.py coll
 
 FROM ${BASE_IMAGE} AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg nginx-light libnginx-mod-rtmp \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && groupadd --system --gid 10001 app \

@@ -67,6 +67,27 @@ echo "== celery beat (log: var/log/beat.log)"
 $VENV/celery -A videoplatform beat --loglevel INFO >var/log/beat.log 2>&1 &
 PIDS+=($!)
 
+# Live streaming: the ingest (nginx + the RTMP module) with its hooks pointed at this server.
+export LIVE_HOOK_SECRET=${LIVE_HOOK_SECRET:-dev-live-hook-secret}
+LIVE_RTMP_PORT=${LIVE_RTMP_PORT:-1935}
+LIVE_HTTP_PORT=${LIVE_HTTP_PORT:-8935}
+export LIVE_RTMP_URL=${LIVE_RTMP_URL:-rtmp://127.0.0.1:$LIVE_RTMP_PORT/live}
+export LIVE_ORIGIN_URL=${LIVE_ORIGIN_URL:-http://127.0.0.1:$LIVE_HTTP_PORT/live}
+if [[ ! -x /usr/sbin/nginx || ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]] && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "== installing the live ingest (nginx-light, libnginx-mod-rtmp)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light libnginx-mod-rtmp >var/log/apt-live.log 2>&1 || true
+fi
+if [[ ! -x /usr/sbin/nginx || ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]]; then
+  echo "== live streaming is OFF: nginx and libnginx-mod-rtmp are not installed (run as root, or apt-get install them)"
+elif $VENV/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$LIVE_HTTP_PORT/healthz', timeout=2)" 2>/dev/null; then
+  echo "== live ingest: one already runs on :$LIVE_RTMP_PORT (scripts/services.sh); its hooks must reach this server"
+else
+  echo "== live ingest on $LIVE_RTMP_URL (log: var/log/live-ingest.log)"
+  bash scripts/live-ingest.sh --rtmp-port "$LIVE_RTMP_PORT" --http-port "$LIVE_HTTP_PORT" \
+    --hooks-url "http://$HOST:$PORT/internal/live/hooks" --dir var/live >var/log/live-ingest.log 2>&1 &
+  PIDS+=($!)
+fi
+
 echo "== web server on http://$HOST:$PORT (log: var/log/web.log)"
 # One worker process: the embedded default keeps caches in process memory.
 GUNICORN_WORKERS=${GUNICORN_WORKERS:-1} PORT=$PORT HOST=$HOST \
@@ -100,6 +121,7 @@ videoplatform is ready on $BASE
   Admin          $BASE/admin/   (credentials: var/demo-credentials.txt)
   Health         $BASE/health  $BASE/ready  $BASE/health/detail (staff)
   Metrics        $BASE/metrics
+  Live (RTMP)    $LIVE_RTMP_URL/<stream key from POST /api/live>
   Logs           var/log/web.log  var/log/worker.log  var/log/beat.log
 Press Ctrl-C to stop.
 

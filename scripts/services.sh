@@ -12,6 +12,8 @@
 #   6379       Redis standalone (provided by the machine; started if stopped)
 #   7000-7002  Redis Cluster, 3 masters, no replicas
 #   9000       S3-compatible server (moto_server from the repo's virtualenv; optional)
+#   1935, 8935 Live ingest: nginx + the RTMP module (RTMP on 1935, its HLS origin on 8935),
+#              hooks to LIVE_HOOKS_URL (default the local app on :8000), secret LIVE_HOOK_SECRET
 #
 # `up` is idempotent: a second run only checks and is fast. `down` never stops
 # the primary on 5432 nor Redis on 6379.
@@ -46,9 +48,15 @@ CLUSTER_PORTS=(7000 7001 7002)
 CLUSTER_BASE=/var/lib/redis-cluster
 
 MOTO_PORT=9000
+LIVE_RTMP_PORT=${LIVE_RTMP_PORT:-1935}
+LIVE_HTTP_PORT=${LIVE_HTTP_PORT:-8935}
+LIVE_HOOKS_URL=${LIVE_HOOKS_URL:-http://127.0.0.1:8000/internal/live/hooks}
 STATE_DIR=/tmp/videoplatform-services
 MOTO_PID="$STATE_DIR/moto.pid"
 MOTO_LOG="$STATE_DIR/moto.log"
+LIVE_DIR="$STATE_DIR/live"
+LIVE_PID="$STATE_DIR/live-ingest.pid"
+LIVE_LOG="$STATE_DIR/live-ingest.log"
 
 WAIT_SECS=30
 
@@ -122,6 +130,7 @@ cluster_up() {
     [[ "$(cluster_info "${CLUSTER_PORTS[0]}")" == *cluster_known_nodes:${#CLUSTER_PORTS[@]}* ]]
 }
 moto_up() { curl -sf -o /dev/null -m 3 "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null; }
+live_up() { curl -sf -o /dev/null -m 3 "http://127.0.0.1:$LIVE_HTTP_PORT/healthz" 2>/dev/null; }
 ffmpeg_up() { command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; }
 
 moto_bin() {
@@ -145,6 +154,9 @@ step_packages() {
     fi
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+    # The live ingest: nginx with the RTMP module.
+    [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+    [[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]] || missing+=(libnginx-mod-rtmp)
     if ((${#missing[@]} == 0)); then
         log packages "all present"
         return 0
@@ -463,6 +475,33 @@ step_moto() {
     fi
 }
 
+# The live ingest (scripts/live-ingest.sh) in the background. Debian's nginx package may start
+# its own default server on :80 when installed where systemd runs; this one has its own config.
+step_live() {
+    mkdir -p "$STATE_DIR"
+    if live_up; then
+        log live "rtmp://127.0.0.1:$LIVE_RTMP_PORT/live already running (origin :$LIVE_HTTP_PORT)"
+        return 0
+    fi
+    if [[ ! -x /usr/sbin/nginx || ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]]; then
+        warn live "nginx-light / libnginx-mod-rtmp not installed; live streaming is off"
+        return 0
+    fi
+    local old
+    old=$(pid_from "$LIVE_PID")
+    if pid_is "$old" live-ingest; then stop_pid "$old"; fi
+    LIVE_HOOK_SECRET=${LIVE_HOOK_SECRET:-dev-live-hook-secret} setsid nohup bash "$REPO_ROOT/scripts/live-ingest.sh" \
+        --rtmp-port "$LIVE_RTMP_PORT" --http-port "$LIVE_HTTP_PORT" \
+        --hooks-url "$LIVE_HOOKS_URL" --dir "$LIVE_DIR" >"$LIVE_LOG" 2>&1 </dev/null &
+    echo $! >"$LIVE_PID"
+    if wait_until "$WAIT_SECS" live_up; then
+        log live "rtmp://127.0.0.1:$LIVE_RTMP_PORT/live started (origin :$LIVE_HTTP_PORT, hooks $LIVE_HOOKS_URL)"
+    else
+        warn live "the ingest did not come up; see $LIVE_LOG"
+        return 0   # optional service
+    fi
+}
+
 step_ffmpeg() {
     if ffmpeg_up; then
         log ffmpeg "$(ffmpeg -hide_banner -version 2>/dev/null | awk 'NR==1{print $1, $2, $3}')"
@@ -504,6 +543,7 @@ pgbouncer|127.0.0.1:$PGB_PORT|pgbouncer_up|yes
 redis|127.0.0.1:$REDIS_PORT|redis_up|yes
 redis-cluster|127.0.0.1:7000-7002|cluster_up|yes
 s3 (moto)|http://127.0.0.1:$MOTO_PORT|moto_up|no
+live-ingest|rtmp://127.0.0.1:$LIVE_RTMP_PORT|live_up|no
 rabbitmq|127.0.0.1:5672|rabbitmq_up|yes
 ffmpeg|$(command -v ffmpeg || echo -)|ffmpeg_up|yes
 EOF
@@ -579,6 +619,19 @@ down_moto() {
     fi
 }
 
+down_live() {
+    local pid
+    pid=$(pid_from "$LIVE_PID")
+    if pid_is "$pid" live-ingest; then
+        stop_pid "$pid"   # the script stops nginx, its packagers and their ffmpeg on TERM
+        rm -f "$LIVE_PID"
+        log live "stopped"
+    else
+        rm -f "$LIVE_PID"
+        log live "not running"
+    fi
+}
+
 # ------------------------------------------------------------------- main ---
 
 # Serialize concurrent up/down runs. flock -o keeps the lock in the flock
@@ -608,6 +661,7 @@ main() {
             run_step step_moto
             run_step step_rabbitmq
             run_step step_ffmpeg
+            run_step step_live
             if status_table; then
                 echo "all required services are up"
             else
@@ -622,6 +676,7 @@ main() {
             run_step down_pgbouncer
             run_step down_cluster
             run_step down_moto
+            run_step down_live
             log primary "left running (machine service)"
             log redis "left running (machine service)"
             ;;

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "videos",
     "subscriptions",
     "streaming",
+    "streaming.live",
     "webhooks",
 ]
 
@@ -493,6 +494,30 @@ STREAM_LEASE_TTL = env_int("STREAM_LEASE_TTL", 60)
 STREAM_HEARTBEAT_INTERVAL = env_int("STREAM_HEARTBEAT_INTERVAL", 20)
 # Playback beacon batches (POST /api/playback/events) per client address per minute.
 PLAYBACK_BEACON_LIMIT = env_int("PLAYBACK_BEACON_LIMIT", 120)
+
+# --- Live streaming (streaming/live/; docs/live.md) -------------------------------------------
+# What broadcasters are told to publish to (OBS: server = LIVE_RTMP_URL, key = the stream key).
+LIVE_RTMP_URL = env_str("LIVE_RTMP_URL", "rtmp://127.0.0.1:1935/live")
+# The ingest's HTTP side, where the live HLS is read from (a session records the origin of
+# the ingest it was published to; this is the fallback).
+LIVE_ORIGIN_URL = env_str("LIVE_ORIGIN_URL", "http://127.0.0.1:8935/live")
+# Shared with the ingest: a hook call without it is refused. Empty: every hook call is refused.
+LIVE_HOOK_SECRET = env_str("LIVE_HOOK_SECRET")
+# How often the ingest reports each publisher (nginx-rtmp's notify_update_timeout), and after
+# how long without a report an active session counts as dead (ended by the sweeper).
+LIVE_UPDATE_INTERVAL = env_int("LIVE_UPDATE_INTERVAL", 10)
+LIVE_STALE_AFTER = env_int("LIVE_STALE_AFTER", 30)
+LIVE_SWEEP_INTERVAL = env_int("LIVE_SWEEP_INTERVAL", 10)
+# Live streams broadcasting at once per owner, by plan code ("free:1,standard:1,premium:3");
+# a plan not named gets the "free" figure.
+LIVE_CONCURRENT_LIMITS = env_str("LIVE_CONCURRENT_LIMITS", "free:1,standard:1,premium:3")
+# Plans whose broadcasts get a transcoded ladder below the source; the others are passthrough.
+LIVE_LADDER_PLANS = env_list("LIVE_LADDER_PLANS", "premium")
+# Segments kept in a live media playlist (the sliding window).
+LIVE_WINDOW_SEGMENTS = env_int("LIVE_WINDOW_SEGMENTS", 6)
+LIVE_X264_PRESET = env_str("LIVE_X264_PRESET", "veryfast")
+# Largest recording part the ingest may upload (bytes).
+LIVE_RECORDING_MAX_BYTES = env_int("LIVE_RECORDING_MAX_BYTES", 50 * 1024**3)
 VIEW_DEDUP_WINDOW = env_int("VIEW_DEDUP_WINDOW", 1800)
 VIEW_FLUSH_INTERVAL = env_int("VIEW_FLUSH_INTERVAL", 60)
 VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)

@@ -19,3 +19,6 @@ STORAGES = {
 # turns the API throttle on where it is the subject.
 API_THROTTLE_ANON_RATE = env_str("API_THROTTLE_ANON_RATE", "off")
 API_THROTTLE_USER_RATE = env_str("API_THROTTLE_USER_RATE", "off")
+
+# The live ingest started by the tests shares this secret.
+LIVE_HOOK_SECRET = env_str("LIVE_HOOK_SECRET", "test-live-hook-secret")

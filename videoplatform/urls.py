@@ -16,6 +16,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("videos.api.urls")),
     path("", include("subscriptions.api.urls")),
     path("", include("streaming.api.urls")),  # --- Media: the stream endpoint
+    path("", include("streaming.live.api.urls")),  # --- Live streaming
     path("", include("webhooks.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -32,4 +33,6 @@ urlpatterns = [
     # --- Media: the watch page and signed media (HLS playlists, segments, images).
     path("watch/<str:video_id>", streaming_views.watch, name="watch"),
     path("media/s/<str:token>/<path:path>", streaming_views.media_serve, name="media-signed"),
+    # --- Live: the ingest's hooks, signed live HLS, the live watch page.
+    path("", include("streaming.live.urls")),
 ]

@@ -155,7 +155,7 @@ def _scaling_rules(objects: list[dict[str, Any]]) -> list[tuple[str, int, int, d
 @pytest.mark.parametrize("path", OVERLAYS)
 def test_autoscaler_bounds_and_behaviour_are_legal(path: str) -> None:
     rules = _scaling_rules(build(path))
-    assert len(rules) == 4
+    assert len(rules) == 5  # the API HPA, three worker groups, the live ingest
     for name, low, high, behavior in rules:
         assert 0 <= low <= high, f"{name}: min {low} > max {high}"
         for direction in ("scaleUp", "scaleDown"):

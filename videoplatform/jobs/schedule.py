@@ -84,6 +84,13 @@ def scheduled_jobs() -> list[ScheduledJob]:
             expires=flush,
         ),
         ScheduledJob(
+            name="live-sweep-sessions",
+            task="streaming.live.tasks.sweep_sessions",
+            schedule=schedule(timedelta(seconds=settings.LIVE_SWEEP_INTERVAL)),
+            summary="End live broadcasts whose ingest stopped reporting (a dead ingest or publisher).",
+            expires=float(settings.LIVE_SWEEP_INTERVAL),
+        ),
+        ScheduledJob(
             name="cache-warm",
             task="videoplatform.jobs.tasks.warm_cache",
             schedule=schedule(timedelta(seconds=warm)),
