@@ -57,6 +57,9 @@ class MediaFile(models.Model):
     source_size = models.PositiveBigIntegerField(null=True, blank=True)
     upload_id = models.CharField(max_length=200, blank=True, default="", help_text="S3 multipart upload.")
     # Probe data (ffprobe), filled before any work starts.
+    container = models.CharField(
+        max_length=20, blank=True, default="", help_text="The demuxer every ffmpeg run uses (-f)."
+    )
     duration = models.FloatField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)

@@ -119,6 +119,7 @@ def _apply_probe(media_file: MediaFile, result: ProbeResult) -> None:
     media_file.video_codec = result.video_codec
     media_file.audio_codec = result.audio_codec
     media_file.bitrate = result.bitrate
+    media_file.container = result.container
 
 
 def _local_probe_target(name: str) -> str:
@@ -612,7 +613,9 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
             out_dir = os.path.join(work, "out")
             os.makedirs(os.path.join(out_dir, ladder.THUMBNAIL_DIR))
             with storage.local_copy(media_file.source_path, work) as source:
-                result = probe(source)
+                # Exactly the demuxer the intake accepted (the allowlist for rows probed before
+                # it was recorded): a source that is not that fails here, whatever it claims.
+                result = probe(source, container=media_file.container)
                 rungs = ladder.ladder_for(result)
                 command = ladder.ffmpeg_command(
                     ffmpeg=settings.FFMPEG_BINARY,
@@ -647,6 +650,7 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
                 video_codec=result.video_codec,
                 audio_codec=result.audio_codec,
                 bitrate=result.bitrate,
+                container=result.container,
             )
             selectors.media_cache_refresh(video_ids=[media_file.video_id])
             _write_masters(out_dir, rungs)

@@ -4,14 +4,17 @@ ready-made HLS ladder, and a real Celery worker on the ``transcoding`` queue."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import redis
 from django.db import connection
@@ -261,3 +264,44 @@ def scratch_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="vp-media-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# --- The local S3-compatible server ------------------------------------------------------------
+
+S3_ENDPOINT = "http://127.0.0.1:9000"
+
+
+@pytest.fixture
+def bucket(settings: Any) -> Iterator[Any]:
+    name = f"vp-media-test-{secrets.token_hex(4)}"
+    s3 = boto3.resource(
+        "s3",
+        endpoint_url=S3_ENDPOINT,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    bucket = s3.create_bucket(Bucket=name)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": S3_ENDPOINT,
+                "access_key": "test",
+                "secret_key": "test",
+                "region_name": "us-east-1",
+            },
+        },
+    }
+    yield bucket
+    bucket.objects.all().delete()
+    bucket.delete()
+
+
+def upload_to_target(upload: dict[str, Any], data: bytes) -> str:
+    """Sends ``data`` where an upload target says (a presigned PUT); the ETag S3 answered."""
+    request = urllib.request.Request(upload["url"], data=data, method="PUT", headers=upload["headers"])
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.headers.get("ETag", ""))

@@ -3,17 +3,15 @@ media served from it."""
 
 from __future__ import annotations
 
-import secrets
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import pytest
 
 from streaming import services
 from streaming.models import MediaFile
+from tests.streaming.conftest import S3_ENDPOINT
 
 
 def _enqueued(callbacks) -> int:
@@ -23,36 +21,7 @@ def _enqueued(callbacks) -> int:
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
-ENDPOINT = "http://127.0.0.1:9000"
-
-
-@pytest.fixture
-def bucket(settings: Any) -> Iterator[Any]:
-    name = f"vp-media-test-{secrets.token_hex(4)}"
-    s3 = boto3.resource(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    bucket = s3.create_bucket(Bucket=name)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name,
-                "endpoint_url": ENDPOINT,
-                "access_key": "test",
-                "secret_key": "test",
-                "region_name": "us-east-1",
-            },
-        },
-    }
-    yield bucket
-    bucket.objects.all().delete()
-    bucket.delete()
+ENDPOINT = S3_ENDPOINT
 
 
 def _put(url: str, data: bytes, headers: dict[str, str]) -> str:
