@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from typing import Any
 from django.conf import settings
 
 SIGNATURE_CHARS = 32  # 24 bytes of HMAC-SHA256, base64url
+# Canonical decimal numbers only (no leading zero, ASCII digits): one grant has one spelling.
+_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)")
 
 
 class InvalidToken(Exception):
@@ -63,15 +66,19 @@ def token_for(grant: StreamGrant) -> str:
 
 def grant_from_token(token: str, now: float | None = None) -> StreamGrant:
     """The grant a token carries. Raises ``InvalidToken`` when tampered or expired."""
-    parts = token.split(".")
-    if len(parts) != 5:
+    payload, _, signature = token.rpartition(".")
+    parts = payload.split(".")
+    if len(parts) != 4 or not signature:
         raise InvalidToken("Malformed token.")
-    video_id, run_token, cap, expires, signature = parts
-    if not (cap.isdigit() and expires.isdigit()) or len(cap) > 5 or len(expires) > 12:
+    # The signature covers the text as sent, so a number can only be read one way.
+    if not hmac.compare_digest(signature.encode(), _signature(payload).encode()):
+        raise InvalidToken("Bad signature.")
+    video_id, run_token, cap, expires = parts
+    if not all(_NUMBER.fullmatch(n) for n in (cap, expires)) or len(cap) > 5 or len(expires) > 12:
         raise InvalidToken("Malformed token.")
     grant = StreamGrant(video_id=video_id, run_token=run_token, cap=int(cap), expires=int(expires))
-    if not hmac.compare_digest(signature, _signature(grant.payload)):
-        raise InvalidToken("Bad signature.")
+    if grant.payload != payload:
+        raise InvalidToken("Malformed token.")
     if grant.expires <= (time.time() if now is None else now):
         raise InvalidToken("Expired.")
     return grant

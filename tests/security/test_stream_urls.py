@@ -80,3 +80,27 @@ def test_a_rung_above_the_cap_is_403() -> None:
 )
 def test_a_valid_token_opens_nothing_outside_its_run(path: str) -> None:
     assert _get(_token(), path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda t: _swap(t, 2, "0480"),  # a leading zero
+        lambda t: _swap(t, 2, "+480"),
+        lambda t: _swap(t, 2, "480 "),
+        lambda t: _swap(t, 2, "\u0664\u0668\u0660"),  # Arabic-Indic digits: int() reads them as 480
+        lambda t: _swap(t, 2, "\u00b2"),  # a superscript two: isdigit() but not a number
+        lambda t: _swap(t, 3, "0" + str(FUTURE)),
+        lambda t: _swap(t, 3, f"{FUTURE}\u0660"),
+    ],
+    ids=["leading-zero", "plus", "space", "arabic-indic", "superscript", "expiry-zero", "expiry-unicode"],
+)
+def test_numbers_in_a_token_have_one_spelling(spelling: Any) -> None:
+    """Another spelling of the same grant (re-signed) or a lookalike digit is refused: 403, never 500."""
+    token = spelling(_token())
+    payload = token.rsplit(".", 1)[0]
+    resigned = f"{payload}.{signing._signature(payload)}"
+    for candidate in (token, resigned):
+        response = _get(candidate)
+        assert response.status_code == 403, (candidate, response.status_code)
+        assert response["Cache-Control"] == "no-store"
