@@ -52,6 +52,14 @@ class UploadStateError(Exception):
     """The media file is not in a state that allows this step (an API 409)."""
 
 
+class MediaStorageUnavailable(Exception):
+    """The media storage failed to answer (an API 503: the client may retry the same request)."""
+
+
+class UploadPartsInvalid(Exception):
+    """The parts named to complete a multipart upload are not the ones uploaded (an API 400)."""
+
+
 class MediaBusy(Exception):
     """Another worker is transcoding this media file right now."""
 
@@ -378,7 +386,7 @@ def media_file_complete_upload(*, video: Video, parts: list[dict[str, Any]] | No
             raise UploadStateError(
                 "This multipart upload needs its parts (part_number and etag) to complete."
             )
-        storage.multipart_complete(media_file.source_path, upload_id=media_file.upload_id, parts=parts)
+        _complete_multipart(media_file, parts)
     try:
         size = storage.file_size(media_file.source_path)
     except FileNotFoundError as exc:
@@ -387,6 +395,27 @@ def media_file_complete_upload(*, video: Video, parts: list[dict[str, Any]] | No
         storage.delete(media_file.source_path)
         raise UploadTooLarge(settings.MEDIA_UPLOAD_MAX_BYTES)
     return _accept_stored_source(media_file, size)
+
+
+def _complete_multipart(media_file: MediaFile, parts: list[dict[str, Any]]) -> None:
+    numbers = [part["part_number"] for part in parts]
+    if len(set(numbers)) != len(numbers):
+        raise UploadPartsInvalid("Each part number may be named once.")
+    try:
+        storage.multipart_complete(
+            media_file.source_path,
+            upload_id=media_file.upload_id,
+            parts=sorted(parts, key=lambda part: part["part_number"]),
+        )
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    except storage.MultipartRejected as exc:
+        if exc.code == "NoSuchUpload":
+            raise UploadStateError("This multipart upload is no longer open; create a new upload.") from exc
+        raise UploadPartsInvalid(
+            f"The storage refused these parts ({exc.code}): send each uploaded part's number and "
+            "the ETag its upload answered."
+        ) from exc
 
 
 def media_file_retranscode(*, media_file: MediaFile) -> bool:

@@ -311,14 +311,34 @@ def multipart_part_url(name: str, *, upload_id: str, part_number: int, expires: 
     )
 
 
+class MultipartRejected(Exception):
+    """S3 refused to assemble the parts (``code``: InvalidPart, NoSuchUpload, EntityTooSmall...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def multipart_complete(name: str, *, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    """Assembles the parts. Raises ``MultipartRejected`` when S3 refuses what the client sent
+    (a forged ETag or part number, a part too small, an upload already completed or aborted)."""
+    from botocore.exceptions import ClientError
+
     storage = media_storage()
-    _s3_client(storage).complete_multipart_upload(
-        Bucket=storage.bucket_name,  # type: ignore[attr-defined]
-        Key=_s3_key(storage, name),
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts]},
-    )
+    try:
+        _s3_client(storage).complete_multipart_upload(
+            Bucket=storage.bucket_name,  # type: ignore[attr-defined]
+            Key=_s3_key(storage, name),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts]},
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error") or {}
+        code = str(error.get("Code") or "")
+        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or not code:
+            raise  # the storage service's own trouble: transient
+        raise MultipartRejected(code, str(error.get("Message") or code)) from exc
 
 
 def s3_client_errors() -> tuple[type[BaseException], ...]:

@@ -124,3 +124,63 @@ def test_multipart_create_streams_the_file_into_the_bucket(user_client, bucket, 
     assert response.status_code == 201, response.content
     media_file = MediaFile.objects.get(video_id=response.json()["id"])
     assert bucket.Object(media_file.source_path).get()["Body"].read() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("forge", "status", "code"),
+    [
+        (
+            lambda etag: [{"part_number": 1, "etag": '"0123456789abcdef0123456789abcdef"'}],
+            400,
+            "invalid_upload_parts",
+        ),
+        (lambda etag: [{"part_number": 2, "etag": etag}], 400, "invalid_upload_parts"),
+        (
+            lambda etag: [{"part_number": 1, "etag": etag}, {"part_number": 1, "etag": etag}],
+            400,
+            "invalid_upload_parts",
+        ),
+        (lambda etag: [{"part_number": 1, "etag": "not an etag"}], 400, "invalid_upload_parts"),
+    ],
+    ids=["wrong-etag", "wrong-part-number", "repeated-part", "garbage-etag"],
+)
+def test_forged_parts_are_a_clean_4xx_and_change_nothing(
+    user_client, bucket, clip, settings, forge, status, code
+):
+    settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD = 1000
+    data = clip(width=640, height=360).read_bytes()
+    body = _create(user_client, file_name="big.mp4", content_type="video/mp4", file_size=len(data))
+    etag = _put(
+        body["upload"]["multipart"]["parts"][0]["url"], data, {"Content-Type": "application/octet-stream"}
+    )
+    response = user_client.post(body["upload"]["complete_url"], {"parts": forge(etag)}, format="json")
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+    assert MediaFile.objects.get(video_id=body["id"]).status == "awaiting_upload"
+    # The honest completion still works afterwards.
+    response = user_client.post(
+        body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
+    )
+    assert response.status_code == 202, response.content
+
+
+def test_completing_an_aborted_multipart_upload_is_a_clean_error(user_client, bucket, clip, settings):
+    settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD = 1000
+    data = clip(width=640, height=360).read_bytes()
+    body = _create(user_client, file_name="big.mp4", content_type="video/mp4", file_size=len(data))
+    etag = _put(
+        body["upload"]["multipart"]["parts"][0]["url"], data, {"Content-Type": "application/octet-stream"}
+    )
+    media_file = MediaFile.objects.get(video_id=body["id"])
+    bucket.meta.client.abort_multipart_upload(
+        Bucket=bucket.name, Key=media_file.source_path, UploadId=media_file.upload_id
+    )
+    response = user_client.post(
+        body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
+    )
+    # S3 answers NoSuchUpload (409 upload_conflict); the local server answers 500 (503, retry).
+    assert (response.status_code, response.json()["error"]["code"]) in {
+        (409, "upload_conflict"),
+        (503, "service_unavailable"),
+    }, response.content
+    assert MediaFile.objects.get(video_id=body["id"]).status == "awaiting_upload"

@@ -94,9 +94,11 @@ def media_errors() -> Iterator[None]:
         raise too_large() from exc
     except media_services.UploadStateError as exc:
         raise ApiError(status.HTTP_409_CONFLICT, "upload_conflict", str(exc)) from exc
+    except media_services.UploadPartsInvalid as exc:
+        raise ApiError(status.HTTP_400_BAD_REQUEST, "invalid_upload_parts", str(exc)) from exc
     except InvalidMedia as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_media", str(exc)) from exc
-    except ProbeFailed as exc:
+    except (ProbeFailed, media_services.MediaStorageUnavailable) as exc:
         raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "service_unavailable",
