@@ -11,8 +11,10 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -105,18 +107,28 @@ def notify_owner_transcoding_failed(video_id: str, message: str) -> None:
         notifications.notify_transcoding_failed(video=video, error=message)
 
 
+def _after_commit(callback: Callable[[], None]) -> None:
+    """Runs ``callback`` once the transaction commits. What it does can fail (the broker, the
+    storage): that is logged, never raised into a request whose write has already committed.
+    Each such step has a catch-up: a transcode never enqueued is found by the media sweep, files
+    left in storage by the orphan sweep, a notification is a courtesy."""
+    transaction.on_commit(callback, robust=True)
+
+
 def _enqueue_transcode(media_file: MediaFile) -> None:
+    # Like videoplatform.jobs.enqueue.enqueue_on_commit, with the task's own time limits.
+    _after_commit(partial(_publish_transcode, media_file.pk, transcode_time_limit(media_file.duration)))
+
+
+def _publish_transcode(media_file_id: str, limit: int) -> None:
     from .tasks import transcode_media_file
 
-    limit = transcode_time_limit(media_file.duration)
-    media_file_id = media_file.pk
     # Soft limit: the worker raises in the task, which fails the job cleanly; the ffmpeg
     # watchdog uses the same figure minus the time left for fetching and publishing.
-    transaction.on_commit(
-        lambda: transcode_media_file.apply_async(
-            (media_file_id,), soft_time_limit=limit + 60, time_limit=limit + 120
-        )
-    )
+    try:
+        transcode_media_file.apply_async((media_file_id,), soft_time_limit=limit + 60, time_limit=limit + 120)
+    except Exception:
+        logger.exception("could not enqueue the transcode of %s; the media sweep will", media_file_id)
 
 
 def _apply_probe(media_file: MediaFile, result: ProbeResult) -> None:
@@ -152,7 +164,7 @@ def _mark_failed(media_file_id: str, message: str, *, run_token: str | None = No
         video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
         if was_under_way:
             video_id = media_file.video_id
-            transaction.on_commit(lambda: notify_owner_transcoding_failed(video_id, message))
+            _after_commit(partial(notify_owner_transcoding_failed, video_id, message))
     logger.warning("transcode failed for %s: %s", media_file_id, message)
 
 
@@ -212,7 +224,7 @@ def media_file_attach_upload(
         storage.delete(name)
         raise
     if old_source and old_source != name:
-        transaction.on_commit(lambda: storage.delete(old_source))
+        _after_commit(partial(storage.delete, old_source))
     _enqueue_transcode(media_file)
     return media_file
 
@@ -584,7 +596,7 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
     with transaction.atomic():
         locked = MediaFile.objects.select_for_update().select_related("video").get(pk=media_file.pk)
         if locked.run_token != media_file.run_token:
-            transaction.on_commit(lambda: storage.delete_prefix(prefix))
+            _after_commit(partial(storage.delete_prefix, prefix))
             return False
         old_prefix = locked.output_prefix
         locked.renditions.all().delete()
@@ -616,8 +628,8 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
         )
         video = locked.video
         if old_prefix and old_prefix != prefix:
-            transaction.on_commit(lambda: storage.delete_prefix(old_prefix))
-        transaction.on_commit(lambda: notify_owner_video_ready(video))
+            _after_commit(partial(storage.delete_prefix, old_prefix))
+        _after_commit(partial(notify_owner_video_ready, video))
     return True
 
 

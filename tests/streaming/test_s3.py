@@ -16,7 +16,7 @@ from tests.streaming.conftest import S3_ENDPOINT
 
 def _enqueued(callbacks) -> int:
     """How many transcodes the committed transaction queued."""
-    return sum("_enqueue_transcode" in callback.__qualname__ for callback in callbacks)
+    return sum(getattr(callback, "func", callback).__name__ == "_publish_transcode" for callback in callbacks)
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
