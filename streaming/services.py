@@ -11,7 +11,8 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -201,16 +202,24 @@ def media_file_attach_upload(
     """Stores an upload that arrived through the API (already probed) and enqueues its transcode.
 
     Runs inside the caller's transaction; the stored file is removed again if that rolls back.
+    The file goes to a key of its own (a new attempt), which nothing else ever writes.
     """
     _check_size(upload.size)
     media_file = _media_file_for_upload(video)
-    old_source = media_file.source_path
-    name = storage.source_name(video.pk, filename)
+    _check_declared_size(media_file, upload.size)
+    old_source, old_staging, old_upload_id = (
+        media_file.source_path,
+        media_file.upload_key,
+        media_file.upload_id,
+    )
+    name = storage.source_name(video.pk, filename, secrets.token_hex(6))
     storage.save_file(name, upload, content_type=upload.content_type)
     try:
         media_file.source_path = name
         media_file.source_size = upload.size
+        media_file.source_etag = ""
         media_file.upload_id = ""
+        media_file.upload_key = ""
         media_file.status = MediaFile.Status.UPLOADED
         media_file.progress = 0
         media_file.error = ""
@@ -225,8 +234,28 @@ def media_file_attach_upload(
         raise
     if old_source and old_source != name:
         _after_commit(partial(storage.delete, old_source))
+    _forget_staging_on_commit(old_staging, old_upload_id)
     _enqueue_transcode(media_file)
     return media_file
+
+
+def _check_declared_size(media_file: MediaFile, size: int | None) -> None:
+    """The size the client declared when it asked for the upload target is a promise it keeps."""
+    if media_file.declared_size is not None and size is not None and size > media_file.declared_size:
+        raise UploadTooLarge(media_file.declared_size)
+
+
+def _forget_staging(staging: str, upload_id: str) -> None:
+    if upload_id and staging and storage.is_s3():
+        storage.multipart_abort(staging, upload_id=upload_id)
+    if staging:
+        storage.delete(staging)
+
+
+def _forget_staging_on_commit(staging: str, upload_id: str) -> None:
+    """An earlier attempt's staging object (and open multipart upload) go once this commits."""
+    if staging or upload_id:
+        _after_commit(partial(_forget_staging, staging, upload_id))
 
 
 @dataclass(frozen=True)
@@ -240,9 +269,11 @@ class UploadTarget:
     max_bytes: int
     complete_url: str
     multipart: dict[str, Any] | None = None
+    fields: dict[str, str] | None = None  # a POST upload's form fields, sent before the file
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "fields": self.fields,
             "method": self.method,
             "url": self.url,
             "headers": self.headers,
@@ -258,22 +289,31 @@ def media_upload_target_create(
     *, video: Video, filename: str = "", content_type: str = "", file_size: int | None = None
 ) -> UploadTarget:
     """Prepares an upload the client sends elsewhere: a presigned S3 upload (multipart when the
-    declared size is large) or, on the filesystem backend, this API's upload URL."""
+    declared size is large) or, on the filesystem backend, this API's upload URL.
+
+    On S3 the client writes a staging key of this attempt (``uploads/…``), never the source key
+    the worker reads; the target itself refuses more bytes than declared (the POST policy's
+    ``content-length-range``, each part's signed ``Content-Length``).
+    """
     _check_size(file_size)
     media_file = _media_file_for_upload(video)
+    _forget_staging_on_commit(media_file.upload_key, media_file.upload_id)
     content_type = content_type or "application/octet-stream"
-    name = storage.source_name(video.pk, filename or "source")
-    media_file.source_path = name
+    attempt = secrets.token_hex(6)
     media_file.source_size = None
+    media_file.source_etag = ""
+    media_file.declared_size = file_size
     media_file.status = MediaFile.Status.AWAITING_UPLOAD
     media_file.error = ""
     media_file.upload_id = ""
-    limit = settings.MEDIA_UPLOAD_MAX_BYTES
+    limit = file_size if file_size is not None else settings.MEDIA_UPLOAD_MAX_BYTES
     complete_url = f"/api/videos/{video.pk}/upload/complete"
     expires_at = timezone.now() + timedelta(seconds=settings.MEDIA_UPLOAD_URL_TTL)
     ttl = settings.MEDIA_UPLOAD_URL_TTL
     selectors.media_cache_refresh(video_ids=[video.pk])  # runs after the save below commits
     if not storage.is_s3():
+        media_file.source_path = storage.source_name(video.pk, filename or "source", attempt)
+        media_file.upload_key = ""
         media_file.save()
         return UploadTarget(
             method="PUT",
@@ -283,17 +323,27 @@ def media_upload_target_create(
             max_bytes=limit,
             complete_url=complete_url,
         )
+    staging = storage.staging_name(video.pk, filename or "source", attempt)
+    media_file.upload_key = staging
+    media_file.source_path = ""
     if file_size is not None and file_size > settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD:
         # S3 allows 10,000 parts: grow the part size for very large files.
         part_size = max(settings.MEDIA_UPLOAD_PART_SIZE, math.ceil(file_size / 10_000))
         count = math.ceil(file_size / part_size)
-        upload_id = storage.multipart_create(name, content_type=content_type)
+        upload_id = storage.multipart_create(staging, content_type=content_type)
         media_file.upload_id = upload_id
         media_file.save()
         parts = [
             {
                 "part_number": number,
-                "url": storage.multipart_part_url(name, upload_id=upload_id, part_number=number, expires=ttl),
+                "size": min(part_size, file_size - (number - 1) * part_size),
+                "url": storage.multipart_part_url(
+                    staging,
+                    upload_id=upload_id,
+                    part_number=number,
+                    size=min(part_size, file_size - (number - 1) * part_size),
+                    expires=ttl,
+                ),
             }
             for number in range(1, count + 1)
         ]
@@ -307,32 +357,44 @@ def media_upload_target_create(
             multipart={"upload_id": upload_id, "part_size": part_size, "parts": parts},
         )
     media_file.save()
+    post = storage.presigned_post(staging, expires=ttl, content_type=content_type, max_bytes=limit)
     return UploadTarget(
-        method="PUT",
-        url=storage.presigned_put(name, expires=ttl, content_type=content_type),
-        headers={"Content-Type": content_type},
+        method="POST",
+        url=post["url"],
+        headers={},
         expires_at=expires_at,
         max_bytes=limit,
         complete_url=complete_url,
+        fields=post["fields"],
     )
 
 
-def _accept_stored_source(media_file: MediaFile, size: int) -> MediaFile:
-    """Probes a source already in storage: failed (and InvalidMedia raised) or enqueued."""
+def _accept_stored_source(media_file: MediaFile, *, source: str, size: int, etag: str) -> MediaFile:
+    """Probes a source already in storage (at a key no client can write): failed (and
+    InvalidMedia raised) or enqueued."""
     try:
-        result = probe(_local_probe_target(media_file.source_path))
+        result = probe(_local_probe_target(source))
     except InvalidMedia as exc:
+        media_file.source_path = source
         media_file.source_size = size
-        media_file.save(update_fields=["source_size", "updated_at"])
+        media_file.save(update_fields=["source_path", "source_size", "updated_at"])
         _mark_failed(media_file.pk, str(exc))
         raise
     with transaction.atomic():
         locked = MediaFile.objects.select_for_update().get(pk=media_file.pk)
         if locked.status != MediaFile.Status.AWAITING_UPLOAD:
-            return locked  # completed concurrently: the first completion enqueued the work
+            # Completed concurrently: the first completion enqueued the work; this copy goes.
+            if source != locked.source_path:
+                _after_commit(partial(storage.delete, source))
+            return locked
+        if locked.upload_key and locked.upload_key != source:
+            _forget_staging_on_commit(locked.upload_key, "")
         locked.status = MediaFile.Status.UPLOADED
+        locked.source_path = source
         locked.source_size = size
+        locked.source_etag = etag
         locked.upload_id = ""
+        locked.upload_key = ""
         locked.progress = 0
         locked.error = ""
         _apply_probe(locked, result)
@@ -358,6 +420,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
             if media_file is None
             else f"This video already has media ({media_file.status})."
         )
+    _check_declared_size(media_file, upload.size)
     path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else None
     if path is None:
         raise UploadStateError("The upload was not received as a file.")
@@ -372,7 +435,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
         return media_file_attach_upload(
             video=video,
             upload=upload,
-            filename=os.path.basename(media_file.source_path) or "source",
+            filename=os.path.basename(media_file.source_path or media_file.upload_key) or "source",
             probe_result=result,
         )
 
@@ -399,14 +462,28 @@ def media_file_complete_upload(*, video: Video, parts: list[dict[str, Any]] | No
                 "This multipart upload needs its parts (part_number and etag) to complete."
             )
         _complete_multipart(media_file, parts)
+    # What the client wrote: the staging key of this attempt (S3), else the source key itself.
+    written = media_file.upload_key or media_file.source_path
     try:
-        size = storage.file_size(media_file.source_path)
+        size, etag = storage.stat(written)
     except FileNotFoundError as exc:
         raise UploadStateError("Nothing has been uploaded yet.") from exc
-    if size > settings.MEDIA_UPLOAD_MAX_BYTES:
-        storage.delete(media_file.source_path)
-        raise UploadTooLarge(settings.MEDIA_UPLOAD_MAX_BYTES)
-    return _accept_stored_source(media_file, size)
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    limit = min(settings.MEDIA_UPLOAD_MAX_BYTES, media_file.declared_size or settings.MEDIA_UPLOAD_MAX_BYTES)
+    if size > limit:
+        storage.delete(written)
+        raise UploadTooLarge(limit)
+    if not media_file.upload_key:
+        return _accept_stored_source(media_file, source=written, size=size, etag=etag)
+    # The staging key stays writable while its presigned URL lives: what is probed and later
+    # transcoded is a copy of exactly the version measured here, at a key of this completion.
+    source = storage.source_name(video.pk, os.path.basename(written), secrets.token_hex(6))
+    try:
+        etag = storage.copy_pinned(written, source, etag=etag)
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    return _accept_stored_source(media_file, source=source, size=size, etag=etag)
 
 
 def _complete_multipart(media_file: MediaFile, parts: list[dict[str, Any]]) -> None:
@@ -415,7 +492,7 @@ def _complete_multipart(media_file: MediaFile, parts: list[dict[str, Any]]) -> N
         raise UploadPartsInvalid("Each part number may be named once.")
     try:
         storage.multipart_complete(
-            media_file.source_path,
+            media_file.upload_key or media_file.source_path,
             upload_id=media_file.upload_id,
             parts=sorted(parts, key=lambda part: part["part_number"]),
         )
@@ -653,7 +730,7 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
         ) as work:
             out_dir = os.path.join(work, "out")
             os.makedirs(os.path.join(out_dir, ladder.THUMBNAIL_DIR))
-            with storage.local_copy(media_file.source_path, work) as source:
+            with _pinned_source(media_file, work) as source:
                 # Exactly the demuxer the intake accepted (the allowlist for rows probed before
                 # it was recorded): a source that is not that fails here, whatever it claims.
                 result = probe(source, container=media_file.container)
@@ -720,6 +797,21 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
         _forget_outputs(prefix)
         raise
     return MediaFile.objects.get(pk=media_file.pk)
+
+
+@contextmanager
+def _pinned_source(media_file: MediaFile, work: str) -> Iterator[str]:
+    """The source as it was checked at intake: the version with its ETag (S3), of its size."""
+    try:
+        with storage.local_copy(media_file.source_path, work, etag=media_file.source_etag) as source:
+            if media_file.source_size is not None and os.path.getsize(source) != media_file.source_size:
+                raise InvalidMedia("The source changed after it was checked; upload it again.")
+            yield source
+    except storage.s3_client_errors() as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("412", "PreconditionFailed"):
+            raise InvalidMedia("The source changed after it was checked; upload it again.") from exc
+        raise
 
 
 def _forget_outputs(prefix: str) -> None:

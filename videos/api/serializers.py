@@ -132,6 +132,7 @@ class MediaStateSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 class UploadPartSerializer(serializers.Serializer):  # type: ignore[type-arg]
     part_number = serializers.IntegerField()
+    size = serializers.IntegerField(help_text="Exactly this many bytes (the URL signs it).")
     url = serializers.URLField()
 
 
@@ -142,11 +143,19 @@ class MultipartTargetSerializer(serializers.Serializer):  # type: ignore[type-ar
 
 
 class UploadTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    method = serializers.CharField(help_text="PUT the file's bytes (or each part's) to url.")
+    method = serializers.CharField(
+        help_text="POST (S3: a form with `fields` then the file in `file`) or PUT the file's bytes "
+        "(this API's upload URL; each part's URL of a multipart upload)."
+    )
     url = serializers.CharField(
         allow_null=True, help_text="Presigned S3 URL, or this API's upload URL; null for multipart."
     )
     headers = serializers.DictField(child=serializers.CharField(), help_text="Headers to send with it.")
+    fields = serializers.DictField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="For a POST: the form fields to send, in order, before the file.",
+    )
     expires_at = serializers.DateTimeField(allow_null=True)
     max_bytes = serializers.IntegerField()
     complete_url = serializers.CharField(help_text="POST here when the upload is done (S3 targets).")
