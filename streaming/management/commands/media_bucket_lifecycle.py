@@ -22,5 +22,6 @@ class Command(BaseCommand):
         rule = storage.bucket_lifecycle_ensure(days=settings.MEDIA_UPLOAD_STAGING_DAYS)
         self.stdout.write(
             f"lifecycle rule {rule['ID']}: prefix {rule['Filter']['Prefix']!r}, "
-            f"incomplete multipart uploads aborted and staged objects expired after {settings.MEDIA_UPLOAD_STAGING_DAYS} days"
+            "incomplete multipart uploads aborted and staged objects expired after "
+            f"{settings.MEDIA_UPLOAD_STAGING_DAYS} days"
         )
