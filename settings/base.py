@@ -438,6 +438,10 @@ MEDIA_UPLOAD_PART_SIZE = env_int("MEDIA_UPLOAD_PART_SIZE", 64 * 1024**2)
 # S3: staged uploads (uploads/…) and incomplete multipart uploads are removed by the bucket's
 # lifecycle rule after this many days (manage.py media_bucket_lifecycle sets it).
 MEDIA_UPLOAD_STAGING_DAYS = env_int("MEDIA_UPLOAD_STAGING_DAYS", 2)
+# The media sweep (beat, hourly): folders of deleted videos untouched this long are removed;
+# media files "uploaded" this long without a run get their transcode enqueued again.
+MEDIA_ORPHAN_GRACE = env_int("MEDIA_ORPHAN_GRACE", 3600)
+MEDIA_STALLED_AFTER = env_int("MEDIA_STALLED_AFTER", 1800)
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "ffmpeg")
 FFPROBE_BINARY = env_str("FFPROBE_BINARY", "ffprobe")
 TRANSCODE_X264_PRESET = env_str("TRANSCODE_X264_PRESET", "veryfast")

@@ -203,7 +203,9 @@ def stream_manifest(
     # Long enough to watch the whole video from the start.
     ttl = settings.STREAM_URL_TTL + math.ceil(ladder.duration or 0)
     run_token = ladder.output_prefix.rsplit("/", 1)[-1]
-    grant = signing.StreamGrant(video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl)
+    grant = signing.StreamGrant(
+        video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl, epoch=video.access_epoch
+    )
     root = f"{base_url.rstrip('/')}/media/s/{signing.token_for(grant)}/"
     renditions = [
         StreamRendition(
