@@ -151,15 +151,20 @@ class UploadTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
         allow_null=True, help_text="Presigned S3 URL, or this API's upload URL; null for multipart."
     )
     headers = serializers.DictField(child=serializers.CharField(), help_text="Headers to send with it.")
-    fields = serializers.DictField(
-        child=serializers.CharField(),
-        allow_null=True,
-        help_text="For a POST: the form fields to send, in order, before the file.",
-    )
     expires_at = serializers.DateTimeField(allow_null=True)
     max_bytes = serializers.IntegerField()
     complete_url = serializers.CharField(help_text="POST here when the upload is done (S3 targets).")
     multipart = MultipartTargetSerializer(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        # Declared here: a class attribute named "fields" would shadow Serializer.fields.
+        declared = dict(super().get_fields())
+        declared["fields"] = serializers.DictField(
+            child=serializers.CharField(),
+            allow_null=True,
+            help_text="For a POST: the form fields to send, in order, before the file.",
+        )
+        return declared
 
 
 class VideoCreatedSerializer(VideoSerializer):
