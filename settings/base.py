@@ -442,6 +442,10 @@ MEDIA_UPLOAD_STAGING_DAYS = env_int("MEDIA_UPLOAD_STAGING_DAYS", 2)
 # media files "uploaded" this long without a run get their transcode enqueued again.
 MEDIA_ORPHAN_GRACE = env_int("MEDIA_ORPHAN_GRACE", 3600)
 MEDIA_STALLED_AFTER = env_int("MEDIA_STALLED_AFTER", 1800)
+# The longest video accepted (seconds), as the container declares it and as its packets span
+# (measured by a demux pass before transcoding, within MEDIA_DEMUX_TIMEOUT seconds).
+MEDIA_MAX_DURATION = env_int("MEDIA_MAX_DURATION", 4 * 3600)
+MEDIA_DEMUX_TIMEOUT = env_int("MEDIA_DEMUX_TIMEOUT", 600)
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "ffmpeg")
 FFPROBE_BINARY = env_str("FFPROBE_BINARY", "ffprobe")
 TRANSCODE_X264_PRESET = env_str("TRANSCODE_X264_PRESET", "veryfast")

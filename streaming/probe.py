@@ -38,6 +38,15 @@ class InvalidMedia(Exception):
     """The file is not a usable video. Permanent: the job is not retried."""
 
 
+class MediaTooLong(InvalidMedia):
+    """Longer than MEDIA_MAX_DURATION (declared by the container, or measured from its packets)."""
+
+    def __init__(self, seconds: float) -> None:
+        limit = settings.MEDIA_MAX_DURATION
+        super().__init__(f"The video lasts {seconds:.0f} s; the limit is {limit} s.")
+        self.seconds = seconds
+
+
 class ProbeFailed(Exception):
     """ffprobe could not run (missing binary, time-out): transient, worth a retry."""
 
@@ -161,7 +170,53 @@ def probe(source: str, *, container: str = "") -> ProbeResult:
         data = json.loads(completed.stdout or "{}")
     except json.JSONDecodeError as exc:
         raise InvalidMedia("The file is not a readable media file.") from exc
-    return parse_probe(data)
+    result = parse_probe(data)
+    if result.duration > settings.MEDIA_MAX_DURATION:
+        raise MediaTooLong(result.duration)
+    return result
+
+
+def measure_duration(source: str, *, container: str) -> float:
+    """Seconds the file's packets actually span, from a demux pass (stream copy into nothing,
+    no decoding: I/O bound, about half a second for a small file). The container's header may
+    claim any duration; this is what an encode would have to produce, and what the transcode's
+    time limit follows. Raises ``MediaTooLong``, ``InvalidMedia`` or ``ProbeFailed``."""
+    command = [
+        settings.FFMPEG_BINARY,
+        "-nostdin",
+        "-v",
+        "error",
+        *input_options(source, container),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+    ]
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed binary, no shell
+            command, capture_output=True, text=True, timeout=settings.MEDIA_DEMUX_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeFailed(f"The demux pass could not finish: {exc}") from exc
+    if completed.returncode != 0:
+        raise InvalidMedia(f"The file is not a readable media file ({_clear_error(completed.stderr)}).")
+    spans = [
+        int(line.split("=", 1)[1])
+        for line in completed.stdout.splitlines()
+        if line.startswith("out_time_us=") and line.split("=", 1)[1].isdigit()
+    ]
+    seconds = (spans[-1] if spans else 0) / 1_000_000
+    if seconds > settings.MEDIA_MAX_DURATION:
+        raise MediaTooLong(seconds)
+    return seconds
 
 
 def parse_probe(data: dict[str, Any]) -> ProbeResult:

@@ -29,7 +29,7 @@ from videos.models import Video
 
 from . import ladder, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
-from .probe import InvalidMedia, ProbeFailed, ProbeResult, probe
+from .probe import InvalidMedia, ProbeFailed, ProbeResult, measure_duration, probe
 from .transcoder import TranscodeError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -745,13 +745,15 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
                     threads=settings.TRANSCODE_THREADS,
                     thumbnail_interval=settings.TRANSCODE_THUMBNAIL_INTERVAL,
                 )
+                # The work follows what the packets span, not what the header declares.
+                work_seconds = measure_duration(source, container=result.container)
                 reporter = _ProgressReporter(media_file)
                 run_ffmpeg(
                     command,
-                    duration=result.duration,
+                    duration=work_seconds or result.duration,
                     on_progress=reporter,
                     stderr_path=os.path.join(work, "ffmpeg.log"),
-                    timeout=transcode_time_limit(result.duration),
+                    timeout=transcode_time_limit(work_seconds),
                 )
             if reporter.lost:
                 logger.info("transcode run of %s was superseded; dropping it", media_file_id)
