@@ -6,6 +6,10 @@ class StreamingConfig(AppConfig):
     verbose_name = "Streaming"
 
     def ready(self) -> None:
-        from . import media
+        from celery.signals import celeryd_after_setup
+
+        from . import media, media_tools
 
         media.connect()
+        # A worker without ffmpeg/ffprobe leaves transcoding jobs to one that has them.
+        celeryd_after_setup.connect(media_tools.on_worker_setup, weak=False)

@@ -240,3 +240,35 @@ def stream_manifest(
         thumbnail_interval=ladder.thumbnail_interval,
         delivery="cdn" if cdn else "app",
     )
+
+
+def poster_urls(*, videos: Iterable[Video], now: float | None = None) -> dict[str, str]:
+    """video id -> a signed, site-relative poster URL, for the pages that list videos (the home
+    page). Ready, non-premium videos with a poster only: a premium poster is for subscribers.
+    The signature allows the lowest rendition, which anyone may stream of such a video."""
+    epochs = {video.pk: video.access_epoch for video in videos if not video.is_premium}
+    wanted = list(epochs)
+    if not wanted:
+        return {}
+    if cache.active():
+        ladders = cache.fetch_many(MEDIA, wanted, _ready_ladders)
+    else:
+        ladders = {video_id: state.ladder for video_id, state in _media_states(wanted, using=None).items()}
+    now = time.time() if now is None else now
+    urls = {}
+    for video_id, ladder in ladders.items():
+        if ladder is None or not ladder.poster_path or not ladder.rungs:
+            continue
+        grant = signing.StreamGrant(
+            video_id=video_id,
+            run_token=ladder.output_prefix.rsplit("/", 1)[-1],
+            cap=ladder.rungs[-1].quality,
+            expires=int(now) + settings.STREAM_URL_TTL,
+            epoch=epochs[video_id],
+        )
+        if signing.cloudfront_enabled():
+            urls[video_id] = signing.cloudfront_url(storage.object_key(ladder.poster_path), grant.expires_at)
+        else:
+            name = ladder.poster_path.removeprefix(ladder.output_prefix + "/")
+            urls[video_id] = f"/media/s/{signing.token_for(grant)}/{name}"
+    return urls

@@ -27,7 +27,7 @@ from django.utils import timezone
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, plays, selectors, storage
+from . import ladder, media_tools, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, measure_duration, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -192,7 +192,9 @@ def _media_file_for_upload(video: Video) -> MediaFile:
 
 
 def media_probe_local(*, path: str) -> ProbeResult:
-    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia``."""
+    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia`` (or
+    ``MediaToolsUnavailable`` when ffprobe is not installed)."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     return probe(path)
 
 
@@ -372,6 +374,7 @@ def media_upload_target_create(
 def _accept_stored_source(media_file: MediaFile, *, source: str, size: int, etag: str) -> MediaFile:
     """Probes a source already in storage (at a key no client can write): failed (and
     InvalidMedia raised) or enqueued."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(_local_probe_target(source))
     except InvalidMedia as exc:
@@ -424,6 +427,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
     path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else None
     if path is None:
         raise UploadStateError("The upload was not received as a file.")
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(path)
     except InvalidMedia as exc:

@@ -1,4 +1,4 @@
-"""Root URLs: probes and metrics at the top, the API under /api/, admin under /admin/."""
+"""Root URLs: the home page, probes and metrics at the top, the API under /api/, admin under /admin/."""
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from streaming import views as streaming_views
 
-from . import health, metrics
+from . import health, home, metrics
 
 handler404 = "videoplatform.api.errors.handler404"
 handler500 = "videoplatform.api.errors.handler500"
@@ -21,6 +21,7 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("", home.home, name="home"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("health/detail", health.detailed_health, name="health-detail"),

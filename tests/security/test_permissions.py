@@ -52,6 +52,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/schema", "GET"): (200, 200, 200, 200),
     ("api/docs", "GET"): (200, 200, 200, 200),
     # Outside the API (browser sessions).
+    ("", "GET"): (200, 200, 200, 200),
     ("health", "GET"): (200, 200, 200, 200),
     ("ready", "GET"): (200, 200, 200, 200),
     ("health/detail", "GET"): (302, 302, 302, 200),

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from streaming import services as media_services
+from streaming.media_tools import MediaToolsUnavailable
 from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, MediaTooLong, ProbeFailed
 from videoplatform import response_cache
@@ -100,6 +101,8 @@ def media_errors() -> Iterator[None]:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "video_too_long", str(exc)) from exc
     except InvalidMedia as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_media", str(exc)) from exc
+    except MediaToolsUnavailable as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "media_tools_unavailable", str(exc)) from exc
     except (ProbeFailed, media_services.MediaStorageUnavailable) as exc:
         raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -199,7 +202,11 @@ def create_schema(operation_id: str) -> Any:
                 "required": ["file", "title"],
             },
         },
-        responses={201: VideoCreatedSerializer, 422: UNPROCESSABLE, **ERROR_RESPONSES(400, 401, 409, 413)},
+        responses={
+            201: VideoCreatedSerializer,
+            422: UNPROCESSABLE,
+            **ERROR_RESPONSES(400, 401, 409, 413, 503),
+        },
         tags=["videos"],
     )
 
@@ -313,7 +320,7 @@ class VideoUploadView(APIView):
         responses={
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
-            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413),
+            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
         },
         tags=["videos"],
     )
@@ -339,7 +346,7 @@ class VideoUploadCompleteView(APIView):
         responses={
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
-            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413),
+            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
         },
         tags=["videos"],
     )
