@@ -13,7 +13,12 @@ from typing import Any
 
 _metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/videoplatform-metrics"))  # noqa: S108
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+_host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a pod listens on its own address
+bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
+# A second listener for Prometheus: /metrics answers there only (videoplatform/metrics.py), so
+# the network can open it to the monitoring namespace alone.
+if os.environ.get("METRICS_PORT"):
+    bind.append(f"{os.environ.get('METRICS_HOST', _host)}:{os.environ['METRICS_PORT']}")
 # gthread: keep-alive connections wait in the worker's event loop, not in a thread. One worker
 # per core and two threads each: the GIL lets one thread of a process run Python at a time, so
 # more processes than cores only add context switches and cold per-process (L1) caches, and more
@@ -45,6 +50,11 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "50000"
 # Heartbeat files on tmpfs: a slow disk must not make the master think a worker hung.
 _shm = "/dev/shm"  # noqa: S108 - gunicorn's own heartbeat files, not user data
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _shm if os.path.isdir(_shm) else None)
+# gunicorn's control socket (for gunicornc) would go to $XDG_RUNTIME_DIR or $HOME/.gunicorn, which
+# a read-only root filesystem refuses (the master then logs an error on every start). Nothing in
+# a pod uses it: off unless GUNICORN_CONTROL_SOCKET names a writable path for it.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -25,7 +25,14 @@ from videoplatform.jobs.enqueue import enqueue_on_commit
 
 from .models import EmailDelivery, User
 
-KINDS = ("welcome", "video_ready", "transcoding_failed", "subscription_started", "subscription_canceled")
+KINDS = (
+    "welcome",
+    "video_ready",
+    "transcoding_failed",
+    "subscription_started",
+    "subscription_canceled",
+    "webhook_disabled",
+)
 # Worth another attempt: the server is down, slow, or says "try later" (4xx).
 TRANSIENT_EMAIL_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSError)
 

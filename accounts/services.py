@@ -159,13 +159,14 @@ def token_purge_expired() -> int:
 def login_attempt(*, identifier: str, password: str, ip: str, user_agent: str = "") -> IssuedToken:
     """Checks a username-or-email and password and issues a token.
 
-    Raises Throttled when the address or the account has failed too often, and
+    Raises Throttled when the address, the account from this address, or the account from
+    everywhere (for an address the owner has not used lately) has failed too often, and
     InvalidCredentials (the same for an unknown account and a wrong password) otherwise.
     """
     throttling.login_attempt_ip(ip=ip)
     user = user_get_for_login(identifier=identifier)
     account = throttling.account_key(user_id=user.pk if user else None, identifier=identifier)
-    throttling.login_attempt_account(account=account)
+    throttling.login_attempt_account(account=account, ip=ip)
     if not credentials_check(user, password):
         raise InvalidCredentials()
     assert user is not None

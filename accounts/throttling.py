@@ -4,6 +4,11 @@ Fixed windows: the first attempt creates a counter that lives LOGIN_FAILURE_WIND
 later attempts increment it atomically (INCRBY keeps the TTL); a successful login takes its
 attempt back, so the counters hold failures (and attempts in flight). Every process and pod
 shares them. If Redis is unreachable they count nothing: logins stay possible, unthrottled.
+
+An account is counted per client address (a few guesses from one address lock that address out
+of that account only), and across addresses with a much higher limit that, once reached, stops
+only addresses the account has not logged in from recently: nobody can lock the owner out from
+elsewhere, and a guess spread over many addresses is still bounded.
 """
 
 from __future__ import annotations
@@ -39,10 +44,24 @@ def _login_ip_window(ip: str) -> Window:
     )
 
 
-def _login_account_window(account: str) -> Window:
+def _login_account_window(account: str, ip: str) -> Window:
     return Window(
-        f"auth:login-fail:acct:{account}", settings.LOGIN_FAILURE_LIMIT_ACCOUNT, settings.LOGIN_FAILURE_WINDOW
+        f"auth:login-fail:acct:{account}:ip:{ip_bucket(ip)}",
+        settings.LOGIN_FAILURE_LIMIT_ACCOUNT,
+        settings.LOGIN_FAILURE_WINDOW,
     )
+
+
+def _login_account_global_window(account: str) -> Window:
+    return Window(
+        f"auth:login-fail:acct:{account}",
+        settings.LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL,
+        settings.LOGIN_FAILURE_WINDOW,
+    )
+
+
+def _known_address_key(account: str, ip: str) -> str:
+    return f"auth:login-known:{account}:{ip_bucket(ip)}"
 
 
 def account_key(*, user_id: str | None, identifier: str) -> str:
@@ -82,12 +101,16 @@ def _retry_after(window: Window) -> int:
     return max(1, min(remaining, window.seconds))
 
 
+def _throttled(window: Window, message: str) -> Throttled:
+    wait = _retry_after(window)
+    return Throttled(wait=wait, detail=f"{message} Try again in {wait} seconds.")
+
+
 def _take(window: Window, message: str) -> None:
     # Counting before the password is checked, not after a failure, is what makes the limit
     # hold against many parallel attempts: each one takes a slot atomically.
     if _hit(window) > window.limit:
-        wait = _retry_after(window)
-        raise Throttled(wait=wait, detail=f"{message} Try again in {wait} seconds.")
+        raise _throttled(window, message)
 
 
 def login_attempt_ip(*, ip: str) -> None:
@@ -95,15 +118,28 @@ def login_attempt_ip(*, ip: str) -> None:
     _take(_login_ip_window(ip), "Too many failed logins from this address.")
 
 
-def login_attempt_account(*, account: str) -> None:
-    """Counts a login attempt on this account; raises Throttled over the limit."""
-    _take(_login_account_window(account), "Too many failed logins for this account.")
+def login_attempt_account(*, account: str, ip: str) -> None:
+    """Counts a login attempt on this account from this address; raises Throttled over a limit.
+
+    Two windows: the account from this address (LOGIN_FAILURE_LIMIT_ACCOUNT), which locks out
+    only this address, and the account from everywhere (LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL),
+    which, once full, refuses only addresses the account has not logged in from within
+    LOGIN_KNOWN_ADDRESS_TTL: the owner's usual address keeps its own per-address budget.
+    """
+    _take(_login_account_window(account, ip), "Too many failed logins for this account from this address.")
+    everywhere = _login_account_global_window(account)
+    if _hit(everywhere) > everywhere.limit and not _cache().get(_known_address_key(account, ip)):
+        raise _throttled(everywhere, "Too many failed logins for this account.")
 
 
 def login_succeeded(*, ip: str, account: str) -> None:
-    """A success resets the account's count and does not count against the address."""
-    _cache().delete(_login_account_window(account).key)
+    """A success resets the account's count from this address, gives back its slot in the
+    account's and the address's windows, and marks the address as one the owner uses."""
+    cache = _cache()
+    cache.delete(_login_account_window(account, ip).key)
+    _unhit(_login_account_global_window(account))
     _unhit(_login_ip_window(ip))
+    cache.set(_known_address_key(account, ip), 1, timeout=settings.LOGIN_KNOWN_ADDRESS_TTL)
 
 
 def registration_attempt(*, ip: str) -> None:

@@ -8,6 +8,7 @@ docs/configuration.md lists every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_networks(name: str, default: str = "") -> list[str]:
+    """A comma-separated list of addresses or CIDR networks; a typo stops the start."""
+    networks = env_list(name, default)
+    for item in networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from exc
+    return networks
+
+
 # --- Core -------------------------------------------------------------------
 INSECURE_SECRET_KEY = "insecure-dev-key-change-me"  # noqa: S105 - refused by settings.prod
 SECRET_KEY = env_str("SECRET_KEY", INSECURE_SECRET_KEY)
@@ -65,6 +79,7 @@ INSTALLED_APPS = [
     "videos",
     "subscriptions",
     "streaming",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -170,8 +185,10 @@ DATABASE_ROUTERS = ["videoplatform.db.router.DataLayerRouter"]
 DB_REPLICA_MAX_LAG = float(env_str("DB_REPLICA_MAX_LAG", "10"))
 # How often each process re-measures a replica (seconds); between checks the state is cached.
 DB_REPLICA_CHECK_INTERVAL = float(env_str("DB_REPLICA_CHECK_INTERVAL", "5"))
-# After a write, the client's reads go to the primary for this many seconds.
-DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 15)
+# After a write, the client's reads need a replica that has replayed it (else the primary) for
+# this many seconds: the life of its pin. Longer than DB_REPLICA_MAX_LAG + DB_REPLICA_CHECK_INTERVAL,
+# after which the lag bound alone keeps lagging replicas away (docs/data-layer.md).
+DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 30)
 # The data layer's app: management commands, system checks, Celery and connection hooks.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -284,7 +301,13 @@ AUTH_TOKEN_TTL = env_int("AUTH_TOKEN_TTL", 30 * 24 * 3600)
 # TTL). Logout, revocation and user changes overwrite the entry at once; this only bounds how
 # stale an entry can be if Redis was unreachable while it should have been overwritten.
 AUTH_TOKEN_CACHE_TTL = env_int("AUTH_TOKEN_CACHE_TTL", 3600)
+# Failed logins per window on one account from one client address (that address is locked out
+# of that account), and on one account from every address together: beyond the second, only
+# addresses the account logged in from within LOGIN_KNOWN_ADDRESS_TTL may keep trying
+# (accounts/throttling.py). Nobody can lock the owner out from another address.
 LOGIN_FAILURE_LIMIT_ACCOUNT = env_int("LOGIN_FAILURE_LIMIT_ACCOUNT", 5)
+LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL = env_int("LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL", 50)
+LOGIN_KNOWN_ADDRESS_TTL = env_int("LOGIN_KNOWN_ADDRESS_TTL", 30 * 24 * 3600)
 LOGIN_FAILURE_LIMIT_IP = env_int("LOGIN_FAILURE_LIMIT_IP", 20)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300)
 REGISTRATION_LIMIT_IP = env_int("REGISTRATION_LIMIT_IP", 10)
@@ -348,6 +371,14 @@ API_NEGOTIATION_MEMO = env_bool("API_NEGOTIATION_MEMO", True)
 # Compressed forms of bodies a shared cache may keep, reused (false: compress every body afresh).
 COMPRESSION_REUSE = env_bool("COMPRESSION_REUSE", True)
 
+# --- Subscriptions ----------------------------------------------------------------
+# The payment processor's gateway, a dotted path to a PaymentGateway (subscriptions/billing.py).
+# The default approves every charge without taking money: settings.prod refuses it.
+NO_PAYMENT_GATEWAY = "subscriptions.billing.NoPaymentGateway"
+SUBSCRIPTIONS_PAYMENT_GATEWAY = env_str("SUBSCRIPTIONS_PAYMENT_GATEWAY", NO_PAYMENT_GATEWAY)
+# True in settings.prod: the start-up refuses a gateway that grants without charging.
+SUBSCRIPTIONS_PAYMENT_GATEWAY_REQUIRED = False
+
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "celery-broker"
@@ -406,6 +437,14 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Observability ------------------------------------------------------------------
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# /metrics is not public (docs/operations.md). It answers the addresses of
+# METRICS_ALLOWED_NETWORKS (the connection's own address, never X-Forwarded-For) and requests
+# carrying "Authorization: Bearer $METRICS_TOKEN"; everyone else gets 401/403. With
+# METRICS_PORT, gunicorn listens on that port too and /metrics answers there only (404 on the
+# public port), so a NetworkPolicy can open that port to the monitoring namespace alone.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PORT = env_int("METRICS_PORT", 0)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "text")  # "json" in prod
 LOGGING: dict[str, Any] = {
@@ -463,6 +502,13 @@ CLOUDFRONT_KEY_PAIR_ID = env_str("CLOUDFRONT_KEY_PAIR_ID")
 CLOUDFRONT_PRIVATE_KEY = env_str("CLOUDFRONT_PRIVATE_KEY")
 CLOUDFRONT_PRIVATE_KEY_FILE = env_str("CLOUDFRONT_PRIVATE_KEY_FILE")
 VIEW_COUNTER_REDIS_URL = env_str("VIEW_COUNTER_REDIS_URL") or REDIS_URL
+# Concurrent streams per plan (streaming/sessions.py): a playback's lease lives this long unless
+# the player's heartbeat beacon (every STREAM_HEARTBEAT_INTERVAL seconds) renews it.
+STREAM_LEASE_REDIS_URL = env_str("STREAM_LEASE_REDIS_URL") or REDIS_URL
+STREAM_LEASE_TTL = env_int("STREAM_LEASE_TTL", 60)
+STREAM_HEARTBEAT_INTERVAL = env_int("STREAM_HEARTBEAT_INTERVAL", 20)
+# Playback beacon batches (POST /api/playback/events) per client address per minute.
+PLAYBACK_BEACON_LIMIT = env_int("PLAYBACK_BEACON_LIMIT", 120)
 VIEW_DEDUP_WINDOW = env_int("VIEW_DEDUP_WINDOW", 1800)
 VIEW_FLUSH_INTERVAL = env_int("VIEW_FLUSH_INTERVAL", 60)
 VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)
@@ -522,6 +568,31 @@ EMAIL_BACKEND = env_str(
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "videoplatform <no-reply@localhost>")
 # The public address of the site, for links in emails and notifications.
 SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# Webhooks (webhooks/, docs/webhooks.md): events of a user's resources POSTed to their endpoints on
+# the "notification" queue, signed per Standard Webhooks. A 2xx within WEBHOOKS_TIMEOUT seconds is
+# success; otherwise retries with exponential backoff (from WEBHOOKS_RETRY_BASE, at most
+# WEBHOOKS_RETRY_MAX_DELAY, with jitter) for WEBHOOKS_RETRY_WINDOW seconds, then the delivery has
+# failed; WEBHOOKS_DISABLE_AFTER failed deliveries in a row disable the endpoint.
+WEBHOOKS_TIMEOUT = float(env_str("WEBHOOKS_TIMEOUT", "5"))
+WEBHOOKS_RETRY_BASE = float(env_str("WEBHOOKS_RETRY_BASE", "40"))
+WEBHOOKS_RETRY_MAX_DELAY = float(env_str("WEBHOOKS_RETRY_MAX_DELAY", str(6 * 3600)))
+WEBHOOKS_RETRY_WINDOW = float(env_str("WEBHOOKS_RETRY_WINDOW", str(3 * 24 * 3600)))
+# Retries due within this many seconds ride a delayed message; later ones are sent by the sweeper.
+WEBHOOKS_RETRY_ENQUEUE_MAX = float(env_str("WEBHOOKS_RETRY_ENQUEUE_MAX", "120"))
+# The sweeper (beat, every WEBHOOKS_SWEEP_INTERVAL seconds) sends a message for each due delivery
+# that has none, or whose message is older than WEBHOOKS_REQUEUE_AFTER seconds (lost).
+WEBHOOKS_SWEEP_INTERVAL = env_int("WEBHOOKS_SWEEP_INTERVAL", 10)
+WEBHOOKS_REQUEUE_AFTER = env_int("WEBHOOKS_REQUEUE_AFTER", 300)
+WEBHOOKS_DISABLE_AFTER = env_int("WEBHOOKS_DISABLE_AFTER", 5)
+# After a secret is rolled, the previous one still signs (beside the new one) this many seconds.
+WEBHOOKS_SECRET_OVERLAP = env_int("WEBHOOKS_SECRET_OVERLAP", 24 * 3600)
+WEBHOOKS_MAX_ENDPOINTS_PER_USER = env_int("WEBHOOKS_MAX_ENDPOINTS_PER_USER", 20)
+WEBHOOKS_KEEP_DAYS = env_int("WEBHOOKS_KEEP_DAYS", 30)
+# SSRF: production sends only to https URLs of public addresses (settings.dev and settings.test allow
+# http and private or loopback targets, for local receivers). Not read from the environment.
+WEBHOOKS_ALLOW_HTTP = False
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
 
 # Search (PostgreSQL full-text search; a plain substring match on SQLite).
 SEARCH_TEXT_CONFIG = env_str("SEARCH_TEXT_CONFIG", "english")

@@ -82,7 +82,6 @@ def recommend(renditions: list[StreamRendition], bandwidth: int) -> StreamRendit
 
 
 # --- A video's ready ladder: what the stream answer needs of its media file and renditions -------
-PRIMARY = "default"  # cache fills read the primary: a lagging replica's rows must not be cached
 
 
 class Rung(NamedTuple):
@@ -150,7 +149,8 @@ def _media_states(video_ids: list[str], *, using: str | None) -> dict[str, Media
 def _ready_ladders(video_ids: list[str]) -> dict[str, Ladder | None]:
     """What the ``media`` kind holds per video: its ladder when ready, else None ("ask the
     database": a state that is not ready changes with every progress write, so it is not cached)."""
-    return {video_id: state.ladder for video_id, state in _media_states(video_ids, using=PRIMARY).items()}
+    states = _media_states(video_ids, using=cache.fill_alias())
+    return {video_id: state.ladder for video_id, state in states.items()}
 
 
 def media_state(*, video_id: str) -> MediaState | None:

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
+from videoplatform import events
 from videos import services as video_services
 from videos.models import Video
 
@@ -163,6 +164,7 @@ def _mark_failed(media_file_id: str, message: str, *, run_token: str | None = No
         media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
         selectors.media_cache_refresh(video_ids=[media_file.video_id])
         video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
+        events.publish_on_commit("video.failed", media_file.video)
         if was_under_way:
             video_id = media_file.video_id
             _after_commit(partial(notify_owner_transcoding_failed, video_id, message))
@@ -586,6 +588,7 @@ def _claim(media_file_id: str) -> MediaFile | None:
             media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
             selectors.media_cache_refresh(video_ids=[media_file.video_id])
             video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
+            events.publish_on_commit("video.failed", media_file.video)
             return None
         now = timezone.now()
         media_file.status = MediaFile.Status.PROCESSING
@@ -711,6 +714,7 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
         if old_prefix and old_prefix != prefix:
             _after_commit(partial(storage.delete_prefix, old_prefix))
         _after_commit(partial(notify_owner_video_ready, video))
+        events.publish_on_commit("video.ready", video)
     return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+from django.conf import settings
 from django.http import (
     Http404,
     HttpRequest,
@@ -158,7 +159,11 @@ def watch(request: HttpRequest, video_id: str) -> HttpResponse:
     response = render(
         request,
         "streaming/watch.html",
-        {"video": video, "stream_url": f"/api/videos/{video.pk}/stream"},
+        {
+            "video": video,
+            "stream_url": f"/api/videos/{video.pk}/stream",
+            "heartbeat_seconds": settings.STREAM_HEARTBEAT_INTERVAL,
+        },
     )
     response["Cache-Control"] = "private, no-cache"
     return response

@@ -1,8 +1,9 @@
 """The payment seam: what the subscription services ask of a payment processor.
 
-There is no processor yet. ``NoPaymentGateway`` approves every charge without taking money;
-a real one implements ``PaymentGateway`` and is named in ``SUBSCRIPTIONS_PAYMENT_GATEWAY``
-(docs/subscriptions.md).
+There is no processor yet. ``NoPaymentGateway`` approves every charge without taking money (the
+default, for development and tests; ``settings.prod`` refuses it); ``ClosedPaymentGateway``
+declines every charge (a production without a processor sells nothing); a real one implements
+``PaymentGateway`` and is named in ``SUBSCRIPTIONS_PAYMENT_GATEWAY`` (docs/subscriptions.md).
 """
 
 from __future__ import annotations
@@ -51,10 +52,26 @@ class PaymentGateway(Protocol):
 
 
 class NoPaymentGateway:
-    """Approves every charge without taking money: the platform has no payment processor."""
+    """Approves every charge without taking money: the platform has no payment processor.
+
+    Premium is free with it, so ``settings.prod`` refuses to start with it (or a subclass).
+    """
+
+    # What production refuses (``gateway_refusal``): a gateway that grants without charging.
+    approves_without_payment = True
 
     def charge_subscription(self, subscription: Subscription) -> ChargeResult:
         return ChargeResult(approved=True, message="No payment processor configured; not charged.")
+
+    def cancel(self, subscription: Subscription) -> None:
+        return None
+
+
+class ClosedPaymentGateway:
+    """Declines every charge: a production with no payment processor, where nothing is on sale."""
+
+    def charge_subscription(self, subscription: Subscription) -> ChargeResult:
+        return ChargeResult(approved=False, message="Subscriptions are not on sale yet.")
 
     def cancel(self, subscription: Subscription) -> None:
         return None
@@ -69,3 +86,23 @@ def get_payment_gateway() -> PaymentGateway:
             f"SUBSCRIPTIONS_PAYMENT_GATEWAY={path!r} does not implement PaymentGateway."
         )
     return gateway
+
+
+def gateway_refusal() -> str | None:
+    """Why production must not start with the configured gateway, or None when it may.
+
+    Resolving the gateway at start-up also turns a mistyped path into a refusal to start rather
+    than a 500 on the first subscription.
+    """
+    path = getattr(settings, "SUBSCRIPTIONS_PAYMENT_GATEWAY", DEFAULT_PAYMENT_GATEWAY)
+    try:
+        gateway = get_payment_gateway()
+    except (ImportError, ImproperlyConfigured) as exc:
+        return f"SUBSCRIPTIONS_PAYMENT_GATEWAY={path!r} cannot be used: {exc}"
+    if getattr(gateway, "approves_without_payment", False):
+        return (
+            f"SUBSCRIPTIONS_PAYMENT_GATEWAY={path!r} approves every charge without taking money: "
+            "name the payment processor's gateway (or subscriptions.billing.ClosedPaymentGateway "
+            "to sell nothing)"
+        )
+    return None

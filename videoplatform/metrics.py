@@ -1,15 +1,20 @@
 """Prometheus metrics, correct under several gunicorn workers (multiprocess mode).
 
 Set PROMETHEUS_MULTIPROC_DIR (the gunicorn config does) and every worker writes its samples
-to that directory; ``/metrics`` aggregates them.
+to that directory; ``/metrics`` aggregates them. ``/metrics`` is not public: see
+``scrape_refusal``.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import os
 from collections.abc import Iterator
+from functools import lru_cache
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +27,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .api.errors import error_response
 
 REQUESTS = Counter(
     "http_requests",
@@ -48,7 +55,61 @@ def request_kind(path: str) -> str:
     return "other"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(allowed: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in allowed)
+
+
+def _from_allowed_network(request: HttpRequest) -> bool:
+    # The connection's own address: X-Forwarded-For is written by whoever sends the request.
+    try:
+        address = ipaddress.ip_address(str(request.META.get("REMOTE_ADDR") or ""))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
+
+
+def _bearer_matches(request: HttpRequest) -> bool:
+    token = str(settings.METRICS_TOKEN or "")
+    if not token:
+        return False
+    scheme, _, credentials = str(request.META.get("HTTP_AUTHORIZATION", "")).partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+def scrape_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Why this request may not read the metrics (the answer to send), or None when it may.
+
+    - With ``METRICS_PORT``, /metrics exists only on that listener: elsewhere a 404, as for
+      any unknown path. (gunicorn's ``SERVER_PORT`` is the port of the socket that accepted the
+      connection, not the Host header.)
+    - A connection from ``METRICS_ALLOWED_NETWORKS`` (loopback by default) may read them.
+    - So may a request with ``Authorization: Bearer <METRICS_TOKEN>``.
+    - Anyone else: 401 with a Bearer challenge when a token is configured, else 403.
+    """
+    port = int(settings.METRICS_PORT or 0)
+    if port and str(request.META.get("SERVER_PORT", "")) != str(port):
+        return error_response(404)
+    if _from_allowed_network(request) or _bearer_matches(request):
+        return None
+    if settings.METRICS_TOKEN:
+        response = error_response(401, message="The metrics need the scraper's bearer token.")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return error_response(403, message="The metrics are served to the monitoring network only.")
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        return refusal
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -68,8 +129,8 @@ DB_QUERIES = Counter(
 DB_READS_ROUTED = Counter(
     "db_reads_routed",
     "Read routing decisions by the router, by the alias chosen and the reason "
-    "(replica, no_replicas, replicas_unavailable, atomic, use_primary, unsafe_request, wrote, "
-    "pinned, task, shard).",
+    "(replica, replica_behind, pins_unavailable, fill_replica, fill_primary, no_replicas, "
+    "replicas_unavailable, atomic, use_primary, unsafe_request, wrote, task, shard).",
     ["alias", "reason"],
 )
 DB_REPLICA_FALLBACKS = Counter(
@@ -88,6 +149,24 @@ DB_REPLICA_IN_ROTATION = Gauge(
     "1 while the replica serves reads, 0 while it is out of rotation (unreachable or lagging).",
     ["alias"],
     multiprocess_mode="mostrecent",
+)
+DB_REPLICA_LSN_PROBES = Counter(
+    "db_replica_lsn_probes",
+    "Probes of a replica's replay position made because no known position was enough, by result "
+    "(caught_up, behind, error).",
+    ["alias", "result"],
+)
+DB_REPLICA_REPLAY_LSN = Gauge(
+    "db_replica_replay_lsn_bytes",
+    "The highest replay position (bytes since 0/0) this process has seen on each replica.",
+    ["alias"],
+    multiprocess_mode="max",
+)
+DB_REPLICA_CATCHUP = Histogram(
+    "db_replica_catchup_seconds",
+    "From the first read that found no replica at a needed position (a pin, a cache scope) to "
+    "this process learning that a replica has replayed it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 REQUEST_DB_QUERIES = Histogram(
     "http_request_db_queries",

@@ -16,6 +16,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("videos.api.urls")),
     path("", include("subscriptions.api.urls")),
     path("", include("streaming.api.urls")),  # --- Media: the stream endpoint
+    path("", include("webhooks.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

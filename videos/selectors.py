@@ -30,7 +30,6 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "created_at": ("created_at",),
     "updated_at": ("updated_at",),
 }
-PRIMARY = "default"
 # Always loaded: visibility and permission checks need them (and signed media links the epoch).
 _ALWAYS = ("id", "owner_id", "privacy", "is_adult", "created_at", "access_epoch")
 
@@ -92,11 +91,16 @@ def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None
 
 def video_access_epoch(*, video_id: str) -> int | None:
     """The video's access epoch (what signed media links carry), or None when it is gone. From
-    the cache tiers when active (no query once cached), else one query on the primary."""
+    the cache tiers when active (no query once cached), else one query where cache fills read."""
     if cache.active():
         row = cache.fetch(cache.VIDEO, video_id, lambda: _video_rows([video_id]).get(video_id))
         return None if row is None else cache.restore(Video, row).access_epoch
-    epoch = Video.objects.using(PRIMARY).filter(pk=video_id).values_list("access_epoch", flat=True).first()
+    epoch = (
+        Video.objects.using(cache.fill_alias())
+        .filter(pk=video_id)
+        .values_list("access_epoch", flat=True)
+        .first()
+    )
     return None if epoch is None else int(epoch)
 
 
@@ -151,15 +155,18 @@ FEED_SCOPE = "public"
 
 
 def _video_rows(video_ids: list[str]) -> dict[str, cache.Snapshot]:
-    # From the primary: a lagging replica's row must not be frozen into a cache entry.
-    return {v.pk: cache.snapshot(v) for v in Video.objects.using(PRIMARY).filter(pk__in=video_ids)}
+    # From a replica that has replayed the scope's last invalidation, else the primary (a
+    # lagging replica's row must not be frozen into a cache entry); the refresh: the primary.
+    return {v.pk: cache.snapshot(v) for v in Video.objects.using(cache.fill_alias()).filter(pk__in=video_ids)}
 
 
 def _feed_rows(
     *, adult: bool, params: PageParams, fields: Iterable[str] | None
 ) -> tuple[list[cache.Snapshot], int]:
-    """video_list_public's page, from the primary, as snapshots (owners come from their own cache)."""
-    queryset = Video.objects.using(PRIMARY).filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
+    """video_list_public's page, as snapshots (owners come from their own cache); read where
+    ``cache.fill_alias()`` says: a replica that has replayed the feed's last invalidation."""
+    queryset = Video.objects.using(cache.fill_alias())
+    queryset = queryset.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
     if not adult:
         queryset = queryset.filter(is_adult=False)
     queryset = queryset.order_by("-created_at", "-id")

@@ -158,6 +158,7 @@ def production_env(
         DJANGO_SETTINGS_MODULE="settings.prod",
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        SUBSCRIPTIONS_PAYMENT_GATEWAY="subscriptions.billing.ClosedPaymentGateway",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=services.url(services.pgbouncer),
         DATABASE_POOLED="true",

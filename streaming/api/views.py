@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,12 +20,23 @@ from videoplatform.api.negotiation import CachedContentNegotiation
 from videoplatform.api.schema import ERROR_RESPONSES
 from videos.selectors import video_get
 
-from .. import selectors, services
+from .. import selectors, services, sessions
 from .serializers import NotReadyErrorSerializer, StreamSerializer, stream_representation
 
 MAX_BANDWIDTH = 10**12
 # What the stream answer reads of the video (its owner's profile is not needed).
 VIDEO_FIELDS = ("id", "is_premium", "status")
+
+
+def requested_view_id(request: Request) -> uuid.UUID | None:
+    """``?view_id=``: the player's id for this playback (a UUID); its stream lease's name."""
+    raw = request.query_params.get("view_id")
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw.strip())
+    except ValueError:
+        raise ValidationError({"view_id": ["view_id must be a UUID."]}) from None
 
 
 def requested_bandwidth(request: Request) -> int | None:
@@ -61,6 +73,13 @@ class VideoStreamView(APIView):
                 description="The client's measured bandwidth in bits/s; picks recommended_rendition.",
             ),
             OpenApiParameter(
+                "view_id",
+                OpenApiTypes.UUID,
+                OpenApiParameter.QUERY,
+                description="The player's id for this playback: a signed-in viewer's concurrent-stream "
+                "lease, renewed by heartbeat beacons to /api/playback/events.",
+            ),
+            OpenApiParameter(
                 "Downlink",
                 OpenApiTypes.NUMBER,
                 OpenApiParameter.HEADER,
@@ -76,6 +95,7 @@ class VideoStreamView(APIView):
     )
     def get(self, request: Request, video_id: str) -> Response:
         bandwidth = requested_bandwidth(request)
+        view_id = requested_view_id(request)
         video = video_get(video_id=video_id, viewer=request.user, fields=VIDEO_FIELDS)
         entitlement = viewer_entitlement(request.user)
         try:
@@ -106,6 +126,15 @@ class VideoStreamView(APIView):
             response["Cache-Control"] = "no-store"
             response["Retry-After"] = "5"
             return response
+        lease = sessions.lease_id(
+            view_id=view_id, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        )
+        try:
+            sessions.stream_lease_acquire(
+                user=request.user, lease=lease, limit=entitlement.concurrent_streams
+            )
+        except sessions.ConcurrentStreamLimit as exc:
+            raise ApiError(status.HTTP_403_FORBIDDEN, exc.code, str(exc)) from exc
         services.video_play_record(
             video=video,
             user=request.user,

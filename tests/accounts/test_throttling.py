@@ -20,15 +20,68 @@ def assert_throttled(response: Any, window: int) -> None:
     assert 1 <= int(response["Retry-After"]) <= window
 
 
-def test_an_account_is_locked_after_repeated_failures(user: Any, settings: Any) -> None:
+def test_repeated_failures_lock_that_address_out_of_the_account(user: Any, settings: Any) -> None:
     for _ in range(settings.LOGIN_FAILURE_LIMIT_ACCOUNT):
-        assert post_login(user.username, "guess").status_code == 401
+        assert post_login(user.username, "guess", REMOTE_ADDR="203.0.113.9").status_code == 401
 
-    # Even the right password, and from another address: the account is being guessed.
+    # Even the right password: from this address the account is being guessed.
     locked = post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR="203.0.113.9")
 
     assert_throttled(locked, settings.LOGIN_FAILURE_WINDOW)
-    assert post_login(UserFactory().username, DEFAULT_PASSWORD).status_code == 200  # others unaffected
+    assert locked.json()["error"]["message"].startswith(
+        "Too many failed logins for this account from this address."
+    )
+    other = UserFactory()
+    assert post_login(other.username, DEFAULT_PASSWORD, REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_nobody_can_lock_the_owner_out_from_another_address(user: Any, settings: Any) -> None:
+    """Wrong passwords typed from an attacker's address, again and again, never stop the owner."""
+    for _ in range(3):  # the attacker keeps at it, window after window
+        for _ in range(settings.LOGIN_FAILURE_LIMIT_ACCOUNT + 2):
+            post_login(user.username, "guess", REMOTE_ADDR="203.0.113.9")
+
+        owner = post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR="198.51.100.7")
+
+        assert owner.status_code == 200, owner.content
+    assert_throttled(
+        post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR="203.0.113.9"), settings.LOGIN_FAILURE_WINDOW
+    )
+
+
+def test_guesses_spread_over_many_addresses_are_still_throttled(user: Any, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT_ACCOUNT_GLOBAL = 8
+    home = "192.0.2.10"
+    assert post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR=home).status_code == 200
+
+    # Four addresses, two guesses each: every address stays under its own limits.
+    for n in range(4):
+        for _ in range(2):
+            assert post_login(user.username, "guess", REMOTE_ADDR=f"203.0.113.{n}").status_code == 401
+
+    # The account has had its share of guesses: a new address gets no more, even a right one...
+    assert_throttled(
+        post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR="203.0.113.200"),
+        settings.LOGIN_FAILURE_WINDOW,
+    )
+    assert_throttled(
+        post_login(user.username, "guess", REMOTE_ADDR="203.0.113.201"), settings.LOGIN_FAILURE_WINDOW
+    )
+    # ...while the owner, from where they logged in before, is not locked out.
+    assert post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR=home).status_code == 200
+    # Other accounts are not affected.
+    assert (
+        post_login(UserFactory().username, DEFAULT_PASSWORD, REMOTE_ADDR="203.0.113.200").status_code == 200
+    )
+
+
+def test_a_known_address_still_has_its_own_limit(user: Any, settings: Any) -> None:
+    """Having logged in from an address once does not give it unlimited guesses."""
+    assert post_login(user.username, DEFAULT_PASSWORD).status_code == 200
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_ACCOUNT):
+        assert post_login(user.username, "guess").status_code == 401
+
+    assert_throttled(post_login(user.username, DEFAULT_PASSWORD), settings.LOGIN_FAILURE_WINDOW)
 
 
 def test_username_and_email_count_against_the_same_account(user: Any, settings: Any) -> None:
@@ -147,4 +200,6 @@ def test_failures_in_another_process_count_here(settings: Any) -> None:
 
     run_in_other_process(FAIL_LOGINS, user.username, str(settings.LOGIN_FAILURE_LIMIT_ACCOUNT))
 
-    assert_throttled(post_login(user.username, DEFAULT_PASSWORD), settings.LOGIN_FAILURE_WINDOW)
+    assert_throttled(
+        post_login(user.username, DEFAULT_PASSWORD, REMOTE_ADDR="192.0.2.77"), settings.LOGIN_FAILURE_WINDOW
+    )

@@ -243,15 +243,15 @@ def test_probes_hit_paths_the_app_serves(path: str) -> None:
         assert probe["port"] in ports, f"{kind} names an undeclared port"
 
 
-def _gunicorn_bind(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("HOST", "PORT"):
+def _gunicorn_bind(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    for name in ("HOST", "PORT", "METRICS_HOST", "METRICS_PORT"):
         if name in env:
             monkeypatch.setenv(name, env[name])
         else:
             monkeypatch.delenv(name, raising=False)
     namespace: dict[str, Any] = {"__file__": str(REPO / "gunicorn.conf.py")}
     exec(compile((REPO / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
-    return str(namespace["bind"])
+    return list(namespace["bind"])
 
 
 @pytest.mark.parametrize("path", OVERLAYS)
@@ -259,11 +259,13 @@ def test_ports_match_gunicorns_bind(path: str, monkeypatch: pytest.MonkeyPatch) 
     objects = build(path)
     container = _api_container(objects)
     assert container["command"][:3] == ["gunicorn", "-c", "gunicorn.conf.py"]
-    bind = _gunicorn_bind(_env(container), monkeypatch)
-    host, _, port = bind.rpartition(":")
-    assert host == "0.0.0.0", "gunicorn must listen on every interface in a pod"
+    env = _env(container)
+    binds = [bind.rpartition(":") for bind in _gunicorn_bind(env, monkeypatch)]
+    assert all(host == "0.0.0.0" for host, _, _ in binds), "gunicorn must listen on every interface in a pod"
+    (_, _, port), (_, _, metrics_port) = binds
+    assert metrics_port == env["METRICS_PORT"], "the metrics listener is the one /metrics answers on"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": int(port)}
+    assert ports == {"http": int(port), "metrics": int(metrics_port)}
     service = find(objects, "Service", "api")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["sessionAffinity"] == "None"
@@ -275,7 +277,8 @@ def test_ports_match_gunicorns_bind(path: str, monkeypatch: pytest.MonkeyPatch) 
         == "true"
     )
     pod_annotations = find(objects, "Deployment", "api")["spec"]["template"]["metadata"]["annotations"]
-    assert pod_annotations["prometheus.io/port"] == port
+    # Prometheus scrapes the metrics listener; the Service (the load balancer) exposes only "http".
+    assert pod_annotations["prometheus.io/port"] == metrics_port
     assert resolve(pod_annotations["prometheus.io/path"]).url_name == "metrics"
 
 
@@ -503,6 +506,20 @@ def test_broker_address_for_keda_is_fully_qualified() -> None:
         assert host == f"redis-broker.{namespace}.svc.cluster.local" and port == "6379", path
 
 
+def _app_config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    configs = of_kind(objects, "ConfigMap")
+    return next(c["data"] for c in configs if c["metadata"]["name"].startswith("videoplatform-config"))
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_the_pods_payment_gateway_is_one_production_accepts(path: str, settings: Any) -> None:
+    """settings.prod refuses a gateway that approves without charging: the pods must not name one."""
+    from subscriptions.billing import gateway_refusal
+
+    settings.SUBSCRIPTIONS_PAYMENT_GATEWAY = _app_config(build(path))["SUBSCRIPTIONS_PAYMENT_GATEWAY"]
+    assert gateway_refusal() is None
+
+
 def test_beat_runs_exactly_once() -> None:
     beat = find(build("overlays/prod"), "Deployment", "beat")
     assert beat["spec"]["replicas"] == 1
@@ -563,6 +580,79 @@ def test_only_the_application_reaches_pgbouncer_and_redis() -> None:
         ]
 
 
+def _peer_admits(peer: dict[str, Any], namespace: str, source: dict[str, Any]) -> bool:
+    """Whether one ``from`` peer of a policy in ``namespace`` admits ``source`` (a pod, given by
+    its namespace's labels and its own, or ``{"external": True}`` for an address outside the
+    cluster)."""
+    if source.get("external"):
+        return "ipBlock" in peer
+    if "ipBlock" in peer:
+        return False
+
+    def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+        assert not (selector or {}).get("matchExpressions"), "the simple evaluator reads matchLabels only"
+        return (selector or {}).get("matchLabels", {}).items() <= labels.items()
+
+    if "namespaceSelector" in peer:
+        in_namespace = selects(peer["namespaceSelector"], source["namespace_labels"])
+    else:
+        in_namespace = source["namespace_labels"].get("kubernetes.io/metadata.name") == namespace
+    return in_namespace and ("podSelector" not in peer or selects(peer["podSelector"], source["pod_labels"]))
+
+
+def _ingress_allowed(
+    objects: list[dict[str, Any]], pod_labels: dict[str, str], port: int, source: dict[str, Any]
+) -> bool:
+    """NetworkPolicy semantics: a pod selected by any ingress policy admits what one rule of one
+    of them allows (a rule without ``from`` admits every source, without ``ports`` every port)."""
+    selecting = [
+        p
+        for p in of_kind(objects, "NetworkPolicy")
+        if p["spec"]["podSelector"].get("matchLabels", {}).items() <= pod_labels.items()
+    ]
+    if not selecting:
+        return True
+    for policy in selecting:
+        namespace = policy["metadata"]["namespace"]
+        for rule in policy["spec"].get("ingress", []):
+            ports = [p["port"] for p in rule.get("ports", [])]
+            if ports and port not in ports:
+                continue
+            if "from" not in rule or any(_peer_admits(peer, namespace, source) for peer in rule["from"]):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_only_the_monitoring_namespace_reaches_the_metrics_listener(path: str) -> None:
+    objects = build(path)
+    api = find(objects, "Deployment", "api")
+    namespace = api["metadata"]["namespace"]
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for p in _api_container(objects)["ports"]}
+
+    def pod(namespace_name: str, **pod_labels: str) -> dict[str, Any]:
+        return {"namespace_labels": {"kubernetes.io/metadata.name": namespace_name}, "pod_labels": pod_labels}
+
+    internet = {"external": True}
+    prometheus = pod("monitoring", **{"app.kubernetes.io/name": "prometheus"})
+    worker = pod(
+        namespace, **{"app.kubernetes.io/name": "videoplatform", "app.kubernetes.io/component": "worker"}
+    )
+    elsewhere = pod("default", app="anything")
+
+    assert _ingress_allowed(objects, labels, ports["http"], internet)
+    assert _ingress_allowed(objects, labels, ports["metrics"], prometheus)
+    for source in (internet, worker, elsewhere):
+        assert not _ingress_allowed(objects, labels, ports["metrics"], source), source
+    # The load balancer forwards only the API port.
+    service = find(objects, "Service", "api")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    # The app lets the cluster's addresses read the metrics (the policy keeps everyone else out).
+    allowed = _app_config(objects)["METRICS_ALLOWED_NETWORKS"].split(",")
+    assert "10.0.0.0/8" in allowed and "0.0.0.0/0" not in allowed and "::/0" not in allowed
+
+
 def test_prometheus_adapter_serves_the_hpa_metric_from_the_apps_counter() -> None:
     objects = build("monitoring")
     config = find(objects, "ConfigMap", "prometheus-adapter")
@@ -586,5 +676,6 @@ def test_dockerfile_runs_as_the_user_the_pods_expect() -> None:
         pod_spec(find(build("overlays/prod"), "Deployment", "api"))["securityContext"]["runAsUser"]
     )
     assert "collectstatic --noinput" in dockerfile
-    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", dockerfile, re.M)
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
     assert Path(REPO / ".dockerignore").exists()

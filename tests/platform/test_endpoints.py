@@ -32,6 +32,70 @@ def test_metrics_exports_request_counters_by_kind(client: Client):
     assert "http_request_duration_seconds_bucket" in body
 
 
+PUBLIC = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+def _metrics_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.content[:200]
+    assert response.json()["error"]["code"] == code
+    assert b"http_requests_total" not in response.content
+
+
+def test_metrics_are_not_served_to_the_public(client: Client, settings):
+    _metrics_error(client.get("/metrics", **PUBLIC), 403, "permission_denied")
+    # A forwarded address is written by the sender: never believed, even behind a trusted proxy.
+    settings.TRUSTED_PROXY_COUNT = 1
+    _metrics_error(
+        client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1", **PUBLIC), 403, "permission_denied"
+    )
+    # The pod's own loopback (a sidecar, an operator's port-forward) may read them.
+    assert client.get("/metrics").status_code == 200
+
+
+def test_metrics_answer_the_allowed_networks(client: Client, settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "2001:db8::/32"]
+
+    assert client.get("/metrics", REMOTE_ADDR="10.42.7.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="2001:db8::5").status_code == 200
+    _metrics_error(client.get("/metrics", REMOTE_ADDR="11.0.0.1"), 403, "permission_denied")
+    _metrics_error(client.get("/metrics"), 403, "permission_denied")  # loopback no longer listed
+
+
+def test_metrics_answer_the_scrapers_bearer_token(client: Client, settings):
+    settings.METRICS_TOKEN = "scrape-9f2c1e7a"
+
+    missing = client.get("/metrics", **PUBLIC)
+    _metrics_error(missing, 401, "not_authenticated")
+    assert missing["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    _metrics_error(
+        client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-0000", **PUBLIC), 401, "not_authenticated"
+    )
+    _metrics_error(
+        client.get("/metrics", HTTP_AUTHORIZATION="scrape-9f2c1e7a", **PUBLIC), 401, "not_authenticated"
+    )
+    granted = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-9f2c1e7a", **PUBLIC)
+    assert granted.status_code == 200
+    assert b"# TYPE http_requests_total counter" in granted.content
+
+
+def test_with_a_metrics_port_the_public_port_has_no_metrics(client: Client, settings):
+    settings.METRICS_PORT = 9100
+
+    _metrics_error(client.get("/metrics", SERVER_PORT="8000"), 404, "not_found")
+    assert client.get("/metrics", SERVER_PORT="9100").status_code == 200
+    assert client.get("/health", SERVER_PORT="8000").status_code == 200
+
+
+def test_a_mistyped_metrics_network_stops_the_start(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from settings.base import env_networks
+
+    monkeypatch.setenv("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.300/32")
+    with pytest.raises(ImproperlyConfigured, match=r"10\.0\.0\.300"):
+        env_networks("METRICS_ALLOWED_NETWORKS")
+
+
 def test_schema_and_docs(client: Client):
     schema = client.get("/api/schema", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT, VENV_BIN, base_env, gunicorn, http_get
+from tests.support.processes import ROOT, VENV_BIN, base_env, free_port, gunicorn, http_get
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +118,25 @@ def test_embedded_default_runs_web_and_worker_with_no_services(tmp_path: Path):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_metrics_answer_only_on_the_metrics_listener(tmp_path: Path):
+    """gunicorn's second listener (METRICS_PORT): Prometheus scrapes it, the public port has no
+    /metrics, whatever the Host header claims."""
+    metrics_port = free_port()
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="settings.test",
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        REDIS_URL=os.environ["REDIS_URL"],
+        METRICS_PORT=str(metrics_port),
+    )
+    with gunicorn(env) as url:
+        public = http_get(f"{url}/metrics")
+        spoofed = http_get(f"{url}/metrics", headers={"Host": f"127.0.0.1:{metrics_port}"})
+        scrape = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+        health = http_get(f"{url}/health")
+
+    assert public[0] == 404 and json.loads(public[1])["error"]["code"] == "not_found"
+    assert spoofed[0] == 404
+    assert scrape[0] == 200 and b"# TYPE http_requests_total counter" in scrape[1]
+    assert health[0] == 200

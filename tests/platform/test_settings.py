@@ -17,6 +17,8 @@ GOOD = {
     "ALLOWED_HOSTS": "api.example.com",
     "DATABASE_URL": "postgres://videoplatform:videoplatform@127.0.0.1:5432/videoplatform",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
+    # A processor's gateway, named like a real one would be.
+    "SUBSCRIPTIONS_PAYMENT_GATEWAY": "tests.subscriptions.gateways.RecordingGateway",
 }
 
 
@@ -44,6 +46,18 @@ def test_check_deploy_is_clean_with_the_required_variables():
         ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"REDIS_URL": ""}, "REDIS_URL"),
+        # Premium must not be free: the default gateway approves every charge without money.
+        ({"SUBSCRIPTIONS_PAYMENT_GATEWAY": ""}, "SUBSCRIPTIONS_PAYMENT_GATEWAY"),
+        (
+            {"SUBSCRIPTIONS_PAYMENT_GATEWAY": "subscriptions.billing.NoPaymentGateway"},
+            "approves every charge",
+        ),
+        (
+            {"SUBSCRIPTIONS_PAYMENT_GATEWAY": "tests.subscriptions.gateways.RenamedFreeGateway"},
+            "approves every charge",
+        ),
+        ({"SUBSCRIPTIONS_PAYMENT_GATEWAY": "tests.subscriptions.gateways.NotAGateway"}, "PaymentGateway"),
+        ({"SUBSCRIPTIONS_PAYMENT_GATEWAY": "subscriptions.billing.NoSuchGateway"}, "cannot be used"),
     ],
 )
 def test_prod_refuses_insecure_defaults(override, reason):
@@ -53,3 +67,11 @@ def test_prod_refuses_insecure_defaults(override, reason):
     assert result.returncode != 0
     assert "settings.prod refuses to start" in result.stderr
     assert reason in result.stderr
+
+
+def test_prod_starts_with_the_gateway_that_sells_nothing():
+    """With no processor yet, production can run with premium closed rather than free."""
+    result = _manage(
+        "check", **{**GOOD, "SUBSCRIPTIONS_PAYMENT_GATEWAY": "subscriptions.billing.ClosedPaymentGateway"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

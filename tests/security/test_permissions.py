@@ -42,6 +42,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/videos/<str:video_id>/media", "GET"): (401, 404, 200, 200),
     ("api/videos/<str:video_id>/recommendations", "GET"): (404, 404, 200, 200),
     ("api/videos/<str:video_id>/stream", "GET"): (404, 404, 409, 409),
+    # A beacon about the owner's private video: only those who may see it may report on it.
+    ("api/playback/events", "POST"): (404, 404, 202, 202),
     ("api/users/<str:user_id>/videos", "GET"): (200, 200, 200, 200),
     ("api/search", "GET"): (200, 200, 200, 200),
     # Subscriptions: only one's own, found through "me" (there is no id to guess).
@@ -49,6 +51,16 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/subscriptions/plans", "GET"): (200, 200, 200, 200),
     ("api/subscriptions/me", "GET"): (401, 404, 200, 404),
     ("api/subscriptions/me/cancel", "POST"): (401, 404, 200, 404),
+    # Webhook endpoints: one's own (staff: all); another user's does not exist.
+    ("api/webhooks", "GET"): (401, 200, 200, 200),
+    ("api/webhooks", "POST"): (401, 201, 201, 201),
+    ("api/webhooks/event-types", "GET"): (401, 200, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "GET"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "PATCH"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "DELETE"): (401, 404, 204, 204),
+    ("api/webhooks/<str:endpoint_id>/roll-secret", "POST"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>/deliveries", "GET"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/redeliver", "POST"): (401, 404, 202, 202),
     ("api/schema", "GET"): (200, 200, 200, 200),
     ("api/docs", "GET"): (200, 200, 200, 200),
     # Outside the API (browser sessions).
@@ -121,6 +133,13 @@ def _body(route: str, method: str, world: World, role: str) -> dict[str, Any] | 
         ("api/videos/create", "POST"): lambda: {"title": f"New {unique}"},
         ("api/videos/<str:video_id>", "PATCH"): lambda: {"title": f"Changed {unique}"},
         ("api/subscriptions", "POST"): lambda: {"plan": "premium"},
+        ("api/playback/events", "POST"): lambda: {
+            "view_id": str(uuid.uuid4()),
+            "video_id": world.video.pk,
+            "events": [{"type": "stop"}],
+        },
+        ("api/webhooks", "POST"): lambda: {"url": f"https://hooks.example.com/{unique}", "events": ["*"]},
+        ("api/webhooks/<str:endpoint_id>", "PATCH"): lambda: {"events": ["video.ready"]},
     }
     make = bodies.get((route, method))
     return make() if make else None
@@ -135,6 +154,8 @@ def _path(route: str, world: World) -> str:
         "<str:video_id>": world.video.pk,
         "<str:user_id>": world.owner.pk,
         "<str:notification_id>": world.notification.pk,
+        "<str:endpoint_id>": world.webhook.pk,
+        "<str:delivery_id>": world.delivery.pk,
         "<str:token>": tampered,
         "<path:path>": "master.m3u8",
     }

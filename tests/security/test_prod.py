@@ -30,6 +30,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any) -> Iter
         ALLOWED_HOSTS=f"{HOST},127.0.0.1",
         DATABASE_URL=live_database_url(),
         REDIS_URL=os.environ["REDIS_URL"],
+        SUBSCRIPTIONS_PAYMENT_GATEWAY="subscriptions.billing.ClosedPaymentGateway",
         VAR_DIR=str(folder / "var"),
     )
     with gunicorn(env) as url:

@@ -9,6 +9,7 @@ import shutil
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from streaming.models import MediaFile
 from tests.support.processes import wait_until
@@ -64,6 +65,9 @@ def test_upload_then_watch_in_a_browser_at_a_rendition_the_plan_allows(
     ), transcoding_worker.tail()
     assert MediaFile.objects.get(video_id=video_id).status == "ready", transcoding_worker.tail()
 
+    startups = REGISTRY.get_sample_value(
+        "video_startup_seconds_count", {"rendition": "480p", "device": "desktop"}
+    )
     browser.get(f"{live_server.url}/watch/{video_id}")
     assert "Browser test" in browser.title
 
@@ -84,6 +88,26 @@ def test_upload_then_watch_in_a_browser_at_a_rendition_the_plan_allows(
     height = browser.execute_script("return document.getElementById('video').videoHeight")
     assert height in (480, 360)
     assert "plan allows up to 480p" in browser.find_element("id", "status").text
+
+    # The page measured its start-up, in order, and reported it to the beacon endpoint.
+    marks = browser.execute_script("return window.videoplatformPlayer.marks")
+    order = ["stream_answer", "master_playlist", "media_playlist", "first_segment", "playing"]
+    assert [marks[name] for name in order] == sorted(marks[name] for name in order), marks
+    sent = browser.execute_script("return window.videoplatformPlayer.sent")
+    startup = [event for event in sent if event["type"] == "startup"]
+    assert startup == [{"type": "startup", "startup_ms": marks["playing"], "rendition": "480p"}], sent
+    assert wait_until(
+        lambda: (
+            (
+                REGISTRY.get_sample_value(
+                    "video_startup_seconds_count", {"rendition": "480p", "device": "desktop"}
+                )
+                or 0
+            )
+            == (startups or 0) + 1
+        ),
+        timeout=10,
+    )
 
 
 @pytest.mark.django_db(transaction=True)

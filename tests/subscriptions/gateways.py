@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import ClassVar
 
-from subscriptions.billing import ChargeResult, PaymentGatewayUnavailable
+from subscriptions.billing import ChargeResult, NoPaymentGateway, PaymentGatewayUnavailable
 from subscriptions.models import Subscription
 
 
@@ -66,3 +66,7 @@ class BlockingGateway:
 
 class NotAGateway:
     pass
+
+
+class RenamedFreeGateway(NoPaymentGateway):
+    """The approve-everything default under another name: production must still refuse it."""

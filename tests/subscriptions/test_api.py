@@ -290,6 +290,19 @@ def test_a_declined_charge_is_a_402_and_changes_nothing(
     assert snapshot(user) == before
 
 
+def test_with_sales_closed_premium_cannot_be_had_for_free(
+    auth_client: APIClient, user: Any, premium: Plan, settings: Any
+) -> None:
+    """A production with no processor runs ClosedPaymentGateway: nothing is granted unpaid."""
+    settings.SUBSCRIPTIONS_PAYMENT_GATEWAY = "subscriptions.billing.ClosedPaymentGateway"
+
+    response = auth_client.post(SUBSCRIBE, {"plan_id": premium.pk}, format="json")
+
+    error = assert_error(response, 402, "payment_declined")
+    assert error["message"] == "Subscriptions are not on sale yet."
+    assert Subscription.objects.filter(user=user).count() == 0
+
+
 def test_an_unreachable_gateway_is_a_503_and_changes_nothing(
     auth_client: APIClient, user: Any, premium: Plan, settings: Any
 ) -> None:
