@@ -407,7 +407,12 @@ STATIC_URL = "/static/"
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": AWS_STORAGE_BUCKET_NAME, "endpoint_url": AWS_S3_ENDPOINT_URL},
+        # SigV4: presigned part URLs sign their Content-Length (S3 refuses a part of another size).
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL,
+            "signature_version": "s3v4",
+        },
     }
 else:
     _default_storage = {
@@ -470,6 +475,17 @@ MEDIA_UPLOAD_MAX_BYTES = env_int("MEDIA_UPLOAD_MAX_BYTES", 5 * 1024**3)
 MEDIA_UPLOAD_URL_TTL = env_int("MEDIA_UPLOAD_URL_TTL", 3600)
 MEDIA_UPLOAD_MULTIPART_THRESHOLD = env_int("MEDIA_UPLOAD_MULTIPART_THRESHOLD", 100 * 1024**2)
 MEDIA_UPLOAD_PART_SIZE = env_int("MEDIA_UPLOAD_PART_SIZE", 64 * 1024**2)
+# S3: staged uploads (uploads/…) and incomplete multipart uploads are removed by the bucket's
+# lifecycle rule after this many days (manage.py media_bucket_lifecycle sets it).
+MEDIA_UPLOAD_STAGING_DAYS = env_int("MEDIA_UPLOAD_STAGING_DAYS", 2)
+# The media sweep (beat, hourly): folders of deleted videos untouched this long are removed;
+# media files "uploaded" this long without a run get their transcode enqueued again.
+MEDIA_ORPHAN_GRACE = env_int("MEDIA_ORPHAN_GRACE", 3600)
+MEDIA_STALLED_AFTER = env_int("MEDIA_STALLED_AFTER", 1800)
+# The longest video accepted (seconds), as the container declares it and as its packets span
+# (measured by a demux pass before transcoding, within MEDIA_DEMUX_TIMEOUT seconds).
+MEDIA_MAX_DURATION = env_int("MEDIA_MAX_DURATION", 4 * 3600)
+MEDIA_DEMUX_TIMEOUT = env_int("MEDIA_DEMUX_TIMEOUT", 600)
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "ffmpeg")
 FFPROBE_BINARY = env_str("FFPROBE_BINARY", "ffprobe")
 TRANSCODE_X264_PRESET = env_str("TRANSCODE_X264_PRESET", "veryfast")

@@ -8,7 +8,8 @@ class StreamingConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import celeryd_after_setup
 
-        from . import media_tools
+        from . import media, media_tools
 
+        media.connect()
         # A worker without ffmpeg/ffprobe leaves transcoding jobs to one that has them.
         celeryd_after_setup.connect(media_tools.on_worker_setup, weak=False)

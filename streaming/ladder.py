@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .probe import ProbeResult
+from .probe import ProbeResult, input_options
 
 # (rung, peak bits per second): the source's ladder, highest first.
 LADDER: tuple[tuple[int, int], ...] = ((1080, 5_000_000), (720, 2_500_000), (480, 1_000_000), (360, 500_000))
@@ -142,7 +142,8 @@ def ffmpeg_command(
     images: bool = True,
 ) -> list[str]:
     """The single ffmpeg invocation writing every rung, the poster and the thumbnails
-    (``images=False`` leaves the last two out)."""
+    (``images=False`` leaves the last two out). ``source`` is an absolute path, read with the
+    demuxer the probe found (``-f``) and the ``file`` protocol only."""
     fps = output_fps(probe.fps)
     gop = max(1, round(fps * GOP_SECONDS))
     count = len(rungs)
@@ -177,8 +178,7 @@ def ffmpeg_command(
         "-nostats",
         "-threads",
         str(threads),
-        "-i",
-        source,
+        *input_options(source, probe.container),
         "-filter_complex",
         ";".join(graph),
     ]

@@ -55,8 +55,20 @@ class MediaFile(models.Model):
     error = models.TextField(blank=True, default="")
     source_path = models.CharField(max_length=500, help_text="Storage name of the uploaded original.")
     source_size = models.PositiveBigIntegerField(null=True, blank=True)
+    source_etag = models.CharField(
+        max_length=100, blank=True, default="", help_text="The checked version of the source (S3)."
+    )
+    declared_size = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The size the client declared; the upload may not exceed it."
+    )
+    upload_key = models.CharField(
+        max_length=500, blank=True, default="", help_text="Staging key the client uploads to (S3)."
+    )
     upload_id = models.CharField(max_length=200, blank=True, default="", help_text="S3 multipart upload.")
     # Probe data (ffprobe), filled before any work starts.
+    container = models.CharField(
+        max_length=20, blank=True, default="", help_text="The demuxer every ffmpeg run uses (-f)."
+    )
     duration = models.FloatField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)

@@ -203,7 +203,9 @@ def stream_manifest(
     # Long enough to watch the whole video from the start.
     ttl = settings.STREAM_URL_TTL + math.ceil(ladder.duration or 0)
     run_token = ladder.output_prefix.rsplit("/", 1)[-1]
-    grant = signing.StreamGrant(video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl)
+    grant = signing.StreamGrant(
+        video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl, epoch=video.access_epoch
+    )
     root = f"{base_url.rstrip('/')}/media/s/{signing.token_for(grant)}/"
     renditions = [
         StreamRendition(
@@ -244,7 +246,8 @@ def poster_urls(*, videos: Iterable[Video], now: float | None = None) -> dict[st
     """video id -> a signed, site-relative poster URL, for the pages that list videos (the home
     page). Ready, non-premium videos with a poster only: a premium poster is for subscribers.
     The signature allows the lowest rendition, which anyone may stream of such a video."""
-    wanted = [video.pk for video in videos if not video.is_premium]
+    epochs = {video.pk: video.access_epoch for video in videos if not video.is_premium}
+    wanted = list(epochs)
     if not wanted:
         return {}
     if cache.active():
@@ -261,6 +264,7 @@ def poster_urls(*, videos: Iterable[Video], now: float | None = None) -> dict[st
             run_token=ladder.output_prefix.rsplit("/", 1)[-1],
             cap=ladder.rungs[-1].quality,
             expires=int(now) + settings.STREAM_URL_TTL,
+            epoch=epochs[video_id],
         )
         if signing.cloudfront_enabled():
             urls[video_id] = signing.cloudfront_url(storage.object_key(ladder.poster_path), grant.expires_at)

@@ -11,8 +11,11 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +30,7 @@ from videos.models import Video
 
 from . import ladder, media_tools, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
-from .probe import InvalidMedia, ProbeFailed, ProbeResult, probe
+from .probe import InvalidMedia, ProbeFailed, ProbeResult, measure_duration, probe
 from .transcoder import TranscodeError, run_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,14 @@ class UploadTooLarge(Exception):
 
 class UploadStateError(Exception):
     """The media file is not in a state that allows this step (an API 409)."""
+
+
+class MediaStorageUnavailable(Exception):
+    """The media storage failed to answer (an API 503: the client may retry the same request)."""
+
+
+class UploadPartsInvalid(Exception):
+    """The parts named to complete a multipart upload are not the ones uploaded (an API 400)."""
 
 
 class MediaBusy(Exception):
@@ -98,18 +109,28 @@ def notify_owner_transcoding_failed(video_id: str, message: str) -> None:
         notifications.notify_transcoding_failed(video=video, error=message)
 
 
+def _after_commit(callback: Callable[[], None]) -> None:
+    """Runs ``callback`` once the transaction commits. What it does can fail (the broker, the
+    storage): that is logged, never raised into a request whose write has already committed.
+    Each such step has a catch-up: a transcode never enqueued is found by the media sweep, files
+    left in storage by the orphan sweep, a notification is a courtesy."""
+    transaction.on_commit(callback, robust=True)
+
+
 def _enqueue_transcode(media_file: MediaFile) -> None:
+    # Like videoplatform.jobs.enqueue.enqueue_on_commit, with the task's own time limits.
+    _after_commit(partial(_publish_transcode, media_file.pk, transcode_time_limit(media_file.duration)))
+
+
+def _publish_transcode(media_file_id: str, limit: int) -> None:
     from .tasks import transcode_media_file
 
-    limit = transcode_time_limit(media_file.duration)
-    media_file_id = media_file.pk
     # Soft limit: the worker raises in the task, which fails the job cleanly; the ffmpeg
     # watchdog uses the same figure minus the time left for fetching and publishing.
-    transaction.on_commit(
-        lambda: transcode_media_file.apply_async(
-            (media_file_id,), soft_time_limit=limit + 60, time_limit=limit + 120
-        )
-    )
+    try:
+        transcode_media_file.apply_async((media_file_id,), soft_time_limit=limit + 60, time_limit=limit + 120)
+    except Exception:
+        logger.exception("could not enqueue the transcode of %s; the media sweep will", media_file_id)
 
 
 def _apply_probe(media_file: MediaFile, result: ProbeResult) -> None:
@@ -120,6 +141,7 @@ def _apply_probe(media_file: MediaFile, result: ProbeResult) -> None:
     media_file.video_codec = result.video_codec
     media_file.audio_codec = result.audio_codec
     media_file.bitrate = result.bitrate
+    media_file.container = result.container
 
 
 def _local_probe_target(name: str) -> str:
@@ -145,7 +167,7 @@ def _mark_failed(media_file_id: str, message: str, *, run_token: str | None = No
         events.publish_on_commit("video.failed", media_file.video)
         if was_under_way:
             video_id = media_file.video_id
-            transaction.on_commit(lambda: notify_owner_transcoding_failed(video_id, message))
+            _after_commit(partial(notify_owner_transcoding_failed, video_id, message))
     logger.warning("transcode failed for %s: %s", media_file_id, message)
 
 
@@ -184,16 +206,24 @@ def media_file_attach_upload(
     """Stores an upload that arrived through the API (already probed) and enqueues its transcode.
 
     Runs inside the caller's transaction; the stored file is removed again if that rolls back.
+    The file goes to a key of its own (a new attempt), which nothing else ever writes.
     """
     _check_size(upload.size)
     media_file = _media_file_for_upload(video)
-    old_source = media_file.source_path
-    name = storage.source_name(video.pk, filename)
+    _check_declared_size(media_file, upload.size)
+    old_source, old_staging, old_upload_id = (
+        media_file.source_path,
+        media_file.upload_key,
+        media_file.upload_id,
+    )
+    name = storage.source_name(video.pk, filename, secrets.token_hex(6))
     storage.save_file(name, upload, content_type=upload.content_type)
     try:
         media_file.source_path = name
         media_file.source_size = upload.size
+        media_file.source_etag = ""
         media_file.upload_id = ""
+        media_file.upload_key = ""
         media_file.status = MediaFile.Status.UPLOADED
         media_file.progress = 0
         media_file.error = ""
@@ -207,9 +237,29 @@ def media_file_attach_upload(
         storage.delete(name)
         raise
     if old_source and old_source != name:
-        transaction.on_commit(lambda: storage.delete(old_source))
+        _after_commit(partial(storage.delete, old_source))
+    _forget_staging_on_commit(old_staging, old_upload_id)
     _enqueue_transcode(media_file)
     return media_file
+
+
+def _check_declared_size(media_file: MediaFile, size: int | None) -> None:
+    """The size the client declared when it asked for the upload target is a promise it keeps."""
+    if media_file.declared_size is not None and size is not None and size > media_file.declared_size:
+        raise UploadTooLarge(media_file.declared_size)
+
+
+def _forget_staging(staging: str, upload_id: str) -> None:
+    if upload_id and staging and storage.is_s3():
+        storage.multipart_abort(staging, upload_id=upload_id)
+    if staging:
+        storage.delete(staging)
+
+
+def _forget_staging_on_commit(staging: str, upload_id: str) -> None:
+    """An earlier attempt's staging object (and open multipart upload) go once this commits."""
+    if staging or upload_id:
+        _after_commit(partial(_forget_staging, staging, upload_id))
 
 
 @dataclass(frozen=True)
@@ -223,9 +273,11 @@ class UploadTarget:
     max_bytes: int
     complete_url: str
     multipart: dict[str, Any] | None = None
+    fields: dict[str, str] | None = None  # a POST upload's form fields, sent before the file
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "fields": self.fields,
             "method": self.method,
             "url": self.url,
             "headers": self.headers,
@@ -241,22 +293,31 @@ def media_upload_target_create(
     *, video: Video, filename: str = "", content_type: str = "", file_size: int | None = None
 ) -> UploadTarget:
     """Prepares an upload the client sends elsewhere: a presigned S3 upload (multipart when the
-    declared size is large) or, on the filesystem backend, this API's upload URL."""
+    declared size is large) or, on the filesystem backend, this API's upload URL.
+
+    On S3 the client writes a staging key of this attempt (``uploads/…``), never the source key
+    the worker reads; the target itself refuses more bytes than declared (the POST policy's
+    ``content-length-range``, each part's signed ``Content-Length``).
+    """
     _check_size(file_size)
     media_file = _media_file_for_upload(video)
+    _forget_staging_on_commit(media_file.upload_key, media_file.upload_id)
     content_type = content_type or "application/octet-stream"
-    name = storage.source_name(video.pk, filename or "source")
-    media_file.source_path = name
+    attempt = secrets.token_hex(6)
     media_file.source_size = None
+    media_file.source_etag = ""
+    media_file.declared_size = file_size
     media_file.status = MediaFile.Status.AWAITING_UPLOAD
     media_file.error = ""
     media_file.upload_id = ""
-    limit = settings.MEDIA_UPLOAD_MAX_BYTES
+    limit = file_size if file_size is not None else settings.MEDIA_UPLOAD_MAX_BYTES
     complete_url = f"/api/videos/{video.pk}/upload/complete"
     expires_at = timezone.now() + timedelta(seconds=settings.MEDIA_UPLOAD_URL_TTL)
     ttl = settings.MEDIA_UPLOAD_URL_TTL
     selectors.media_cache_refresh(video_ids=[video.pk])  # runs after the save below commits
     if not storage.is_s3():
+        media_file.source_path = storage.source_name(video.pk, filename or "source", attempt)
+        media_file.upload_key = ""
         media_file.save()
         return UploadTarget(
             method="PUT",
@@ -266,17 +327,27 @@ def media_upload_target_create(
             max_bytes=limit,
             complete_url=complete_url,
         )
+    staging = storage.staging_name(video.pk, filename or "source", attempt)
+    media_file.upload_key = staging
+    media_file.source_path = ""
     if file_size is not None and file_size > settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD:
         # S3 allows 10,000 parts: grow the part size for very large files.
         part_size = max(settings.MEDIA_UPLOAD_PART_SIZE, math.ceil(file_size / 10_000))
         count = math.ceil(file_size / part_size)
-        upload_id = storage.multipart_create(name, content_type=content_type)
+        upload_id = storage.multipart_create(staging, content_type=content_type)
         media_file.upload_id = upload_id
         media_file.save()
         parts = [
             {
                 "part_number": number,
-                "url": storage.multipart_part_url(name, upload_id=upload_id, part_number=number, expires=ttl),
+                "size": min(part_size, file_size - (number - 1) * part_size),
+                "url": storage.multipart_part_url(
+                    staging,
+                    upload_id=upload_id,
+                    part_number=number,
+                    size=min(part_size, file_size - (number - 1) * part_size),
+                    expires=ttl,
+                ),
             }
             for number in range(1, count + 1)
         ]
@@ -290,33 +361,45 @@ def media_upload_target_create(
             multipart={"upload_id": upload_id, "part_size": part_size, "parts": parts},
         )
     media_file.save()
+    post = storage.presigned_post(staging, expires=ttl, content_type=content_type, max_bytes=limit)
     return UploadTarget(
-        method="PUT",
-        url=storage.presigned_put(name, expires=ttl, content_type=content_type),
-        headers={"Content-Type": content_type},
+        method="POST",
+        url=post["url"],
+        headers={},
         expires_at=expires_at,
         max_bytes=limit,
         complete_url=complete_url,
+        fields=post["fields"],
     )
 
 
-def _accept_stored_source(media_file: MediaFile, size: int) -> MediaFile:
-    """Probes a source already in storage: failed (and InvalidMedia raised) or enqueued."""
+def _accept_stored_source(media_file: MediaFile, *, source: str, size: int, etag: str) -> MediaFile:
+    """Probes a source already in storage (at a key no client can write): failed (and
+    InvalidMedia raised) or enqueued."""
     media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
-        result = probe(_local_probe_target(media_file.source_path))
+        result = probe(_local_probe_target(source))
     except InvalidMedia as exc:
+        media_file.source_path = source
         media_file.source_size = size
-        media_file.save(update_fields=["source_size", "updated_at"])
+        media_file.save(update_fields=["source_path", "source_size", "updated_at"])
         _mark_failed(media_file.pk, str(exc))
         raise
     with transaction.atomic():
         locked = MediaFile.objects.select_for_update().get(pk=media_file.pk)
         if locked.status != MediaFile.Status.AWAITING_UPLOAD:
-            return locked  # completed concurrently: the first completion enqueued the work
+            # Completed concurrently: the first completion enqueued the work; this copy goes.
+            if source != locked.source_path:
+                _after_commit(partial(storage.delete, source))
+            return locked
+        if locked.upload_key and locked.upload_key != source:
+            _forget_staging_on_commit(locked.upload_key, "")
         locked.status = MediaFile.Status.UPLOADED
+        locked.source_path = source
         locked.source_size = size
+        locked.source_etag = etag
         locked.upload_id = ""
+        locked.upload_key = ""
         locked.progress = 0
         locked.error = ""
         _apply_probe(locked, result)
@@ -342,6 +425,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
             if media_file is None
             else f"This video already has media ({media_file.status})."
         )
+    _check_declared_size(media_file, upload.size)
     path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else None
     if path is None:
         raise UploadStateError("The upload was not received as a file.")
@@ -357,7 +441,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
         return media_file_attach_upload(
             video=video,
             upload=upload,
-            filename=os.path.basename(media_file.source_path) or "source",
+            filename=os.path.basename(media_file.source_path or media_file.upload_key) or "source",
             probe_result=result,
         )
 
@@ -383,15 +467,50 @@ def media_file_complete_upload(*, video: Video, parts: list[dict[str, Any]] | No
             raise UploadStateError(
                 "This multipart upload needs its parts (part_number and etag) to complete."
             )
-        storage.multipart_complete(media_file.source_path, upload_id=media_file.upload_id, parts=parts)
+        _complete_multipart(media_file, parts)
+    # What the client wrote: the staging key of this attempt (S3), else the source key itself.
+    written = media_file.upload_key or media_file.source_path
     try:
-        size = storage.file_size(media_file.source_path)
+        size, etag = storage.stat(written)
     except FileNotFoundError as exc:
         raise UploadStateError("Nothing has been uploaded yet.") from exc
-    if size > settings.MEDIA_UPLOAD_MAX_BYTES:
-        storage.delete(media_file.source_path)
-        raise UploadTooLarge(settings.MEDIA_UPLOAD_MAX_BYTES)
-    return _accept_stored_source(media_file, size)
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    limit = min(settings.MEDIA_UPLOAD_MAX_BYTES, media_file.declared_size or settings.MEDIA_UPLOAD_MAX_BYTES)
+    if size > limit:
+        storage.delete(written)
+        raise UploadTooLarge(limit)
+    if not media_file.upload_key:
+        return _accept_stored_source(media_file, source=written, size=size, etag=etag)
+    # The staging key stays writable while its presigned URL lives: what is probed and later
+    # transcoded is a copy of exactly the version measured here, at a key of this completion.
+    source = storage.source_name(video.pk, os.path.basename(written), secrets.token_hex(6))
+    try:
+        etag = storage.copy_pinned(written, source, etag=etag)
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    return _accept_stored_source(media_file, source=source, size=size, etag=etag)
+
+
+def _complete_multipart(media_file: MediaFile, parts: list[dict[str, Any]]) -> None:
+    numbers = [part["part_number"] for part in parts]
+    if len(set(numbers)) != len(numbers):
+        raise UploadPartsInvalid("Each part number may be named once.")
+    try:
+        storage.multipart_complete(
+            media_file.upload_key or media_file.source_path,
+            upload_id=media_file.upload_id,
+            parts=sorted(parts, key=lambda part: part["part_number"]),
+        )
+    except storage.s3_client_errors() as exc:
+        raise MediaStorageUnavailable(f"The media storage failed: {exc}") from exc
+    except storage.MultipartRejected as exc:
+        if exc.code == "NoSuchUpload":
+            raise UploadStateError("This multipart upload is no longer open; create a new upload.") from exc
+        raise UploadPartsInvalid(
+            f"The storage refused these parts ({exc.code}): send each uploaded part's number and "
+            "the ETag its upload answered."
+        ) from exc
 
 
 def media_file_retranscode(*, media_file: MediaFile) -> bool:
@@ -561,7 +680,7 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
     with transaction.atomic():
         locked = MediaFile.objects.select_for_update().select_related("video").get(pk=media_file.pk)
         if locked.run_token != media_file.run_token:
-            transaction.on_commit(lambda: storage.delete_prefix(prefix))
+            _after_commit(partial(storage.delete_prefix, prefix))
             return False
         old_prefix = locked.output_prefix
         locked.renditions.all().delete()
@@ -593,8 +712,8 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
         )
         video = locked.video
         if old_prefix and old_prefix != prefix:
-            transaction.on_commit(lambda: storage.delete_prefix(old_prefix))
-        transaction.on_commit(lambda: notify_owner_video_ready(video))
+            _after_commit(partial(storage.delete_prefix, old_prefix))
+        _after_commit(partial(notify_owner_video_ready, video))
         events.publish_on_commit("video.ready", video)
     return True
 
@@ -619,8 +738,10 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
         ) as work:
             out_dir = os.path.join(work, "out")
             os.makedirs(os.path.join(out_dir, ladder.THUMBNAIL_DIR))
-            with storage.local_copy(media_file.source_path, work) as source:
-                result = probe(source)
+            with _pinned_source(media_file, work) as source:
+                # Exactly the demuxer the intake accepted (the allowlist for rows probed before
+                # it was recorded): a source that is not that fails here, whatever it claims.
+                result = probe(source, container=media_file.container)
                 rungs = ladder.ladder_for(result)
                 command = ladder.ffmpeg_command(
                     ffmpeg=settings.FFMPEG_BINARY,
@@ -632,13 +753,15 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
                     threads=settings.TRANSCODE_THREADS,
                     thumbnail_interval=settings.TRANSCODE_THUMBNAIL_INTERVAL,
                 )
+                # The work follows what the packets span, not what the header declares.
+                work_seconds = measure_duration(source, container=result.container)
                 reporter = _ProgressReporter(media_file)
                 run_ffmpeg(
                     command,
-                    duration=result.duration,
+                    duration=work_seconds or result.duration,
                     on_progress=reporter,
                     stderr_path=os.path.join(work, "ffmpeg.log"),
-                    timeout=transcode_time_limit(result.duration),
+                    timeout=transcode_time_limit(work_seconds),
                 )
             if reporter.lost:
                 logger.info("transcode run of %s was superseded; dropping it", media_file_id)
@@ -655,6 +778,7 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
                 video_codec=result.video_codec,
                 audio_codec=result.audio_codec,
                 bitrate=result.bitrate,
+                container=result.container,
             )
             selectors.media_cache_refresh(video_ids=[media_file.video_id])
             _write_masters(out_dir, rungs)
@@ -683,6 +807,21 @@ def media_file_transcode(*, media_file_id: str) -> MediaFile | None:
         _forget_outputs(prefix)
         raise
     return MediaFile.objects.get(pk=media_file.pk)
+
+
+@contextmanager
+def _pinned_source(media_file: MediaFile, work: str) -> Iterator[str]:
+    """The source as it was checked at intake: the version with its ETag (S3), of its size."""
+    try:
+        with storage.local_copy(media_file.source_path, work, etag=media_file.source_etag) as source:
+            if media_file.source_size is not None and os.path.getsize(source) != media_file.source_size:
+                raise InvalidMedia("The source changed after it was checked; upload it again.")
+            yield source
+    except storage.s3_client_errors() as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("412", "PreconditionFailed"):
+            raise InvalidMedia("The source changed after it was checked; upload it again.") from exc
+        raise
 
 
 def _forget_outputs(prefix: str) -> None:

@@ -1,8 +1,8 @@
 """Signed, expiring media URLs.
 
 Embedded default: the app serves media itself under ``/media/s/<token>/<path>``; the token
-(HMAC-SHA256 over video, run, resolution cap and expiry) sits in the path, so the relative
-URIs inside playlists (``720p/index.m3u8``, ``seg_00001.ts``) inherit it.
+(HMAC-SHA256 over video, run, resolution cap, expiry and the video's access epoch) sits in the
+path, so the relative URIs inside playlists (``720p/index.m3u8``, ``seg_00001.ts``) inherit it.
 
 With a CDN configured: segments and images come from CloudFront with signed URLs made by
 botocore's ``CloudFrontSigner`` (a custom policy per rendition folder, so one signature covers
@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from typing import Any
 from django.conf import settings
 
 SIGNATURE_CHARS = 32  # 24 bytes of HMAC-SHA256, base64url
+# Canonical decimal numbers only (no leading zero, ASCII digits): one grant has one spelling.
+_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)")
 
 
 class InvalidToken(Exception):
@@ -32,16 +35,18 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class StreamGrant:
-    """What a token allows: one transcode run of one video, rungs up to ``cap``, until ``expires``."""
+    """What a token allows: one transcode run of one video, rungs up to ``cap``, until ``expires``,
+    while the video's access epoch is still ``epoch`` (a privacy or premium change bumps it)."""
 
     video_id: str
     run_token: str
     cap: int
     expires: int  # unix seconds
+    epoch: int = 0
 
     @property
     def payload(self) -> str:
-        return f"{self.video_id}.{self.run_token}.{self.cap}.{self.expires}"
+        return f"{self.video_id}.{self.run_token}.{self.cap}.{self.expires}.{self.epoch}"
 
     @property
     def expires_at(self) -> datetime:
@@ -63,15 +68,22 @@ def token_for(grant: StreamGrant) -> str:
 
 def grant_from_token(token: str, now: float | None = None) -> StreamGrant:
     """The grant a token carries. Raises ``InvalidToken`` when tampered or expired."""
-    parts = token.split(".")
-    if len(parts) != 5:
+    payload, _, signature = token.rpartition(".")
+    parts = payload.split(".")
+    if len(parts) != 5 or not signature:
         raise InvalidToken("Malformed token.")
-    video_id, run_token, cap, expires, signature = parts
-    if not (cap.isdigit() and expires.isdigit()) or len(cap) > 5 or len(expires) > 12:
-        raise InvalidToken("Malformed token.")
-    grant = StreamGrant(video_id=video_id, run_token=run_token, cap=int(cap), expires=int(expires))
-    if not hmac.compare_digest(signature, _signature(grant.payload)):
+    # The signature covers the text as sent, so a number can only be read one way.
+    if not hmac.compare_digest(signature.encode(), _signature(payload).encode()):
         raise InvalidToken("Bad signature.")
+    video_id, run_token, cap, expires, epoch = parts
+    numbers = (cap, expires, epoch)
+    if not all(_NUMBER.fullmatch(n) for n in numbers) or len(cap) > 5 or len(expires) > 12 or len(epoch) > 10:
+        raise InvalidToken("Malformed token.")
+    grant = StreamGrant(
+        video_id=video_id, run_token=run_token, cap=int(cap), expires=int(expires), epoch=int(epoch)
+    )
+    if grant.payload != payload:
+        raise InvalidToken("Malformed token.")
     if grant.expires <= (time.time() if now is None else now):
         raise InvalidToken("Expired.")
     return grant

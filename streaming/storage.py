@@ -1,8 +1,11 @@
 """Media in storage: the filesystem (the embedded default) or S3 through django-storages.
 
-Sources live at ``videos/<video id>/source/<name>`` and each transcode run's outputs under
-``videos/<video id>/hls/<run token>/``. Everything here works on both backends; S3-only
-operations (presigned uploads) say so.
+Sources live at ``videos/<video id>/source/<attempt>/<name>`` (one key per accepted upload,
+never handed to a client, so it cannot change after it was checked) and each transcode run's
+outputs under ``videos/<video id>/hls/<run token>/``. A client uploading to S3 writes to a
+staging key ``uploads/<video id>/<attempt>/<name>``, copied to the source key when the upload is
+completed; the ``uploads/`` prefix has a lifecycle rule (``bucket_lifecycle_ensure``).
+Everything here works on both backends; S3-only operations (presigned uploads) say so.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -51,8 +55,20 @@ def safe_filename(name: str) -> str:
     return cleaned[-100:]
 
 
-def source_name(video_id: str, filename: str) -> str:
-    return f"videos/{video_id}/source/{safe_filename(filename)}"
+STAGING_ROOT = "uploads"
+
+
+def source_name(video_id: str, filename: str, attempt: str | None = None) -> str:
+    """The key of one accepted upload (``attempt``: a fresh token unless given)."""
+    return f"videos/{video_id}/source/{attempt or secrets.token_hex(6)}/{safe_filename(filename)}"
+
+
+def staging_name(video_id: str, filename: str, attempt: str) -> str:
+    return f"{STAGING_ROOT}/{video_id}/{attempt}/{safe_filename(filename)}"
+
+
+def video_root(video_id: str) -> str:
+    return f"videos/{video_id}"
 
 
 def hls_root(video_id: str) -> str:
@@ -173,9 +189,10 @@ def publish_dir(local_dir: str, prefix: str) -> None:
 
 
 @contextmanager
-def local_copy(name: str, work_dir: str) -> Iterator[str]:
+def local_copy(name: str, work_dir: str, *, etag: str = "") -> Iterator[str]:
     """A local path to the stored file ``name``: the file itself on the filesystem backend,
-    a download into ``work_dir`` on S3 (removed with ``work_dir``)."""
+    a download into ``work_dir`` on S3 (removed with ``work_dir``), of exactly the version
+    whose ETag is ``etag`` when given (S3 answers 412 for any other)."""
     storage = media_storage()
     if not is_s3(storage):
         path = storage.path(name)
@@ -184,7 +201,17 @@ def local_copy(name: str, work_dir: str) -> Iterator[str]:
         yield path
         return
     target = os.path.join(work_dir, "source" + os.path.splitext(name)[1])
-    _s3_client(storage).download_file(storage.bucket_name, _s3_key(storage, name), target)  # type: ignore[attr-defined]
+    client = _s3_client(storage)
+    bucket, key = storage.bucket_name, _s3_key(storage, name)  # type: ignore[attr-defined]
+    if not etag:
+        client.download_file(bucket, key, target)
+        yield target
+        return
+    # One conditional GET: the managed download cannot send If-Match.
+    response = client.get_object(Bucket=bucket, Key=key, IfMatch=etag)
+    with open(target, "wb") as handle:
+        for chunk in response["Body"].iter_chunks(1024 * 1024):
+            handle.write(chunk)
     yield target
 
 
@@ -245,15 +272,38 @@ def open_range(name: str, start: int, end: int | None) -> tuple[Iterator[bytes],
 
 def file_size(name: str) -> int:
     """Size of a stored file; FileNotFoundError when it is missing."""
+    return stat(name)[0]
+
+
+def stat(name: str) -> tuple[int, str]:
+    """(size, ETag) of a stored file (the ETag is "" on the filesystem); FileNotFoundError."""
     storage = media_storage()
     if is_s3(storage):
         client = _s3_client(storage)
         try:
             head = client.head_object(Bucket=storage.bucket_name, Key=_s3_key(storage, name))  # type: ignore[attr-defined]
         except client.exceptions.ClientError as exc:
-            raise FileNotFoundError(name) from exc
-        return int(head["ContentLength"])
-    return os.path.getsize(storage.path(name))
+            if str((exc.response.get("Error") or {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(name) from exc
+            raise
+        return int(head["ContentLength"]), str(head.get("ETag") or "")
+    return os.path.getsize(storage.path(name)), ""
+
+
+def copy_pinned(source: str, target: str, *, etag: str) -> str:
+    """Copies the stored ``source`` (exactly the version with ``etag``) to ``target``; the
+    copy's ETag. S3 only: the staging key a client wrote becomes a key no client can write."""
+    storage = media_storage()
+    client = _s3_client(storage)
+    bucket = storage.bucket_name  # type: ignore[attr-defined]
+    # The managed copy: one CopyObject up to its threshold, a multipart copy beyond (5 GiB+).
+    client.copy(
+        {"Bucket": bucket, "Key": _s3_key(storage, source)},
+        bucket,
+        _s3_key(storage, target),
+        ExtraArgs={"CopySourceIfMatch": etag, "MetadataDirective": "COPY"},
+    )
+    return stat(target)[1]
 
 
 # --- Presigned uploads (S3 only) ---------------------------------------------------
@@ -270,19 +320,19 @@ def presigned_get(name: str, expires: int = 3600) -> str:
     )
 
 
-def presigned_put(name: str, *, expires: int, content_type: str) -> str:
+def presigned_post(name: str, *, expires: int, content_type: str, max_bytes: int) -> dict[str, Any]:
+    """A browser-style POST upload to exactly ``name``: ``{"url", "fields"}``. The signed policy
+    makes S3 itself refuse a body larger than ``max_bytes`` (or empty) or of another type."""
     storage = media_storage()
-    return str(
-        _s3_client(storage).generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": storage.bucket_name,  # type: ignore[attr-defined]
-                "Key": _s3_key(storage, name),
-                "ContentType": content_type,
-            },
-            ExpiresIn=expires,
-        )
+    key = _s3_key(storage, name)
+    post = _s3_client(storage).generate_presigned_post(
+        storage.bucket_name,  # type: ignore[attr-defined]
+        key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+        ExpiresIn=expires,
     )
+    return {"url": str(post["url"]), "fields": {k: str(v) for k, v in post["fields"].items()}}
 
 
 def multipart_create(name: str, *, content_type: str) -> str:
@@ -295,7 +345,9 @@ def multipart_create(name: str, *, content_type: str) -> str:
     return str(response["UploadId"])
 
 
-def multipart_part_url(name: str, *, upload_id: str, part_number: int, expires: int) -> str:
+def multipart_part_url(name: str, *, upload_id: str, part_number: int, size: int, expires: int) -> str:
+    """A presigned URL for one part, its ``Content-Length`` signed (SigV4): S3 refuses a part of
+    any other size."""
     storage = media_storage()
     return str(
         _s3_client(storage).generate_presigned_url(
@@ -305,20 +357,87 @@ def multipart_part_url(name: str, *, upload_id: str, part_number: int, expires: 
                 "Key": _s3_key(storage, name),
                 "UploadId": upload_id,
                 "PartNumber": part_number,
+                "ContentLength": size,
             },
             ExpiresIn=expires,
         )
     )
 
 
-def multipart_complete(name: str, *, upload_id: str, parts: list[dict[str, Any]]) -> None:
+def multipart_abort(name: str, *, upload_id: str) -> None:
+    """Aborts an open multipart upload (its parts are billed until then); gone already is fine."""
+    from botocore.exceptions import ClientError
+
     storage = media_storage()
-    _s3_client(storage).complete_multipart_upload(
-        Bucket=storage.bucket_name,  # type: ignore[attr-defined]
-        Key=_s3_key(storage, name),
-        UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts]},
-    )
+    try:
+        _s3_client(storage).abort_multipart_upload(
+            Bucket=storage.bucket_name,  # type: ignore[attr-defined]
+            Key=_s3_key(storage, name),
+            UploadId=upload_id,
+        )
+    except ClientError as exc:
+        if str((exc.response.get("Error") or {}).get("Code")) != "NoSuchUpload":
+            raise
+
+
+LIFECYCLE_RULE_ID = "videoplatform-upload-staging"
+
+
+def bucket_lifecycle_ensure(*, days: int) -> dict[str, Any]:
+    """Adds (or updates) the bucket's lifecycle rule for the staging prefix: incomplete multipart
+    uploads are aborted and staged objects expire ``days`` after they were started. Other rules
+    of the bucket are kept. Idempotent; returns the rule."""
+    from botocore.exceptions import ClientError
+
+    storage = media_storage()
+    client = _s3_client(storage)
+    bucket = storage.bucket_name  # type: ignore[attr-defined]
+    try:
+        rules = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as exc:
+        if str((exc.response.get("Error") or {}).get("Code")) != "NoSuchLifecycleConfiguration":
+            raise
+        rules = []
+    rule = {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": _s3_key(storage, STAGING_ROOT) + "/"},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        "Expiration": {"Days": days},
+    }
+    kept = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*kept, rule]})
+    return rule
+
+
+class MultipartRejected(Exception):
+    """S3 refused to assemble the parts (``code``: InvalidPart, NoSuchUpload, EntityTooSmall...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def multipart_complete(name: str, *, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    """Assembles the parts. Raises ``MultipartRejected`` when S3 refuses what the client sent
+    (a forged ETag or part number, a part too small, an upload already completed or aborted)."""
+    from botocore.exceptions import ClientError
+
+    storage = media_storage()
+    try:
+        _s3_client(storage).complete_multipart_upload(
+            Bucket=storage.bucket_name,  # type: ignore[attr-defined]
+            Key=_s3_key(storage, name),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in parts]},
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error") or {}
+        code = str(error.get("Code") or "")
+        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or not code:
+            raise  # the storage service's own trouble: transient
+        raise MultipartRejected(code, str(error.get("Message") or code)) from exc
 
 
 def s3_client_errors() -> tuple[type[BaseException], ...]:

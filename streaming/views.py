@@ -16,18 +16,26 @@ from django.http import (
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from videos.selectors import video_get
+from videos.selectors import video_access_epoch, video_get
 
 from . import ladder, signing, storage
 
-SEGMENT_CACHE = storage.IMMUTABLE
+# A token is per viewer and revocable (deletion, access epoch): only the viewer's browser keeps
+# what it fetched, never a shared cache that would go on serving it after a revocation.
+SEGMENT_CACHE = "private, max-age=31536000, immutable"
+# Playlists are re-checked at least this often (the player fetches them again with the same URL).
+PLAYLIST_MAX_AGE = 60
 _RENDITION_FILE = re.compile(r"^(\d{2,4})p/(index\.m3u8|seg_\d{5,}\.ts)$")
 _IMAGE_FILE = re.compile(r"^(poster\.jpg|thumbs/thumb_\d{4,}\.jpg)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _forbidden(message: str) -> HttpResponse:
-    response = HttpResponse(message + "\n", status=403, content_type="text/plain; charset=utf-8")
+    return _refused(403, message)
+
+
+def _refused(status: int, message: str) -> HttpResponse:
+    response = HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
 
@@ -99,12 +107,19 @@ def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase
     """Serves one file of a video's ladder to the holder of a valid token.
 
     Segments and images are immutable (``public, max-age=31536000, immutable``); playlists may be
-    cached until the token expires. A rung above the token's cap is refused.
+    cached until the token expires. A rung above the token's cap is refused; so is every file of
+    a deleted video (404) or of a token signed before the video's access changed (403).
     """
     try:
         grant = signing.grant_from_token(token)
     except signing.InvalidToken as exc:
         return _forbidden(f"Invalid or expired link: {exc}")
+    # A link outlives neither its video nor a change of who may watch it (cached: no query).
+    epoch = video_access_epoch(video_id=grant.video_id)
+    if epoch is None:
+        return _refused(404, "This video no longer exists.")
+    if epoch != grant.epoch:
+        return _refused(403, "This link was revoked (the video's access changed); ask for a new one.")
     prefix = storage.output_prefix(grant.video_id, grant.run_token)
     rendition = _RENDITION_FILE.match(path)
     if path == ladder.MASTER_PLAYLIST:
@@ -129,7 +144,7 @@ def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase
             b"" if request.method == "HEAD" else text.encode(), content_type="application/vnd.apple.mpegurl"
         )
         response["Content-Length"] = str(len(text.encode()))
-        response["Cache-Control"] = f"public, max-age={grant.seconds_left()}"
+        response["Cache-Control"] = f"private, max-age={min(grant.seconds_left(), PLAYLIST_MAX_AGE)}"
     else:
         response = _binary(request, name, grant)
     response["Access-Control-Allow-Origin"] = "*"

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
 from .models import Video
 from .selectors import video_cache_refresh
-from .services import video_derived_data_refresh
+from .services import ACCESS_FIELDS, video_derived_data_refresh
 
 
 @admin.register(Video)
@@ -37,14 +37,22 @@ class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Make selected videos private")
     def make_private(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        updated = Video.objects.filter(pk__in=ids).update(privacy=Video.Privacy.PRIVATE)
+        updated = (
+            Video.objects.filter(pk__in=ids)
+            .exclude(privacy=Video.Privacy.PRIVATE)
+            .update(privacy=Video.Privacy.PRIVATE, access_epoch=F("access_epoch") + 1)
+        )
         video_cache_refresh(video_ids=ids)
         self.message_user(request, f"{updated} video(s) made private.")
 
     @admin.action(description="Make selected videos public")
     def make_public(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        updated = Video.objects.filter(pk__in=ids).update(privacy=Video.Privacy.PUBLIC)
+        updated = (
+            Video.objects.filter(pk__in=ids)
+            .exclude(privacy=Video.Privacy.PUBLIC)
+            .update(privacy=Video.Privacy.PUBLIC, access_epoch=F("access_epoch") + 1)
+        )
         video_cache_refresh(video_ids=ids)
         self.message_user(request, f"{updated} video(s) made public.")
 
@@ -58,6 +66,8 @@ class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     # Edits made here skip the services: they refresh the cache the same way.
     def save_model(self, request: HttpRequest, obj: Video, form: Any, change: bool) -> None:
+        if change and ACCESS_FIELDS & set(form.changed_data):
+            obj.access_epoch += 1  # links signed before stop working
         super().save_model(request, obj, form, change)
         video_cache_refresh(video_ids=[obj.pk])
         video_derived_data_refresh(video_id=obj.pk)

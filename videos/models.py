@@ -40,6 +40,9 @@ class Video(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_UPLOAD)
     duration = models.FloatField(null=True, blank=True, help_text="Seconds, once the media is probed.")
     view_count = models.PositiveBigIntegerField(default=0)
+    access_epoch = models.PositiveIntegerField(
+        default=0, help_text="Bumped when who may watch changes: media links signed before stop working."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -30,8 +30,8 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "created_at": ("created_at",),
     "updated_at": ("updated_at",),
 }
-# Always loaded: visibility and permission checks need them.
-_ALWAYS = ("id", "owner_id", "privacy", "is_adult", "created_at")
+# Always loaded: visibility and permission checks need them (and signed media links the epoch).
+_ALWAYS = ("id", "owner_id", "privacy", "is_adult", "created_at", "access_epoch")
 
 
 def _with_fields(queryset: QuerySet[Video], fields: Iterable[str] | None) -> QuerySet[Video]:
@@ -87,6 +87,21 @@ def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None
     if video is None:
         raise Http404("No such video.")
     return video
+
+
+def video_access_epoch(*, video_id: str) -> int | None:
+    """The video's access epoch (what signed media links carry), or None when it is gone. From
+    the cache tiers when active (no query once cached), else one query where cache fills read."""
+    if cache.active():
+        row = cache.fetch(cache.VIDEO, video_id, lambda: _video_rows([video_id]).get(video_id))
+        return None if row is None else cache.restore(Video, row).access_epoch
+    epoch = (
+        Video.objects.using(cache.fill_alias())
+        .filter(pk=video_id)
+        .values_list("access_epoch", flat=True)
+        .first()
+    )
+    return None if epoch is None else int(epoch)
 
 
 def video_list_public(

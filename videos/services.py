@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from streaming.services import UploadTarget
 
 EDITABLE_FIELDS = ("title", "description", "tags", "privacy", "is_adult", "is_premium")
+# Who may watch: a change revokes the media links signed before it (streaming checks the epoch).
+ACCESS_FIELDS = frozenset({"privacy", "is_adult", "is_premium"})
 # What the search document and the similar videos are made of (visibility is read at query time).
 SEARCHED_FIELDS = frozenset({"title", "description", "tags"})
 
@@ -59,10 +61,13 @@ def video_update(*, video: Video, changes: dict[str, Any]) -> Video:
     if unknown:
         raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
     was_in_feed = _in_feed(video)
+    access_changed = any(getattr(video, name) != changes[name] for name in ACCESS_FIELDS & set(changes))
     for name, value in changes.items():
         setattr(video, name, value)
+    if access_changed:
+        video.access_epoch += 1
     if changes:
-        video.save(update_fields=[*changes, "updated_at"])
+        video.save(update_fields=[*changes, *(["access_epoch"] if access_changed else []), "updated_at"])
         selectors.video_cache_refresh(video_ids=[video.pk], feed=was_in_feed or _in_feed(video))
         if SEARCHED_FIELDS & set(changes):
             video_derived_data_refresh(video_id=video.pk)

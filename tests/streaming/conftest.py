@@ -4,6 +4,7 @@ ready-made HLS ladder, and a real Celery worker on the ``transcoding`` queue."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
 import pytest
 import redis
 from django.db import connection
@@ -261,3 +264,48 @@ def scratch_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="vp-media-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# --- The local S3-compatible server ------------------------------------------------------------
+
+S3_ENDPOINT = "http://127.0.0.1:9000"
+
+
+@pytest.fixture
+def bucket(settings: Any) -> Iterator[Any]:
+    name = f"vp-media-test-{secrets.token_hex(4)}"
+    s3 = boto3.resource(
+        "s3",
+        endpoint_url=S3_ENDPOINT,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    bucket = s3.create_bucket(Bucket=name)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": S3_ENDPOINT,
+                "access_key": "test",
+                "secret_key": "test",
+                "region_name": "us-east-1",
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    yield bucket
+    bucket.objects.all().delete()
+    bucket.delete()
+
+
+def upload_to_target(upload: dict[str, Any], data: bytes) -> int:
+    """Sends ``data`` where an upload target says (a presigned POST form, or a PUT); the status."""
+    if upload["method"] == "POST":
+        response = httpx.post(upload["url"], data=upload["fields"], files={"file": ("f", data)}, timeout=30)
+    else:
+        response = httpx.put(upload["url"], content=data, headers=upload["headers"], timeout=30)
+    assert response.status_code < 300, response.text[:300]
+    return response.status_code

@@ -18,7 +18,7 @@ def admin_client(client, staff_user):
 
 
 def _enqueued(callbacks) -> int:
-    return sum("_enqueue_transcode" in callback.__qualname__ for callback in callbacks)
+    return sum(getattr(callback, "func", callback).__name__ == "_publish_transcode" for callback in callbacks)
 
 
 def test_changelist_shows_status_progress_and_the_change_page_the_error(admin_client, ready_video):

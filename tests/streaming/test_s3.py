@@ -3,56 +3,25 @@ media served from it."""
 
 from __future__ import annotations
 
-import secrets
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import pytest
 
 from streaming import services
 from streaming.models import MediaFile
+from tests.streaming.conftest import S3_ENDPOINT, upload_to_target
 
 
 def _enqueued(callbacks) -> int:
     """How many transcodes the committed transaction queued."""
-    return sum("_enqueue_transcode" in callback.__qualname__ for callback in callbacks)
+    return sum(getattr(callback, "func", callback).__name__ == "_publish_transcode" for callback in callbacks)
 
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
-ENDPOINT = "http://127.0.0.1:9000"
-
-
-@pytest.fixture
-def bucket(settings: Any) -> Iterator[Any]:
-    name = f"vp-media-test-{secrets.token_hex(4)}"
-    s3 = boto3.resource(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    bucket = s3.create_bucket(Bucket=name)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name,
-                "endpoint_url": ENDPOINT,
-                "access_key": "test",
-                "secret_key": "test",
-                "region_name": "us-east-1",
-            },
-        },
-    }
-    yield bucket
-    bucket.objects.all().delete()
-    bucket.delete()
+ENDPOINT = S3_ENDPOINT
 
 
 def _put(url: str, data: bytes, headers: dict[str, str]) -> str:
@@ -73,9 +42,12 @@ def test_presigned_upload_then_complete_then_transcode_into_the_bucket(
     data = clip(width=640, height=360).read_bytes()
     body = _create(user_client, file_name="trip.mp4", content_type="video/mp4", file_size=len(data))
     upload = body["upload"]
-    assert upload["url"].startswith(f"{ENDPOINT}/{bucket.name}/videos/{body['id']}/source/trip.mp4?")
-    assert upload["multipart"] is None and upload["expires_at"]
-    _put(upload["url"], data, upload["headers"])
+    assert (upload["method"], upload["url"]) == ("POST", f"{ENDPOINT}/{bucket.name}")
+    assert upload["fields"]["key"].startswith(f"uploads/{body['id']}/") and upload["fields"]["key"].endswith(
+        "/trip.mp4"
+    )
+    assert upload["multipart"] is None and upload["expires_at"] and upload["max_bytes"] == len(data)
+    upload_to_target(upload, data)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = user_client.post(upload["complete_url"], {}, format="json")
@@ -112,7 +84,9 @@ def test_presigned_upload_then_complete_then_transcode_into_the_bucket(
     )
 
 
-def test_large_declared_size_gets_a_multipart_upload(user_client, bucket, clip, settings):
+def test_large_declared_size_gets_a_multipart_upload(
+    user_client, bucket, clip, settings, django_capture_on_commit_callbacks
+):
     settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD = 1000
     data = clip(width=640, height=360).read_bytes()
     body = _create(user_client, file_name="big.mp4", content_type="video/mp4", file_size=len(data))
@@ -122,16 +96,22 @@ def test_large_declared_size_gets_a_multipart_upload(user_client, bucket, clip, 
     etag = _put(multipart["parts"][0]["url"], data, {"Content-Type": "application/octet-stream"})
     # Completing without the parts cannot work.
     assert user_client.post(body["upload"]["complete_url"], {}, format="json").status_code == 409
-    response = user_client.post(
-        body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = user_client.post(
+            body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
+        )
     assert response.status_code == 202, response.content
-    assert bucket.Object(f"videos/{body['id']}/source/big.mp4").content_length == len(data)
+    media_file = MediaFile.objects.get(video_id=body["id"])
+    assert media_file.source_path.startswith(f"videos/{body['id']}/source/")
+    assert bucket.Object(media_file.source_path).content_length == len(data)
+    # The staging key is gone, and no multipart upload is left open.
+    assert not list(bucket.objects.filter(Prefix=f"uploads/{body['id']}/"))
+    assert not bucket.meta.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads")
 
 
 def test_complete_of_a_non_video_is_422_and_marks_it_failed(user_client, bucket):
     body = _create(user_client, file_name="notes.mp4", content_type="video/mp4")
-    _put(body["upload"]["url"], b"just text" * 100, body["upload"]["headers"])
+    upload_to_target(body["upload"], b"just text" * 100)
     response = user_client.post(body["upload"]["complete_url"], {}, format="json")
     assert response.status_code == 422
     media_file = MediaFile.objects.get(video_id=body["id"])
@@ -140,11 +120,12 @@ def test_complete_of_a_non_video_is_422_and_marks_it_failed(user_client, bucket)
 
 def test_complete_of_an_oversized_upload_is_413_and_removes_it(user_client, bucket, settings):
     body = _create(user_client, file_name="big.mp4", content_type="video/mp4")
-    _put(body["upload"]["url"], b"\0" * 2000, body["upload"]["headers"])
+    upload_to_target(body["upload"], b"\0" * 2000)
     settings.MEDIA_UPLOAD_MAX_BYTES = 1000
     response = user_client.post(body["upload"]["complete_url"], {}, format="json")
     assert response.status_code == 413
     assert not list(bucket.objects.filter(Prefix=f"videos/{body['id']}/"))
+    assert not list(bucket.objects.filter(Prefix=f"uploads/{body['id']}/"))
     assert MediaFile.objects.get(video_id=body["id"]).status == "awaiting_upload"
 
 
@@ -155,3 +136,63 @@ def test_multipart_create_streams_the_file_into_the_bucket(user_client, bucket, 
     assert response.status_code == 201, response.content
     media_file = MediaFile.objects.get(video_id=response.json()["id"])
     assert bucket.Object(media_file.source_path).get()["Body"].read() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("forge", "status", "code"),
+    [
+        (
+            lambda etag: [{"part_number": 1, "etag": '"0123456789abcdef0123456789abcdef"'}],
+            400,
+            "invalid_upload_parts",
+        ),
+        (lambda etag: [{"part_number": 2, "etag": etag}], 400, "invalid_upload_parts"),
+        (
+            lambda etag: [{"part_number": 1, "etag": etag}, {"part_number": 1, "etag": etag}],
+            400,
+            "invalid_upload_parts",
+        ),
+        (lambda etag: [{"part_number": 1, "etag": "not an etag"}], 400, "invalid_upload_parts"),
+    ],
+    ids=["wrong-etag", "wrong-part-number", "repeated-part", "garbage-etag"],
+)
+def test_forged_parts_are_a_clean_4xx_and_change_nothing(
+    user_client, bucket, clip, settings, forge, status, code
+):
+    settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD = 1000
+    data = clip(width=640, height=360).read_bytes()
+    body = _create(user_client, file_name="big.mp4", content_type="video/mp4", file_size=len(data))
+    etag = _put(
+        body["upload"]["multipart"]["parts"][0]["url"], data, {"Content-Type": "application/octet-stream"}
+    )
+    response = user_client.post(body["upload"]["complete_url"], {"parts": forge(etag)}, format="json")
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+    assert MediaFile.objects.get(video_id=body["id"]).status == "awaiting_upload"
+    # The honest completion still works afterwards.
+    response = user_client.post(
+        body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
+    )
+    assert response.status_code == 202, response.content
+
+
+def test_completing_an_aborted_multipart_upload_is_a_clean_error(user_client, bucket, clip, settings):
+    settings.MEDIA_UPLOAD_MULTIPART_THRESHOLD = 1000
+    data = clip(width=640, height=360).read_bytes()
+    body = _create(user_client, file_name="big.mp4", content_type="video/mp4", file_size=len(data))
+    etag = _put(
+        body["upload"]["multipart"]["parts"][0]["url"], data, {"Content-Type": "application/octet-stream"}
+    )
+    media_file = MediaFile.objects.get(video_id=body["id"])
+    bucket.meta.client.abort_multipart_upload(
+        Bucket=bucket.name, Key=media_file.upload_key, UploadId=media_file.upload_id
+    )
+    response = user_client.post(
+        body["upload"]["complete_url"], {"parts": [{"part_number": 1, "etag": etag}]}, format="json"
+    )
+    # S3 answers NoSuchUpload (409 upload_conflict); the local server answers 500 (503, retry).
+    assert (response.status_code, response.json()["error"]["code"]) in {
+        (409, "upload_conflict"),
+        (503, "service_unavailable"),
+    }, response.content
+    assert MediaFile.objects.get(video_id=body["id"]).status == "awaiting_upload"

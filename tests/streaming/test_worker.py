@@ -75,11 +75,15 @@ def test_a_worker_crash_mid_transcode_yields_exactly_one_set_of_renditions(
     # One run's outputs in storage, and no temporary folder of the crashed run.
     assert os.listdir(media_root / storage.hls_root(video_id)) == [media_file.run_token]
     work = media_root / ".work"
-    leftovers = [name for name in os.listdir(work) if media_file_id in name]
-    assert not leftovers, (
+
+    def leftovers() -> list[str]:
+        return [name for name in os.listdir(work) if media_file_id in name]
+
+    # The run removes its own folder just after it commits "ready": give it that moment.
+    assert wait_until(lambda: not leftovers(), timeout=15), (
         crashed_run,
         media_file.run_token,
-        leftovers,
+        leftovers(),
         os.popen("ps aux | grep [f]fmpeg").read(),
     )
 

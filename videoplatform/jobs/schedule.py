@@ -91,6 +91,13 @@ def scheduled_jobs() -> list[ScheduledJob]:
             expires=float(settings.LIVE_SWEEP_INTERVAL),
         ),
         ScheduledJob(
+            name="streaming-media-sweep",
+            task="streaming.media.sweep",
+            schedule=crontab(minute=41),
+            summary="Remove stored media of deleted videos; enqueue again transcodes whose message was lost.",
+            expires=HOUR,
+        ),
+        ScheduledJob(
             name="cache-warm",
             task="videoplatform.jobs.tasks.warm_cache",
             schedule=schedule(timedelta(seconds=warm)),

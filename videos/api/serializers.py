@@ -132,6 +132,7 @@ class MediaStateSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 class UploadPartSerializer(serializers.Serializer):  # type: ignore[type-arg]
     part_number = serializers.IntegerField()
+    size = serializers.IntegerField(help_text="Exactly this many bytes (the URL signs it).")
     url = serializers.URLField()
 
 
@@ -142,7 +143,10 @@ class MultipartTargetSerializer(serializers.Serializer):  # type: ignore[type-ar
 
 
 class UploadTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    method = serializers.CharField(help_text="PUT the file's bytes (or each part's) to url.")
+    method = serializers.CharField(
+        help_text="POST (S3: a form with `fields` then the file in `file`) or PUT the file's bytes "
+        "(this API's upload URL; each part's URL of a multipart upload)."
+    )
     url = serializers.CharField(
         allow_null=True, help_text="Presigned S3 URL, or this API's upload URL; null for multipart."
     )
@@ -151,6 +155,16 @@ class UploadTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
     max_bytes = serializers.IntegerField()
     complete_url = serializers.CharField(help_text="POST here when the upload is done (S3 targets).")
     multipart = MultipartTargetSerializer(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        # Declared here: a class attribute named "fields" would shadow Serializer.fields.
+        declared = dict(super().get_fields())
+        declared["fields"] = serializers.DictField(
+            child=serializers.CharField(),
+            allow_null=True,
+            help_text="For a POST: the form fields to send, in order, before the file.",
+        )
+        return declared
 
 
 class VideoCreatedSerializer(VideoSerializer):

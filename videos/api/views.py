@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from streaming import services as media_services
 from streaming.media_tools import MediaToolsUnavailable
 from streaming.models import MediaFile
-from streaming.probe import InvalidMedia, ProbeFailed
+from streaming.probe import InvalidMedia, MediaTooLong, ProbeFailed
 from videoplatform import response_cache
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
@@ -95,11 +95,15 @@ def media_errors() -> Iterator[None]:
         raise too_large() from exc
     except media_services.UploadStateError as exc:
         raise ApiError(status.HTTP_409_CONFLICT, "upload_conflict", str(exc)) from exc
+    except media_services.UploadPartsInvalid as exc:
+        raise ApiError(status.HTTP_400_BAD_REQUEST, "invalid_upload_parts", str(exc)) from exc
+    except MediaTooLong as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "video_too_long", str(exc)) from exc
     except InvalidMedia as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_media", str(exc)) from exc
     except MediaToolsUnavailable as exc:
         raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "media_tools_unavailable", str(exc)) from exc
-    except ProbeFailed as exc:
+    except (ProbeFailed, media_services.MediaStorageUnavailable) as exc:
         raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "service_unavailable",
