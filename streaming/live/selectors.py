@@ -154,7 +154,11 @@ def live_stream_manifest(
     cap = _quality(allowed[0])
     now = time.time() if now is None else now
     grant = signing.StreamGrant(
-        video_id=stream.video_id, run_token=session.pk, cap=cap, expires=int(now) + settings.STREAM_URL_TTL
+        video_id=stream.video_id,
+        run_token=session.pk,
+        cap=cap,
+        expires=int(now) + settings.STREAM_URL_TTL,
+        epoch=stream.video.access_epoch,
     )
     root = f"{base_url.rstrip('/')}/live/s/{signing.token_for(grant)}/"
     renditions = [

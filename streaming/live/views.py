@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from streaming import signing
+from videos.selectors import video_access_epoch
 
 from . import selectors, services
 from .exceptions import HookForbidden, LiveError, LiveNotFound, PublishRefused
@@ -196,6 +197,10 @@ def live_media(request: HttpRequest, token: str, path: str) -> HttpResponseBase:
         grant = signing.grant_from_token(token)
     except signing.InvalidToken as exc:
         return _text(403, f"Invalid or expired link: {exc}")
+    # As for VOD: a link does not outlive a change of who may watch (cached: no query).
+    epoch = video_access_epoch(video_id=grant.video_id)
+    if epoch is not None and epoch != grant.epoch:
+        return _text(403, "This link was revoked (the broadcast's access changed); ask for a new one.")
     session = selectors.session_for_grant(grant=grant)
     if session is None or session.status not in selectors.WATCHABLE:
         raise Http404("This broadcast is not live.")

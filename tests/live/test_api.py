@@ -142,6 +142,28 @@ def test_live_stream_answer_has_the_vod_shape_and_caps_renditions(user_client, a
     assert api_client.get(tampered).status_code == 403
 
 
+def test_a_live_link_is_revoked_when_the_broadcast_turns_private(user_client, api_client, settings):
+    body = create(user_client)
+    session_id = publish(api_client, settings, body["stream_key"])
+    ready = api_client.post(
+        f"/internal/live/hooks/sessions/{session_id}/ready?secret={settings.LIVE_HOOK_SECRET}",
+        {
+            "renditions": [
+                {"name": "480p", "width": 854, "height": 480, "bandwidth": 1100000, "codecs": "avc1.64001f"}
+            ]
+        },
+        format="json",
+    )
+    assert ready.status_code == 200, ready.content
+    master = api_client.get(f"/api/live/{body['id']}/stream").json()["master_playlist_url"]
+    master = master.replace("http://testserver", "")
+    assert api_client.get(master).status_code == 200
+    changed = user_client.patch(f"/api/videos/{body['video_id']}", {"privacy": "private"}, format="json")
+    assert changed.status_code == 200, changed.content
+    revoked = api_client.get(master)
+    assert revoked.status_code == 403 and b"revoked" in revoked.content
+
+
 def test_end_and_reset_key(user_client, api_client, settings):
     body = create(user_client)
     assert user_client.post(f"/api/live/{body['id']}/end").status_code == 409  # nothing to end
