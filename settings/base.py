@@ -301,6 +301,8 @@ API_THROTTLE_SYNC_INTERVAL = float(env_str("API_THROTTLE_SYNC_INTERVAL", "0.1"))
 # were built from are unchanged (videoplatform/response_cache.py; 0 entries switches it off).
 RESPONSE_CACHE_ENTRIES = env_int("RESPONSE_CACHE_ENTRIES", 10_000)
 RESPONSE_CACHE_MAX_BYTES = env_int("RESPONSE_CACHE_MAX_BYTES", 64 * 1024 * 1024)
+# Requests whose key (path, query, Host, Accept...) is longer than this are never kept.
+RESPONSE_CACHE_MAX_KEY_BYTES = env_int("RESPONSE_CACHE_MAX_KEY_BYTES", 2048)
 
 # --- API ------------------------------------------------------------------------
 REST_FRAMEWORK = {

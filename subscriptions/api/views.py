@@ -145,7 +145,9 @@ class PlanListView(APIView):
     def get(self, request: Request) -> Response:
         fields = requested_fields(request, PLAN_FIELDS)
         plans = selectors.plan_list_active()
-        response_cache.share(request, auth=response_cache.NO_AUTH)  # the same for everyone
+        response_cache.share(
+            request, auth=response_cache.NO_AUTH, params=("fields",)
+        )  # the same for everyone
         # The same plans (every value the serializer reads) are the same body: rendered once per process.
         shown = fields or PLAN_FIELDS
         key = (
