@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
     verbose_name = "Subscriptions"
+
+    def ready(self) -> None:
+        from . import receivers
+
+        receivers.connect()
