@@ -19,7 +19,7 @@ def bearer_token(header: bytes | str) -> str | None:
     otherwise; raises AuthenticationFailed when it is malformed.
 
     The header is split on ASCII whitespace only, as DRF splits it: the response cache
-    (``videoplatform.response_cache``) reads it with this function too, so the two cannot tell
+    (``videoplatform.entry.response_cache``) reads it with this function too, so the two cannot tell
     a client apart differently.
     """
     if isinstance(header, str):

@@ -61,7 +61,7 @@ def _checked(user: User, auth: TokenAuth) -> tuple[User, TokenAuth]:
 @dataclass(frozen=True)
 class TokenViewer:
     """Who a bearer token belongs to, as far as a shared answer needs to know (see
-    ``videoplatform.response_cache``): enough for the throttle and the audience."""
+    ``videoplatform.entry.response_cache``): enough for the throttle and the audience."""
 
     pk: str
     show_adult_content: bool

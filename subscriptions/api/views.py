@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from videoplatform import response_cache
+from videoplatform.api import sharing
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
@@ -145,9 +145,7 @@ class PlanListView(APIView):
     def get(self, request: Request) -> Response:
         fields = requested_fields(request, PLAN_FIELDS)
         plans = selectors.plan_list_active()
-        response_cache.share(
-            request, auth=response_cache.NO_AUTH, params=("fields",)
-        )  # the same for everyone
+        sharing.share(request, auth=sharing.NO_AUTH, params=("fields",))  # the same for everyone
         # The same plans (every value the serializer reads) are the same body: rendered once per process.
         shown = fields or PLAN_FIELDS
         key = (

@@ -15,7 +15,7 @@ from tests.db.support import REPLICATED, queries_by_alias, replay_paused, standb
 from tests.factories import UserFactory, VideoFactory
 from tests.support.processes import wait_until
 from videoplatform.db.replicas import monitor
-from videoplatform.health import DetailedHealthView, run_checks
+from videoplatform.entry.health import DetailedHealthView, run_checks
 from videos.models import Video
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]

@@ -22,7 +22,7 @@ from tests.conftest import login_client
 from tests.factories import PlanFactory, UserFactory, VideoFactory
 from videoplatform.cache import tiers
 from videoplatform.cache.core import Tiers
-from videoplatform.response_cache import ResponseCache, read_body
+from videoplatform.entry.response_cache import ResponseCache, read_body
 from videos import selectors as video_selectors
 from videos.models import Video
 

@@ -15,7 +15,7 @@ from tests.cache.conftest import requires_redis
 from tests.factories import VideoFactory
 from tests.platform.test_response_cache import CountingDjango, app, bearer, call, counter, django_app, warm
 from videoplatform.api.throttling import WINDOW_SECONDS
-from videoplatform.response_cache import ResponseCache, _key_size
+from videoplatform.entry.response_cache import ResponseCache, _key_size
 from videos.models import Video
 
 __all__ = ["app", "django_app"]  # the fixtures, shared with test_response_cache

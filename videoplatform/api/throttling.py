@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 # The WSGI environ key under which the response cache hands on a request it counted and found
-# over the limit (videoplatform/response_cache.py): the seconds to wait.
+# over the limit (videoplatform/entry/response_cache.py): the seconds to wait.
 COUNTED = "videoplatform.api_rate_wait"
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 

@@ -36,9 +36,9 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
-from ..response_cache import loading, note_read, taint
 from . import kinds
 from .feed import InvalidationFeed
+from .hooks import loading, note_read, taint
 from .local import Key, LocalTier
 from .remote import L2_ERRORS, Entry, RemoteTier
 from .stats import FEED, L1, L2, Stats

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from streaming import services as media_services
 from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, ProbeFailed
-from videoplatform import response_cache
+from videoplatform.api import sharing
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
@@ -215,7 +215,7 @@ class VideoListView(VideoCreateMixin, APIView):
         fields = requested_fields(request, VIDEO_FIELDS)
         videos, total = selectors.video_list_public(viewer=request.user, params=params, fields=fields)
         # The feed's page depends on the viewer's adult-content preference and nothing else.
-        response_cache.share(request, audience=response_cache.BY_ADULT, params=("page", "limit", "fields"))
+        sharing.share(request, audience=sharing.BY_ADULT, params=("page", "limit", "fields"))
         return Response(_page("feed", videos, fields, params, total))
 
     @create_schema("videos_create")
@@ -245,7 +245,7 @@ class VideoDetailView(APIView):
         fields = requested_fields(request, VIDEO_FIELDS)
         video = selectors.video_get(video_id=video_id, viewer=request.user, fields=fields)
         if video.privacy in SHARED_PRIVACY and not video.is_adult:
-            response_cache.share(request, params=("fields",))  # whoever asks may see it, and sees the same
+            sharing.share(request, params=("fields",))  # whoever asks may see it, and sees the same
         # The selector decided visibility; a video shown before with the same values is the same body.
         key = ("video", _fields_key(fields), _shown(video, fields))
         return Response(bodies().body(key, lambda: _render(video, fields)))

@@ -52,21 +52,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 
-from .metrics import LATENCY, REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, REQUESTS, RESPONSE_CACHE
+from ..api import sharing
+from ..api.sharing import BY_ADULT, DEFAULT_AUTH, EVERYONE, NO_AUTH
+from ..cache import hooks
+from ..metrics import LATENCY, REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, REQUESTS, RESPONSE_CACHE
 
-# Audiences: who is known to get the same body as the viewer the answer was built for.
-EVERYONE: Final = "everyone"
-BY_ADULT: Final = "by_adult"  # the same for every viewer with the same adult-content preference
-_AUDIENCES: Final = (EVERYONE, BY_ADULT)
-
-# How the view authenticates: DRF's default classes (bearer token, then session), or none at all.
-DEFAULT_AUTH: Final = "default"
-NO_AUTH: Final = "none"
+__all__ = ["BY_ADULT", "DEFAULT_AUTH", "EVERYONE", "NO_AUTH", "ResponseCache", "install", "read_body", "wrap"]
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -88,52 +84,46 @@ class Recording:
 _recording: ContextVar[Recording | None] = ContextVar("videoplatform_response_recording", default=None)
 
 
-def note_read(tier: Any, key: Any, entry: Any) -> None:
-    """The cache tiers: this request used L1 ``entry`` (still current when served only if so)."""
-    recording = _recording.get()
-    if recording is not None:
-        recording.reads.append((tier, key, entry))
+class _Observer:
+    """What the cache tiers tell of a request (``videoplatform.cache.hooks``), noted in the
+    recording of the request being answered, if any."""
+
+    def read(self, tier: Any, key: Any, entry: Any) -> None:
+        """This request used L1 ``entry`` (still current when served only if so)."""
+        recording = _recording.get()
+        if recording is not None:
+            recording.reads.append((tier, key, entry))
+
+    def tainted(self) -> None:
+        """This request read something other than L1: its answer is not shared."""
+        recording = _recording.get()
+        if recording is not None:
+            recording.tainted = True
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """SQL run in this block loads an entry (it shows only through ``reads``)."""
+        recording = _recording.get()
+        if recording is None:
+            yield
+            return
+        from ..db.instrumentation import current_stats
+
+        stats = current_stats()
+        before = stats.queries if stats is not None else 0
+        try:
+            yield
+        finally:
+            if stats is not None:
+                recording.loader_queries += stats.queries - before
 
 
-def taint() -> None:
-    """The cache tiers: this request read something other than L1: its answer is not shared."""
-    recording = _recording.get()
-    if recording is not None:
-        recording.tainted = True
-
-
-@contextmanager
-def loading() -> Iterator[None]:
-    """The cache tiers: SQL run in this block loads an entry (it shows only through ``reads``)."""
-    recording = _recording.get()
-    if recording is None:
-        yield
-        return
-    from .db.instrumentation import current_stats
-
-    stats = current_stats()
-    before = stats.queries if stats is not None else 0
-    try:
-        yield
-    finally:
-        if stats is not None:
-            recording.loader_queries += stats.queries - before
-
-
-def share(
-    request: Any, *, audience: str = EVERYONE, auth: str = DEFAULT_AUTH, params: Iterable[str] = ()
-) -> None:
-    """A view: this request's answer is the same for everyone in ``audience`` (with the same
-    path, query and negotiated representation). ``params`` names every query parameter the view
-    reads: a request with another one is not kept (Django gives it the same answer as without,
-    under a key of its own). Only for views that authenticate with DRF's default classes (or
-    none: ``auth=NO_AUTH``) and throttle with the API-wide throttle alone; the answer is kept
-    only if the request read nothing but L1 (see the module's docstring)."""
+def _shared(request: Any, *, audience: str, auth: str, params: Iterable[str]) -> None:
+    """A view shared its answer (``videoplatform.api.sharing.share``); kept only if the request
+    read nothing but L1 (see the module's docstring)."""
     recording = _recording.get()
     if recording is None:
         return
-    if audience not in _AUDIENCES:
-        raise ValueError(f"Unknown audience {audience!r}")
     known = set(params)
     if any(name not in known for name in request.query_params):
         return
@@ -151,6 +141,12 @@ def share(
     recording.auth = auth
     recording.variant = (client, _audience_value(audience, user))
     recording.route = (match.route or match.view_name) if match else "unmatched"
+
+
+def install() -> None:
+    """Registers the response cache's listeners with the cache tiers and the views (at start-up)."""
+    hooks.register(_Observer())
+    sharing.register(_shared)
 
 
 # What an entry costs beside the bytes it holds (objects, dictionary slots), about.
@@ -351,7 +347,7 @@ class ResponseCache:
         start_response: StartResponse,
         started: float,
     ) -> Iterable[bytes] | None:
-        from .db.instrumentation import start_stats, stop_stats
+        from ..db.instrumentation import start_stats, stop_stats
 
         stats, stats_token = start_stats()  # the token check may read the database
         try:
@@ -368,7 +364,7 @@ class ResponseCache:
         if not answer.current():
             self._drop(key, group, variant, answer)
             return None
-        from .api.throttling import COUNTED, api_rate_wait
+        from ..api.throttling import COUNTED, api_rate_wait
 
         wait = api_rate_wait(user=user, request=_Request(environ))
         if wait is not None:
@@ -410,7 +406,7 @@ class ResponseCache:
     def _record(
         self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        from .db.instrumentation import start_stats, stop_stats
+        from ..db.instrumentation import start_stats, stop_stats
 
         recording = Recording()
         token = _recording.set(recording)
