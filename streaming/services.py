@@ -98,7 +98,9 @@ def notify_owner_transcoding_failed(video_id: str, message: str) -> None:
 
 
 def _enqueue_transcode(media_file: MediaFile) -> None:
-    from .tasks import transcode_media_file
+    from videoplatform.jobs.enqueue import task_named
+
+    transcode_media_file = task_named("streaming.tasks.transcode_media_file")  # by name: the tasks import us
 
     limit = transcode_time_limit(media_file.duration)
     media_file_id = media_file.pk

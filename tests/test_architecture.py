@@ -210,3 +210,30 @@ def test_the_check_finds_a_circle(
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     monkeypatch.setattr(__import__(__name__, fromlist=["PACKAGES"]), "PACKAGES", ("pkg",))
     assert circles(import_graph()) == expected
+
+
+def test_every_task_enqueued_by_name_is_registered_under_that_name():
+    """Modules that enqueue a job by name (so as not to import the tasks module, which imports
+    them) name a task that exists."""
+    from celery import current_app
+
+    from videoplatform.jobs.enqueue import task_named
+
+    names = set()
+    for path in project_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                "enqueue_on_commit",
+                "task_named",
+            ):
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    names.add(first.value)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                value = node.value.value
+                if isinstance(value, str) and value.count(".") == 2 and ".tasks." in value:
+                    names.add(value)
+    assert {"accounts.tasks.send_email", "videos.tasks.index_video", "streaming.tasks.transcode_media_file"} <= names
+    current_app.loader.import_default_modules()
+    for name in sorted(names):
+        assert task_named(name).name == name

@@ -324,9 +324,9 @@ def related_for_viewer(*, video: Video, viewer: Any, params: PageParams) -> tupl
     items = _stored_items(video.pk)
     if items is None:
         if cache.add(f"{_cache_key(video.pk)}:queued", 1, timeout=MISSING_RETRY_SECONDS):
-            from .tasks import recommend_video
-
-            enqueue_on_commit(recommend_video, video.pk)
+            enqueue_on_commit(
+                "videos.tasks.recommend_video", video.pk
+            )  # by name: the tasks import this module
         return [], 0
     ids = [str(item["video_id"]) for item in items]
     visible = {

@@ -34,7 +34,7 @@ from videoplatform.api.schema import (
     paginated,
 )
 
-from .. import selectors, services
+from .. import intake, selectors, services
 from ..models import Video
 from .serializers import (
     VIDEO_FIELDS,
@@ -129,7 +129,7 @@ class VideoCreateMixin:
         metadata = dict(serializer.validated_data)
         hints = {name: metadata.pop(name) for name in UPLOAD_HINTS if name in metadata}
         with media_errors():
-            video, target = services.video_create_with_upload_target(owner=request.user, **hints, **metadata)
+            video, target = intake.video_create_with_upload_target(owner=request.user, **hints, **metadata)
         video = selectors.video_get(video_id=video.pk, viewer=request.user)
         body = _render(video, None)
         body["media"] = None
@@ -156,7 +156,7 @@ class VideoCreateMixin:
         try:
             with media_errors():
                 probe_result = media_services.media_probe_local(path=upload.temporary_file_path())
-                video = services.video_create_with_upload(
+                video = intake.video_create_with_upload(
                     owner=request.user, upload=upload, probe_result=probe_result, **serializer.validated_data
                 )
         finally:
