@@ -16,11 +16,10 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from videoplatform import cache
+from videoplatform.db import PRIMARY
 
 from . import token_cache
 from .models import AuthToken, User
-
-PRIMARY = "default"
 
 
 @dataclass(frozen=True)

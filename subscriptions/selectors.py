@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from videoplatform import cache
+from videoplatform.db import PRIMARY
 
 from .models import FREE_PLAN_CODE, Plan, Subscription
 
@@ -107,7 +108,6 @@ def viewer_entitlement(user: Viewer, *, now: datetime | None = None) -> Entitlem
 
 
 # --- Cache tiers: what the cached paths above load, and what writes call ----------------------
-PRIMARY = "default"  # cache fills read the primary: a lagging replica's rows must not be cached
 
 
 def _active_plan_rows() -> list[cache.Snapshot]:

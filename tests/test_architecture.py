@@ -233,7 +233,12 @@ def test_every_task_enqueued_by_name_is_registered_under_that_name():
                 value = node.value.value
                 if isinstance(value, str) and value.count(".") == 2 and ".tasks." in value:
                     names.add(value)
-    assert {"accounts.tasks.send_email", "videos.tasks.index_video", "streaming.tasks.transcode_media_file"} <= names
+    expected = {
+        "accounts.tasks.send_email",
+        "videos.tasks.index_video",
+        "streaming.tasks.transcode_media_file",
+    }
+    assert expected <= names
     current_app.loader.import_default_modules()
     for name in sorted(names):
         assert task_named(name).name == name

@@ -7,10 +7,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from django.http import Http404
 
 from videoplatform import cache
 from videoplatform.api.pagination import PageParams, paginate_queryset
+from videoplatform.db import PRIMARY
+from videoplatform.errors import NotFound
 
 from .models import Video
 
@@ -30,7 +31,6 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "created_at": ("created_at",),
     "updated_at": ("updated_at",),
 }
-PRIMARY = "default"
 # Always loaded: visibility and permission checks need them.
 _ALWAYS = ("id", "owner_id", "privacy", "is_adult", "created_at")
 
@@ -79,14 +79,14 @@ def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None
         row = cache.fetch(cache.VIDEO, video_id, lambda: _video_rows([video_id]).get(video_id))
         video = cache.restore(Video, row) if row is not None else None
         if video is None or not _visible(viewer, video):
-            raise Http404("No such video.")
+            raise NotFound()
         if fields is None or "owner" in fields:
             _attach_owners([video])
         return video
     queryset = _with_fields(Video.objects.filter(video_visible_q(viewer)), fields)
     video = queryset.filter(pk=video_id).first()
     if video is None:
-        raise Http404("No such video.")
+        raise NotFound()
     return video
 
 
@@ -122,7 +122,7 @@ def video_list_for_user(
 ) -> tuple[list[Video], int]:
     """A user's videos, newest first: all of them for the owner (and staff), public ready ones for others."""
     if not get_user_model()._default_manager.filter(pk=user_id, is_active=True).exists():
-        raise Http404("No such user.")
+        raise NotFound()
     queryset = Video.objects.filter(owner_id=user_id)
     if not (_is_staff(viewer) or (viewer.is_authenticated and viewer.pk == user_id)):
         # "Not private or unlisted" rather than "= public": the same rows, but the planner cannot

@@ -177,7 +177,7 @@ def test_after_every_write_path_the_api_shows_what_the_database_holds(
     owner = UserFactory()
     world = World(
         owner=owner,
-        video=VideoFactory(owner=owner, title="Watched", status=Video.Status.READY),
+        video=VideoFactory(owner=owner, title="Watched", ready=True),
         plan=PlanFactory(name="Gold"),
         subscriber=(subscriber := UserFactory()),
         subscription=SubscriptionFactory(user=subscriber),

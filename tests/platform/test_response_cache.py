@@ -179,8 +179,8 @@ def test_private_and_adult_videos_are_never_shared(app: ResponseCache, django_ap
 def test_the_feed_is_shared_only_between_viewers_with_the_same_adult_preference(
     app: ResponseCache, django_app: CountingDjango
 ):
-    VideoFactory(title="Everyone's", status=Video.Status.READY)
-    VideoFactory(title="Adults only", is_adult=True, status=Video.Status.READY)
+    VideoFactory(title="Everyone's", ready=True)
+    VideoFactory(title="Adults only", is_adult=True, ready=True)
     fan, plain = bearer(UserFactory(show_adult_content=True)), bearer(UserFactory())
     titles = {
         name: {video["title"] for video in warm(app, "/api/videos", **headers).json()["data"]}

@@ -57,7 +57,7 @@ def test_a_key_longer_than_the_bound_is_not_kept(app: ResponseCache, django_app:
 def test_keys_are_normalised_so_that_the_same_question_is_one_entry(
     app: ResponseCache, django_app: CountingDjango
 ):
-    VideoFactory(status=Video.Status.READY, title="One")
+    VideoFactory(ready=True, title="One")
     first = warm(app, "/api/videos", "limit=5&page=1&fields=id%2Ctitle")
     calls = django_app.calls
     again = call(app, "/api/videos", "fields=id,title&page=1&limit=5")
