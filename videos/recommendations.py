@@ -34,6 +34,7 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts.types import Viewer
 from videoplatform.api.pagination import PageParams
 from videoplatform.db.aliases import shard_aliases
 from videoplatform.jobs.enqueue import enqueue_on_commit
@@ -315,7 +316,7 @@ def _stored_items(video_id: str) -> list[dict[str, Any]] | None:
     return list(stored)
 
 
-def related_for_viewer(*, video: Video, viewer: Any, params: PageParams) -> tuple[list[Video], int]:
+def related_for_viewer(*, video: Video, viewer: Viewer, params: PageParams) -> tuple[list[Video], int]:
     """A page of the video's related videos that this viewer may see, best first.
 
     Not computed yet (a new video): the job is queued (once a minute at most) and the list is

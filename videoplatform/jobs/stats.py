@@ -156,7 +156,9 @@ def queue_depths(queues: tuple[str, ...] = QUEUE_NAMES, *, app: Any = None) -> Q
     ``videoplatform/celery.py`` makes current) unless given.
     """
     if app is None:
-        from celery import current_app as app
+        from celery import current_app
+
+        app = current_app
 
     url = str(app.conf.broker_url or "")
     kind = broker_kind(url)
