@@ -24,6 +24,8 @@ def task_named(task: Any) -> Any:
     if isinstance(task, str):
         from celery import current_app
 
+        if task not in current_app.tasks:
+            current_app.loader.import_default_modules()  # the apps' tasks modules (autodiscovery)
         return current_app.tasks[task]
     return task
 
