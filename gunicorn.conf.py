@@ -45,6 +45,11 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "50000"
 # Heartbeat files on tmpfs: a slow disk must not make the master think a worker hung.
 _shm = "/dev/shm"  # noqa: S108 - gunicorn's own heartbeat files, not user data
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _shm if os.path.isdir(_shm) else None)
+# gunicorn's control socket (for gunicornc) would go to $XDG_RUNTIME_DIR or $HOME/.gunicorn, which
+# a read-only root filesystem refuses (the master then logs an error on every start). Nothing in
+# a pod uses it: off unless GUNICORN_CONTROL_SOCKET names a writable path for it.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

@@ -28,7 +28,14 @@ from .models import EmailDelivery, User
 # The job that sends a recorded email (accounts/tasks.py), named: the tasks import this module.
 SEND_EMAIL = "accounts.tasks.send_email"
 
-KINDS = ("welcome", "video_ready", "transcoding_failed", "subscription_started", "subscription_canceled")
+KINDS = (
+    "welcome",
+    "video_ready",
+    "transcoding_failed",
+    "subscription_started",
+    "subscription_canceled",
+    "webhook_disabled",
+)
 # Worth another attempt: the server is down, slow, or says "try later" (4xx).
 TRANSIENT_EMAIL_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSError)
 

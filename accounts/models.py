@@ -59,6 +59,7 @@ class Notification(models.Model):
         TRANSCODING_FAILED = "transcoding_failed", "Transcoding failed"
         SUBSCRIPTION_STARTED = "subscription_started", "Subscription started"
         SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription canceled"
+        WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
 
     id = PrefixedIdField(prefix="ntf")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")

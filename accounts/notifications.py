@@ -117,6 +117,18 @@ def notify_subscription_canceled(*, subscription: Any) -> None:
     )
 
 
+def notify_webhook_endpoint_disabled(*, user_id: str, endpoint_id: str, url: str, reason: str) -> None:
+    """Tells a user the platform stopped sending events to one of their webhook endpoints."""
+    _notify(
+        user_id=user_id,
+        kind=Kind.WEBHOOK_DISABLED,
+        title="A webhook endpoint was disabled",
+        body=f"{url}: {reason}"[:1000],
+        data={"endpoint_id": endpoint_id},
+        email_context={"url": url, "reason": reason, "endpoint_id": endpoint_id},
+    )
+
+
 # --- The inbox ------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite against real services, with every quality gate:
-# ruff (lint + format), mypy, makemigrations --check, pytest with coverage.
-# Extra arguments go to pytest (e.g. scripts/test.sh tests/videos -x).
+# ruff (lint + format), mypy, makemigrations --check, pytest with coverage, and the production
+# image built and smoke-tested (scripts/image.sh all).
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/videos -x); such a partial run skips
+# the image. IMAGE_CHECK=1 forces the image gate, IMAGE_CHECK=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +35,7 @@ echo "== OpenAPI schema"
 $VENV/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 echo "== pytest"
 $VENV/pytest --cov --cov-report=term:skip-covered "$@"
+if [[ "${IMAGE_CHECK:-$(($# == 0))}" == 1 ]]; then
+    echo "== image (build, report, smoke test)"
+    bash scripts/image.sh all
+fi

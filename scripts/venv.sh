@@ -11,6 +11,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(basename "$REQUIREMENTS")"
 digest=$(cat "$REQUIREMENTS" requirements.txt | sha256sum | cut -d' ' -f1)
+# requirements-dev.txt includes requirements.txt: a development install satisfies the runtime.
+dev_digest=$(cat requirements-dev.txt requirements.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.installed-requirements-dev.txt 2>/dev/null)" = "$dev_digest" ]; then
+  exit 0
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "== installing $REQUIREMENTS"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "videos",
     "subscriptions",
     "streaming",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -170,8 +171,10 @@ DATABASE_ROUTERS = ["videoplatform.db.router.DataLayerRouter"]
 DB_REPLICA_MAX_LAG = float(env_str("DB_REPLICA_MAX_LAG", "10"))
 # How often each process re-measures a replica (seconds); between checks the state is cached.
 DB_REPLICA_CHECK_INTERVAL = float(env_str("DB_REPLICA_CHECK_INTERVAL", "5"))
-# After a write, the client's reads go to the primary for this many seconds.
-DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 15)
+# After a write, the client's reads need a replica that has replayed it (else the primary) for
+# this many seconds: the life of its pin. Longer than DB_REPLICA_MAX_LAG + DB_REPLICA_CHECK_INTERVAL,
+# after which the lag bound alone keeps lagging replicas away (docs/data-layer.md).
+DB_READ_YOUR_WRITES_WINDOW = env_int("DB_READ_YOUR_WRITES_WINDOW", 30)
 # The data layer's app: management commands, system checks, Celery and connection hooks.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -508,6 +511,31 @@ EMAIL_BACKEND = env_str(
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "videoplatform <no-reply@localhost>")
 # The public address of the site, for links in emails and notifications.
 SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# Webhooks (webhooks/, docs/webhooks.md): events of a user's resources POSTed to their endpoints on
+# the "notification" queue, signed per Standard Webhooks. A 2xx within WEBHOOKS_TIMEOUT seconds is
+# success; otherwise retries with exponential backoff (from WEBHOOKS_RETRY_BASE, at most
+# WEBHOOKS_RETRY_MAX_DELAY, with jitter) for WEBHOOKS_RETRY_WINDOW seconds, then the delivery has
+# failed; WEBHOOKS_DISABLE_AFTER failed deliveries in a row disable the endpoint.
+WEBHOOKS_TIMEOUT = float(env_str("WEBHOOKS_TIMEOUT", "5"))
+WEBHOOKS_RETRY_BASE = float(env_str("WEBHOOKS_RETRY_BASE", "40"))
+WEBHOOKS_RETRY_MAX_DELAY = float(env_str("WEBHOOKS_RETRY_MAX_DELAY", str(6 * 3600)))
+WEBHOOKS_RETRY_WINDOW = float(env_str("WEBHOOKS_RETRY_WINDOW", str(3 * 24 * 3600)))
+# Retries due within this many seconds ride a delayed message; later ones are sent by the sweeper.
+WEBHOOKS_RETRY_ENQUEUE_MAX = float(env_str("WEBHOOKS_RETRY_ENQUEUE_MAX", "120"))
+# The sweeper (beat, every WEBHOOKS_SWEEP_INTERVAL seconds) sends a message for each due delivery
+# that has none, or whose message is older than WEBHOOKS_REQUEUE_AFTER seconds (lost).
+WEBHOOKS_SWEEP_INTERVAL = env_int("WEBHOOKS_SWEEP_INTERVAL", 10)
+WEBHOOKS_REQUEUE_AFTER = env_int("WEBHOOKS_REQUEUE_AFTER", 300)
+WEBHOOKS_DISABLE_AFTER = env_int("WEBHOOKS_DISABLE_AFTER", 5)
+# After a secret is rolled, the previous one still signs (beside the new one) this many seconds.
+WEBHOOKS_SECRET_OVERLAP = env_int("WEBHOOKS_SECRET_OVERLAP", 24 * 3600)
+WEBHOOKS_MAX_ENDPOINTS_PER_USER = env_int("WEBHOOKS_MAX_ENDPOINTS_PER_USER", 20)
+WEBHOOKS_KEEP_DAYS = env_int("WEBHOOKS_KEEP_DAYS", 30)
+# SSRF: production sends only to https URLs of public addresses (settings.dev and settings.test allow
+# http and private or loopback targets, for local receivers). Not read from the environment.
+WEBHOOKS_ALLOW_HTTP = False
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
 
 # Search (PostgreSQL full-text search; a plain substring match on SQLite).
 SEARCH_TEXT_CONFIG = env_str("SEARCH_TEXT_CONFIG", "english")

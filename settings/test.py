@@ -5,6 +5,9 @@ from .base import VAR_DIR, env_str
 
 DEBUG = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The webhook tests run their receivers on loopback (production refuses such targets).
+WEBHOOKS_ALLOW_HTTP = True
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "test-celery-broker"
 STORAGES = {
     **STORAGES,

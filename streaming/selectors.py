@@ -82,7 +82,6 @@ def recommend(renditions: list[StreamRendition], bandwidth: int) -> StreamRendit
 
 
 # --- A video's ready ladder: what the stream answer needs of its media file and renditions -------
-PRIMARY = "default"  # cache fills read the primary: a lagging replica's rows must not be cached
 
 
 class Rung(NamedTuple):
@@ -150,7 +149,8 @@ def _media_states(video_ids: list[str], *, using: str | None) -> dict[str, Media
 def _ready_ladders(video_ids: list[str]) -> dict[str, Ladder | None]:
     """What the ``media`` kind holds per video: its ladder when ready, else None ("ask the
     database": a state that is not ready changes with every progress write, so it is not cached)."""
-    return {video_id: state.ladder for video_id, state in _media_states(video_ids, using=PRIMARY).items()}
+    states = _media_states(video_ids, using=cache.fill_alias())
+    return {video_id: state.ladder for video_id, state in states.items()}
 
 
 def media_state(*, video_id: str) -> MediaState | None:
@@ -238,3 +238,33 @@ def stream_manifest(
         thumbnail_interval=ladder.thumbnail_interval,
         delivery="cdn" if cdn else "app",
     )
+
+
+def poster_urls(*, videos: Iterable[Video], now: float | None = None) -> dict[str, str]:
+    """video id -> a signed, site-relative poster URL, for the pages that list videos (the home
+    page). Ready, non-premium videos with a poster only: a premium poster is for subscribers.
+    The signature allows the lowest rendition, which anyone may stream of such a video."""
+    wanted = [video.pk for video in videos if not video.is_premium]
+    if not wanted:
+        return {}
+    if cache.active():
+        ladders = cache.fetch_many(MEDIA, wanted, _ready_ladders)
+    else:
+        ladders = {video_id: state.ladder for video_id, state in _media_states(wanted, using=None).items()}
+    now = time.time() if now is None else now
+    urls = {}
+    for video_id, ladder in ladders.items():
+        if ladder is None or not ladder.poster_path or not ladder.rungs:
+            continue
+        grant = signing.StreamGrant(
+            video_id=video_id,
+            run_token=ladder.output_prefix.rsplit("/", 1)[-1],
+            cap=ladder.rungs[-1].quality,
+            expires=int(now) + settings.STREAM_URL_TTL,
+        )
+        if signing.cloudfront_enabled():
+            urls[video_id] = signing.cloudfront_url(storage.object_key(ladder.poster_path), grant.expires_at)
+        else:
+            name = ladder.poster_path.removeprefix(ladder.output_prefix + "/")
+            urls[video_id] = f"/media/s/{signing.token_for(grant)}/{name}"
+    return urls

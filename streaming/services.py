@@ -21,10 +21,11 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
+from videoplatform import events
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, plays, selectors, storage
+from . import ladder, media_tools, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -143,6 +144,7 @@ def _mark_failed(media_file_id: str, message: str, *, run_token: str | None = No
         media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
         selectors.media_cache_refresh(video_ids=[media_file.video_id])
         video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
+        events.publish_on_commit("video.failed", media_file.video)
         if was_under_way:
             video_id = media_file.video_id
             transaction.on_commit(lambda: notify_owner_transcoding_failed(video_id, message))
@@ -172,7 +174,9 @@ def _media_file_for_upload(video: Video) -> MediaFile:
 
 
 def media_probe_local(*, path: str) -> ProbeResult:
-    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia``."""
+    """Probes an uploaded file before anything is stored. Raises ``InvalidMedia`` (or
+    ``MediaToolsUnavailable`` when ffprobe is not installed)."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     return probe(path)
 
 
@@ -300,6 +304,7 @@ def media_upload_target_create(
 
 def _accept_stored_source(media_file: MediaFile, size: int) -> MediaFile:
     """Probes a source already in storage: failed (and InvalidMedia raised) or enqueued."""
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(_local_probe_target(media_file.source_path))
     except InvalidMedia as exc:
@@ -342,6 +347,7 @@ def media_file_receive_upload(*, video: Video, upload: UploadedFile) -> MediaFil
     path = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else None
     if path is None:
         raise UploadStateError("The upload was not received as a file.")
+    media_tools.require(media_tools.UPLOAD_TOOLS)
     try:
         result = probe(path)
     except InvalidMedia as exc:
@@ -465,6 +471,7 @@ def _claim(media_file_id: str) -> MediaFile | None:
             media_file.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
             selectors.media_cache_refresh(video_ids=[media_file.video_id])
             video_services.video_media_state_set(video_id=media_file.video_id, status=Video.Status.FAILED)
+            events.publish_on_commit("video.failed", media_file.video)
             return None
         now = timezone.now()
         media_file.status = MediaFile.Status.PROCESSING
@@ -590,6 +597,7 @@ def _finish(media_file: MediaFile, rungs: list[ladder.Rung], prefix: str, out_di
         if old_prefix and old_prefix != prefix:
             transaction.on_commit(lambda: storage.delete_prefix(old_prefix))
         transaction.on_commit(lambda: notify_owner_video_ready(video))
+        events.publish_on_commit("video.ready", video)
     return True
 
 

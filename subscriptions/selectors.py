@@ -17,7 +17,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from videoplatform import cache
-from videoplatform.db import PRIMARY
 
 from .models import FREE_PLAN_CODE, Plan, Subscription
 
@@ -108,16 +107,19 @@ def viewer_entitlement(user: Viewer, *, now: datetime | None = None) -> Entitlem
 
 
 # --- Cache tiers: what the cached paths above load, and what writes call ----------------------
+# Cache fills read where ``cache.fill_alias()`` says: a replica that has replayed the scope's last
+# invalidation, else the primary (a lagging replica's rows must not be cached).
 
 
 def _active_plan_rows() -> list[cache.Snapshot]:
-    plans = Plan.objects.using(PRIMARY).filter(is_active=True).order_by("sort_order", "price", "code")
+    plans = Plan.objects.using(cache.fill_alias()).filter(is_active=True)
+    plans = plans.order_by("sort_order", "price", "code")
     return [cache.snapshot(plan) for plan in plans]
 
 
 def _free_limits() -> tuple[int, int] | None:
     plan = (
-        Plan.objects.using(PRIMARY)
+        Plan.objects.using(cache.fill_alias())
         .filter(code=FREE_PLAN_CODE)
         .only("max_resolution", "concurrent_streams")
         .first()
@@ -128,7 +130,7 @@ def _free_limits() -> tuple[int, int] | None:
 def _current_rows(user_ids: list[str]) -> dict[str, Any]:
     """user id -> (subscription, plan) snapshots of the current subscription; one query."""
     current = (
-        Subscription.objects.using(PRIMARY)
+        Subscription.objects.using(cache.fill_alias())
         .select_related("plan")
         .filter(
             user_id__in=user_ids,

@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import notifications
+from videoplatform import events
 
 from . import selectors
 from .billing import get_payment_gateway
@@ -134,7 +135,9 @@ def subscription_create(*, user: AbstractBaseUser, plan: Plan, now: datetime | N
             )
             if replaced is not None:
                 transaction.on_commit(lambda: gateway.cancel(replaced), robust=True)
+                events.publish_on_commit("subscription.canceled", replaced)
             notifications.notify_subscription_started(subscription=subscription)  # after the commit
+            events.publish_on_commit("subscription.created", subscription)
             selectors.subscription_cache_refresh(user_ids=[user.pk])
     except IntegrityError as exc:
         if _violates_one_current(exc):
@@ -173,6 +176,7 @@ def subscription_cancel(*, subscription: Subscription, now: datetime | None = No
         locked.save(update_fields=["cancel_at_period_end", "canceled_at", "updated_at"])
         _cancel_with_gateway_on_commit(locked)
         notifications.notify_subscription_canceled(subscription=locked)  # after the commit
+        events.publish_on_commit("subscription.canceled", locked)
         selectors.subscription_cache_refresh(user_ids=[locked.user_id])
     return locked
 

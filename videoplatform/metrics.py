@@ -68,8 +68,8 @@ DB_QUERIES = Counter(
 DB_READS_ROUTED = Counter(
     "db_reads_routed",
     "Read routing decisions by the router, by the alias chosen and the reason "
-    "(replica, no_replicas, replicas_unavailable, atomic, use_primary, unsafe_request, wrote, "
-    "pinned, task, shard).",
+    "(replica, replica_behind, pins_unavailable, fill_replica, fill_primary, no_replicas, "
+    "replicas_unavailable, atomic, use_primary, unsafe_request, wrote, task, shard).",
     ["alias", "reason"],
 )
 DB_REPLICA_FALLBACKS = Counter(
@@ -88,6 +88,24 @@ DB_REPLICA_IN_ROTATION = Gauge(
     "1 while the replica serves reads, 0 while it is out of rotation (unreachable or lagging).",
     ["alias"],
     multiprocess_mode="mostrecent",
+)
+DB_REPLICA_LSN_PROBES = Counter(
+    "db_replica_lsn_probes",
+    "Probes of a replica's replay position made because no known position was enough, by result "
+    "(caught_up, behind, error).",
+    ["alias", "result"],
+)
+DB_REPLICA_REPLAY_LSN = Gauge(
+    "db_replica_replay_lsn_bytes",
+    "The highest replay position (bytes since 0/0) this process has seen on each replica.",
+    ["alias"],
+    multiprocess_mode="max",
+)
+DB_REPLICA_CATCHUP = Histogram(
+    "db_replica_catchup_seconds",
+    "From the first read that found no replica at a needed position (a pin, a cache scope) to "
+    "this process learning that a replica has replayed it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 REQUEST_DB_QUERIES = Histogram(
     "http_request_db_queries",

@@ -1,4 +1,4 @@
-"""Root URLs: probes and metrics at the top, the API under /api/, admin under /admin/."""
+"""Root URLs: the home page, probes and metrics at the top, the API under /api/, admin under /admin/."""
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from streaming import views as streaming_views
 
-from . import metrics
+from . import home, metrics
 from .entry import health
 
 handler404 = "videoplatform.api.errors.handler404"
@@ -17,11 +17,13 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("videos.api.urls")),
     path("", include("subscriptions.api.urls")),
     path("", include("streaming.api.urls")),  # --- Media: the stream endpoint
+    path("", include("webhooks.api.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 urlpatterns = [
+    path("", home.home, name="home"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("health/detail", health.detailed_health, name="health-detail"),

@@ -10,3 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 from videoplatform.entry.response_cache import wrap
 
 application = wrap(get_wsgi_application())
+
+# The start-up log names the media tools and their versions (or says which one is missing).
+from streaming import media_tools  # noqa: E402
+
+media_tools.log_summary()

@@ -10,7 +10,6 @@ from django.db.models import Q, QuerySet
 from accounts.types import Viewer
 from videoplatform import cache
 from videoplatform.api.pagination import PageParams, paginate_queryset
-from videoplatform.db import PRIMARY
 from videoplatform.errors import NotFound
 
 from .models import Video
@@ -141,15 +140,18 @@ FEED_SCOPE = "public"
 
 
 def _video_rows(video_ids: list[str]) -> dict[str, cache.Snapshot]:
-    # From the primary: a lagging replica's row must not be frozen into a cache entry.
-    return {v.pk: cache.snapshot(v) for v in Video.objects.using(PRIMARY).filter(pk__in=video_ids)}
+    # From a replica that has replayed the scope's last invalidation, else the primary (a
+    # lagging replica's row must not be frozen into a cache entry); the refresh: the primary.
+    return {v.pk: cache.snapshot(v) for v in Video.objects.using(cache.fill_alias()).filter(pk__in=video_ids)}
 
 
 def _feed_rows(
     *, adult: bool, params: PageParams, fields: Iterable[str] | None
 ) -> tuple[list[cache.Snapshot], int]:
-    """video_list_public's page, from the primary, as snapshots (owners come from their own cache)."""
-    queryset = Video.objects.using(PRIMARY).filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
+    """video_list_public's page, as snapshots (owners come from their own cache); read where
+    ``cache.fill_alias()`` says: a replica that has replayed the feed's last invalidation."""
+    queryset = Video.objects.using(cache.fill_alias())
+    queryset = queryset.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
     if not adult:
         queryset = queryset.filter(is_adult=False)
     queryset = queryset.order_by("-created_at", "-id")

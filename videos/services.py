@@ -7,6 +7,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from videoplatform import events
+
 from . import selectors
 from .models import Video
 
@@ -37,6 +39,7 @@ def video_create(
     )
     selectors.video_cache_refresh(video_ids=[video.pk], feed=_in_feed(video))
     video_derived_data_refresh(video_id=video.pk)
+    events.publish_on_commit("video.created", video)
     return video
 
 
@@ -63,6 +66,7 @@ def video_update(*, video: Video, changes: dict[str, Any]) -> Video:
 @transaction.atomic
 def video_delete(*, video: Video) -> None:
     video_id, in_feed = video.pk, _in_feed(video)
+    events.publish_on_commit("video.deleted", video)  # rendered now, while the row exists
     video.delete()
     selectors.video_cache_refresh(video_ids=[video_id], feed=in_feed)
 

@@ -277,10 +277,20 @@ def during_mix(
         )
     statements = stack.delta(after, before, "db_queries_total")
     by_alias: dict[str, float] = defaultdict(float)
+    reads_by_alias: dict[str, float] = defaultdict(float)
     for labels, value in statements.items():
         label = dict(labels)
         if label.get("kind") != "other":
             by_alias[label["alias"]] += value
+        if label.get("kind") == "read":
+            reads_by_alias[label["alias"]] += value
+    replica_reads = sum(value for alias, value in reads_by_alias.items() if alias.startswith("replica"))
+    routed = stack.delta(after, before, "db_reads_routed_total")
+    reasons: dict[str, float] = defaultdict(float)
+    for labels, value in routed.items():
+        label = dict(labels)
+        reasons[f"{label['alias']}/{label['reason']}"] += value
+    probes = sum(stack.delta(after, before, "db_replica_lsn_probes_total").values())
     return {
         "queries_per_request": rows,
         "cache": cache_rows,
@@ -291,6 +301,12 @@ def during_mix(
             "statements_by_alias": ", ".join(
                 f"{alias} {value / seconds:,.0f}/s" for alias, value in sorted(by_alias.items())
             ),
+            "replica_read_share": replica_reads / sum(reads_by_alias.values()) if reads_by_alias else None,
+            "replica_xact_share": xacts["replica"] / (xacts["primary"] + xacts["replica"])
+            if xacts["primary"] + xacts["replica"]
+            else None,
+            "routed": ", ".join(f"{key} {value / seconds:,.1f}/s" for key, value in sorted(reasons.items())),
+            "position_probes_per_s": probes / seconds,
         },
     }
 

@@ -111,6 +111,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"{db['replica_xact_per_s']:,.0f}/s on the replica (pg_stat_database deltas); the app ran "
             f"{db['statements_per_s']:,.0f} SQL statements/s ({db['statements_by_alias']}).",
             "",
+            f"Replica share of SQL reads: {_pct(db.get('replica_read_share'))} by the app's counters "
+            f'(`db_queries_total{{kind="read"}}`), {_pct(db.get("replica_xact_share"))} of transactions '
+            f"by pg_stat_database; replay-position probes {db.get('position_probes_per_s', 0.0):,.1f}/s. "
+            f"Routing decisions: {db.get('routed') or 'none'}.",
+            "",
         ]
     floor = report.get("floor")
     if floor:

@@ -1,4 +1,5 @@
-"""Celery tasks right after a commit read the primary; a task that writes pins its client.
+"""A Celery task reads what was committed before it was enqueued: from a replica that has
+replayed the position stamped on it, else from the primary; a task that writes pins its client.
 
 A real worker (in a thread of this process, on an in-memory broker) runs the tasks; the data
 layer's publish / prerun / postrun hooks are Celery signals, so they apply to this app too.
@@ -6,15 +7,17 @@ layer's publish / prerun / postrun hooks are Celery signals, so they apply to th
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery import Celery, _state
 from celery.contrib.testing.worker import start_worker
 
 from tests.db.support import REPLICATED, replay_paused, wait_for_replay
 from tests.factories import VideoFactory
-from videoplatform.db.routing import pins_exist, routing_context
+from tests.support.processes import wait_until
+from videoplatform.db.celery_hooks import MIN_LSN_HEADER
+from videoplatform.db.lsn import commit_position, to_hex
+from videoplatform.db.replicas import monitor
+from videoplatform.db.routing import pinned_position, pins_exist, routing_context
 from videos.models import Video
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]
@@ -66,25 +69,38 @@ def test_a_task_enqueued_after_a_commit_reads_it_from_the_primary(data_layer, wo
         Video.objects.filter(pk=video.pk).update(title="Committed")
         with routing_context(client_keys={"t:client-a"}):
             result = retitle.delay(video.pk, "Retitled by a task").get(timeout=30)
+        # The replica has not replayed the update the task was enqueued after: the primary.
         assert result == {"read_from": "default", "seen": "Committed"}
-        # The task wrote: the client that enqueued it reads the primary for the window.
-        assert pins_exist({"t:client-a"})
+        # The task wrote: the client that enqueued it is pinned to the task's commit.
+        assert pinned_position({"t:client-a"}) > 0
 
-        # A task enqueued long ago (a backlog, a retry) reads the replica like a request...
-        stale = {"vp_enqueued_at": time.time() - 3600}
-        assert peek.apply_async((video.pk,), headers=stale).get(timeout=30) == {
+        # A task that needs an old position only (a backlog, a retry) reads the replica...
+        old = {MIN_LSN_HEADER: to_hex(1)}
+        assert peek.apply_async((video.pk,), headers=old).get(timeout=30) == {
             "read_from": "replica1",
             "seen": "Before",
         }
         # ...unless its task says it always reads the primary.
-        assert peek_primary.apply_async((video.pk,), headers=stale).get(timeout=30) == {
+        assert peek_primary.apply_async((video.pk,), headers=old).get(timeout=30) == {
             "read_from": "default",
             "seen": "Retitled by a task",
         }
+        # One enqueued now needs the position now: not replayed yet, so the primary.
+        assert peek.delay(video.pk).get(timeout=30) == {"read_from": "default", "seen": "Retitled by a task"}
+
+    # Once the replica has replayed the position a task carries, the task reads the replica and
+    # sees everything committed before it was enqueued.
+    position = commit_position()
+    assert wait_until(lambda: monitor.reached("replica1", position), timeout=30)
+    caught_up = {MIN_LSN_HEADER: to_hex(position)}
+    assert peek.apply_async((video.pk,), headers=caught_up).get(timeout=30) == {
+        "read_from": "replica1",
+        "seen": "Retitled by a task",
+    }
 
 
 def test_a_task_that_only_reads_pins_nobody(data_layer, worker):
     video = VideoFactory()
     with routing_context(client_keys={"t:client-b"}):
-        assert peek.delay(video.pk).get(timeout=30)["read_from"] == "default"
+        assert peek.delay(video.pk).get(timeout=30)["seen"] == video.title
     assert not pins_exist({"t:client-b"})

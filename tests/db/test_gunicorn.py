@@ -1,8 +1,9 @@
 """A real pod: gunicorn through PgBouncer with the streaming replica, next to this process.
 
-A write made through this process pins its client in Redis; the gunicorn pod, another
-process, then serves that client's reads from the primary while the standby is paused, and
-everyone else's from the replica. Its /metrics and /ready report it.
+A write made through this process pins its client to the write's WAL position in Redis; the
+gunicorn pod, another process, then serves that client's reads from the primary while the paused
+standby is behind that position (probing it once), and everyone else's from the replica. Its
+/metrics and /ready report it.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def test_a_pod_serves_the_pinned_client_from_the_primary(data_layer):
     assert ready[0] == 200
     assert json.loads(ready[1])["checks"]["replica1"] == "ok"
 
-    assert _metric(metrics, "db_reads_routed_total", 'alias="default",reason="pinned"') >= 4
+    assert _metric(metrics, "db_reads_routed_total", 'alias="default",reason="replica_behind"') >= 4
+    assert _metric(metrics, "db_replica_lsn_probes_total", 'alias="replica1",result="behind"') >= 1
     assert _metric(metrics, "db_reads_routed_total", 'alias="replica1",reason="replica"') >= 4
     assert _metric(metrics, "db_queries_total", 'alias="replica1",kind="read"') >= 4
     assert _metric(metrics, "db_replica_in_rotation", 'alias="replica1"') == 1.0

@@ -14,6 +14,7 @@ from tests.conftest import login_client
 from tests.db.support import REPLICATED, queries_by_alias, replay_paused, standby_stopped, wait_for_replay
 from tests.factories import UserFactory, VideoFactory
 from tests.support.processes import wait_until
+from videoplatform.db.lsn import commit_position
 from videoplatform.db.replicas import monitor
 from videoplatform.entry.health import DetailedHealthView, run_checks
 from videos.models import Video
@@ -134,12 +135,18 @@ def test_health_page_and_metrics_show_replica_state(data_layer, client):
     wait_for_replay(data_layer)
     api = login_client(UserFactory())
     assert api.get("/api/videos").status_code == 200
+    primary_before = commit_position()
+    wait_for_replay(data_layer)
 
     results = run_checks(DetailedHealthView().get_checks())
     shown = {repr(result.check): result.error for result in results}
     replica = [name for name in shown if name.startswith("Replica(replica1")]
     assert len(replica) == 1
     assert "in rotation, lag" in replica[0]
+    # Its replay position, as PostgreSQL spells it, at least where the primary was before the check.
+    replayed = re.search(r"replayed ([0-9A-F]+)/([0-9A-F]+)", replica[0])
+    assert replayed is not None
+    assert (int(replayed.group(1), 16) << 32) + int(replayed.group(2), 16) >= primary_before
     assert shown[replica[0]] is None
     assert shown["Database(alias='shard3')"] is None
 
@@ -147,6 +154,8 @@ def test_health_page_and_metrics_show_replica_state(data_layer, client):
     lag = re.search(r'^db_replica_lag_seconds\{alias="replica1"\} (\S+)$', metrics, re.M)
     assert lag is not None and float(lag.group(1)) >= 0
     assert re.search(r'^db_replica_in_rotation\{alias="replica1"\} 1\.0$', metrics, re.M)
+    position = re.search(r'^db_replica_replay_lsn_bytes\{alias="replica1"\} (\S+)$', metrics, re.M)
+    assert position is not None and float(position.group(1)) >= primary_before
     assert re.search(r'^db_reads_routed_total\{alias="replica1",reason="replica"\} [1-9]', metrics, re.M)
     assert re.search(r'^db_queries_total\{alias="replica1",kind="read"\} [1-9]', metrics, re.M)
     assert re.search(r'^http_request_db_queries_count\{method="GET",view="api/videos"\} [1-9]', metrics, re.M)

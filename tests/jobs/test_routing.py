@@ -19,6 +19,7 @@ ROUTES = [
     # task name, queue, Redis priority step (0 is the highest)
     ("accounts.tasks.send_email", "email", 0),
     ("accounts.tasks.notify_user", "notification", 0),
+    ("webhooks.tasks.deliver", "notification", 0),
     ("streaming.tasks.transcode_media_file", "transcoding", 3),
     ("videos.tasks.index_video", "indexing", 3),
     ("streaming.plays.flush_view_counts", "default", 3),

@@ -586,5 +586,6 @@ def test_dockerfile_runs_as_the_user_the_pods_expect() -> None:
         pod_spec(find(build("overlays/prod"), "Deployment", "api"))["securityContext"]["runAsUser"]
     )
     assert "collectstatic --noinput" in dockerfile
-    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", dockerfile, re.M)
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
     assert Path(REPO / ".dockerignore").exists()

@@ -22,6 +22,8 @@ from tests.streaming.media import make_clip
 from tests.support.processes import base_env
 from videos import intake as video_intake
 from videos.models import Video
+from webhooks import services as webhook_services
+from webhooks.models import Delivery, Endpoint
 
 ROLES = ("anonymous", "user", "owner", "staff")
 
@@ -38,6 +40,8 @@ class World:
     subscription: Subscription
     plans: dict[str, Plan]
     clip: Path
+    webhook: Endpoint
+    delivery: Delivery
 
     def account(self, role: str) -> User | None:
         return None if role == "anonymous" else getattr(self, role)
@@ -101,6 +105,7 @@ def world(db: Any, fast_passwords: None, media_storage: Path, small_clip: Path) 
         event_key=f"security:{uuid.uuid4().hex}",
     )
     assert notification is not None
+    webhook = webhook_services.endpoint_create(owner=owner, url="https://hooks.example.com/in", events=["*"])
     return World(
         owner=owner,
         user=UserFactory(),
@@ -110,6 +115,8 @@ def world(db: Any, fast_passwords: None, media_storage: Path, small_clip: Path) 
         subscription=SubscriptionFactory(user=owner, plan=plans["standard"]),
         plans=plans,
         clip=small_clip,
+        webhook=webhook,
+        delivery=Delivery.objects.get(endpoint=webhook),  # its ping
     )
 
 

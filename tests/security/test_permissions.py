@@ -49,9 +49,20 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/subscriptions/plans", "GET"): (200, 200, 200, 200),
     ("api/subscriptions/me", "GET"): (401, 404, 200, 404),
     ("api/subscriptions/me/cancel", "POST"): (401, 404, 200, 404),
+    # Webhook endpoints: one's own (staff: all); another user's does not exist.
+    ("api/webhooks", "GET"): (401, 200, 200, 200),
+    ("api/webhooks", "POST"): (401, 201, 201, 201),
+    ("api/webhooks/event-types", "GET"): (401, 200, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "GET"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "PATCH"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>", "DELETE"): (401, 404, 204, 204),
+    ("api/webhooks/<str:endpoint_id>/roll-secret", "POST"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>/deliveries", "GET"): (401, 404, 200, 200),
+    ("api/webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/redeliver", "POST"): (401, 404, 202, 202),
     ("api/schema", "GET"): (200, 200, 200, 200),
     ("api/docs", "GET"): (200, 200, 200, 200),
     # Outside the API (browser sessions).
+    ("", "GET"): (200, 200, 200, 200),
     ("health", "GET"): (200, 200, 200, 200),
     ("ready", "GET"): (200, 200, 200, 200),
     ("health/detail", "GET"): (302, 302, 302, 200),
@@ -120,6 +131,8 @@ def _body(route: str, method: str, world: World, role: str) -> dict[str, Any] | 
         ("api/videos/create", "POST"): lambda: {"title": f"New {unique}"},
         ("api/videos/<str:video_id>", "PATCH"): lambda: {"title": f"Changed {unique}"},
         ("api/subscriptions", "POST"): lambda: {"plan": "premium"},
+        ("api/webhooks", "POST"): lambda: {"url": f"https://hooks.example.com/{unique}", "events": ["*"]},
+        ("api/webhooks/<str:endpoint_id>", "PATCH"): lambda: {"events": ["video.ready"]},
     }
     make = bodies.get((route, method))
     return make() if make else None
@@ -134,6 +147,8 @@ def _path(route: str, world: World) -> str:
         "<str:video_id>": world.video.pk,
         "<str:user_id>": world.owner.pk,
         "<str:notification_id>": world.notification.pk,
+        "<str:endpoint_id>": world.webhook.pk,
+        "<str:delivery_id>": world.delivery.pk,
         "<str:token>": tampered,
         "<path:path>": "master.m3u8",
     }

@@ -7,6 +7,7 @@ This package imports no app.
 """
 
 from .core import active, fetch, fetch_many, invalidate_on_commit, refresh_on_commit, reset, tiers
+from .fills import fill_alias
 from .kinds import FEED, KINDS, PLAN, SUBSCRIPTION, USER, VIDEO
 from .snapshots import Snapshot, restore, snapshot
 
@@ -21,6 +22,7 @@ __all__ = [
     "active",
     "fetch",
     "fetch_many",
+    "fill_alias",
     "invalidate_on_commit",
     "refresh_on_commit",
     "reset",

@@ -38,9 +38,10 @@ from videoplatform.metrics import CACHE_FEED_CONNECTED
 
 from . import kinds
 from .feed import InvalidationFeed
+from .fills import filling
 from .hooks import loading, note_read, taint
 from .local import Key, LocalTier
-from .remote import L2_ERRORS, Entry, RemoteTier
+from .remote import L2_ERRORS, UNKNOWN_POSITION, Entry, RemoteTier, generation_position
 from .stats import FEED, L1, L2, Stats
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class Tiers:
             on_idle=self._idle,
         )
         self._epochs: dict[str, int] = {}
+        # The commit position of each kind's last epoch bump (kept with the epoch by the feed).
+        self._epoch_positions: dict[str, int] = {}
         self._flights: dict[tuple[Key, int | None], _Flight] = {}
         self._flights_lock = threading.Lock()
         self._pending: dict[str, set[str]] = {}
@@ -212,7 +215,11 @@ class Tiers:
         if not missing:
             return found
         self.stats.load(kind)
-        with loading():
+        if epoch is None:
+            position = UNKNOWN_POSITION
+        else:
+            position = max(self._fill_position(kind, generations[scope]) for scope in missing)
+        with loading(), filling(position):
             loaded = loader(missing)
         for scope in missing:
             data = loaded.get(scope)
@@ -279,7 +286,7 @@ class Tiers:
         token: str | None,
     ) -> tuple[Any, float]:
         try:
-            data = self._load(kind, loader)
+            data = self._load(kind, loader, self._fill_position(kind, generation))
             stored = self._store(kind, scope, variant, epoch, generation, data)
         finally:
             if token is not None:
@@ -306,10 +313,27 @@ class Tiers:
                 break
         return None, generation
 
-    def _load(self, kind: str, loader: Loader[T]) -> T:
+    def _load(self, kind: str, loader: Loader[T], position: int = UNKNOWN_POSITION) -> T:
+        """Runs a loader; its reads need WAL ``position`` (unknown: the primary, see ``fills``)."""
         self.stats.load(kind)
-        with loading():
+        with loading(), filling(position):
             return loader()
+
+    def _raise_epoch_position(self, kind: str, position: int) -> None:
+        # Positions in Redis only grow; a message from a process that records none (an older
+        # release) makes the kind's fills read the primary until the next recorded bump.
+        current = self._epoch_positions.get(kind, 0)
+        if position >= UNKNOWN_POSITION or current >= UNKNOWN_POSITION:
+            self._epoch_positions[kind] = position
+        else:
+            self._epoch_positions[kind] = max(position, current)
+
+    def _fill_position(self, kind: str, generation: str) -> int:
+        """What a fill under ``generation`` must see: the scope's and the kind's last commits."""
+        return max(
+            generation_position(generation),
+            self._epoch_positions.get(kind, UNKNOWN_POSITION) if self.feed.alive() else UNKNOWN_POSITION,
+        )
 
     def _store(self, kind: str, scope: str, variant: str, epoch: int, generation: str, data: Any) -> bool:
         if not self._l2_usable():
@@ -381,7 +405,8 @@ class Tiers:
         if not self.remote.available():
             return
         try:
-            generations = {scope: self.remote.bump(kind, scope) for scope in wanted}
+            position = _hex(commit_position())
+            generations = {scope: self.remote.bump(kind, scope, position) for scope in wanted}
             self.feed.publish({"t": "s", "k": kind, "s": wanted})
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
@@ -406,9 +431,10 @@ class Tiers:
         if not self.remote.available():
             return
         try:
-            epoch = self.remote.bump_epoch(kind)
+            epoch, position = self.remote.bump_epoch(kind, _hex(commit_position()))
+            self._raise_epoch_position(kind, position)
             self._epochs[kind] = epoch
-            self.feed.publish({"t": "k", "k": kind, "e": epoch})
+            self.feed.publish({"t": "k", "k": kind, "e": epoch, "w": _hex(position)})
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             with self._pending_lock:
@@ -455,12 +481,15 @@ class Tiers:
             self.l1.invalidate_scopes(kind, scopes)
             self._ground(kind, scopes)
         elif message.get("t") == "k":
+            # The position first: a fill that sees the new epoch must find a position covering it.
+            self._raise_epoch_position(kind, generation_position("0:" + str(message.get("w") or "")))
             self._epochs[kind] = int(message.get("e") or 0)
             self.l1.invalidate_kind(kind)
             self._ground(kind, None)
 
     def _feed_connected(self) -> None:
         self._epochs = self.remote.epochs(kinds.KINDS)
+        self._epoch_positions = self.remote.epoch_positions(kinds.KINDS)
         self.l1.clear()
         self._l2_down_until = 0.0
         CACHE_FEED_CONNECTED.set(1)
@@ -501,12 +530,29 @@ class Tiers:
         if self.feed.connected():
             try:
                 self._epochs = self.remote.epochs(kinds.KINDS)
+                self._epoch_positions = self.remote.epoch_positions(kinds.KINDS)
             except L2_ERRORS as exc:
                 self._l2_failed("all", exc)
 
     def stop(self) -> None:
         self.feed.stop()
         self.flush_stats()
+
+
+def commit_position() -> int:
+    """The commit position an invalidation records (0 without replicas: nothing to wait for);
+    the request's or task's own, read once after its last write, when there is one."""
+    if not settings.REPLICA_DATABASES:
+        return 0
+    from videoplatform.db.lsn import commit_position as primary_position
+    from videoplatform.db.routing import current_context
+
+    context = current_context()
+    return context.commit_lsn() if context is not None else primary_position()
+
+
+def _hex(position: int) -> str:
+    return f"{min(max(position, 0), UNKNOWN_POSITION):016x}"
 
 
 # ===== the process's tiers =================================================================

@@ -3,9 +3,12 @@
 Keys (after the cache alias's ``KEY_PREFIX`` and version):
 
 - ``c:{kind:scope}:variant``: an entry, a pickled ``Entry``;
-- ``g:{kind:scope}``: the scope's generation, bumped by every invalidation of the scope;
+- ``g:{kind:scope}``: the scope's generation, bumped by every invalidation of the scope, as
+  ``"<n>:<lsn>"``: a counter and the highest WAL commit position of the writes that invalidated
+  it (16 hex digits), which a fill's replica must have replayed;
 - ``l:{kind:scope}:variant``: the lock of whoever is filling the entry (stampede control);
-- ``e:kind``: the kind's epoch, bumped when a whole kind is invalidated.
+- ``e:kind``: the kind's epoch, bumped when a whole kind is invalidated; ``ew:kind`` the
+  highest commit position of those invalidations.
 
 The ``{kind:scope}`` hash tag puts an entry, its generation and its lock in one Redis Cluster
 slot, so reading an entry with its generation is one ``MGET`` and the fenced store is one
@@ -38,12 +41,35 @@ if (current or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
-# KEYS: generation, then entries to drop. ARGV: generation TTL in seconds.
+# KEYS: generation, then entries to drop. ARGV: generation TTL in seconds, commit position
+# (16 hex digits). The position kept is the highest ever given: fixed-width hex compares like
+# the number it spells, so a writer that bumps late never lowers it.
 _BUMP = """
-local generation = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+local current = redis.call('GET', KEYS[1])
+local n, lsn = 0, ''
+if current then
+    local sep = string.find(current, ':', 1, true)
+    if sep then
+        n = tonumber(string.sub(current, 1, sep - 1)) or 0
+        lsn = string.sub(current, sep + 1)
+    else
+        n = tonumber(current) or 0
+    end
+end
+if string.len(lsn) ~= string.len(ARGV[2]) or ARGV[2] > lsn then lsn = ARGV[2] end
+local generation = string.format('%d', n + 1) .. ':' .. lsn
+redis.call('SET', KEYS[1], generation, 'EX', ARGV[1])
 for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 return generation
+"""
+# KEYS: a position. ARGV: commit position (16 hex digits). The highest one wins.
+_MERGE_POSITION = """
+local current = redis.call('GET', KEYS[1])
+if not current or string.len(current) ~= string.len(ARGV[1]) or ARGV[1] > current then
+    redis.call('SET', KEYS[1], ARGV[1])
+    current = ARGV[1]
+end
+return current
 """
 # KEYS: lock. ARGV: token.
 _UNLOCK = """
@@ -54,7 +80,7 @@ return 0
 
 _SHAS: Final = {
     source: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    for source in (_STORE, _BUMP, _UNLOCK)
+    for source in (_STORE, _BUMP, _MERGE_POSITION, _UNLOCK)
 }
 
 
@@ -79,6 +105,28 @@ def lock_key(kind: str, scope: str, variant: str = "") -> str:
 
 def epoch_key(kind: str) -> str:
     return f"e:{kind}"
+
+
+def epoch_position_key(kind: str) -> str:
+    return f"ew:{kind}"
+
+
+# A fill that must read the primary: the position of a write is unknown.
+UNKNOWN_POSITION: Final = (1 << 64) - 1
+
+
+def generation_position(generation: str) -> int:
+    """The commit position a generation carries: 0 for no generation (nothing invalidated the
+    scope within ``GENERATION_TTL``), ``UNKNOWN_POSITION`` for one written without a position."""
+    if not generation:
+        return 0
+    _, sep, lsn = generation.partition(":")
+    if not sep:
+        return UNKNOWN_POSITION
+    try:
+        return int(lsn, 16)
+    except ValueError:
+        return UNKNOWN_POSITION
 
 
 STATS_KEY: Final = "s:stats"
@@ -171,10 +219,11 @@ class RemoteTier:
         keys = [self.key(entry_key(kind, scope, variant)), self.key(generation_key(kind, scope))]
         return bool(self._script(_STORE, keys, [entry.generation, blob, max(1, ttl_ms)]))
 
-    def bump(self, kind: str, scope: str) -> str:
-        """Invalidates every entry of the scope (its generation moves on); the new generation."""
+    def bump(self, kind: str, scope: str, position: str) -> str:
+        """Invalidates every entry of the scope (its generation moves on, carrying the highest
+        commit ``position`` given so far); the new generation."""
         keys = [self.key(generation_key(kind, scope)), self.key(entry_key(kind, scope))]
-        return _text(self._script(_BUMP, keys, [GENERATION_TTL]))
+        return _text(self._script(_BUMP, keys, [GENERATION_TTL, position]))
 
     # --- epochs -----------------------------------------------------------------------
     def epoch(self, kind: str) -> int:
@@ -184,8 +233,17 @@ class RemoteTier:
         client = self.client()
         return {kind: int(_text(client.get(self.key(epoch_key(kind)))) or 0) for kind in kinds}
 
-    def bump_epoch(self, kind: str) -> int:
-        return int(self.client().incr(self.key(epoch_key(kind))))
+    def epoch_positions(self, kinds: tuple[str, ...]) -> dict[str, int]:
+        client = self.client()
+        raw = {kind: _text(client.get(self.key(epoch_position_key(kind)))) for kind in kinds}
+        return {kind: generation_position("0:" + value) if value else 0 for kind, value in raw.items()}
+
+    def bump_epoch(self, kind: str, position: str) -> tuple[int, int]:
+        """The kind's new epoch, and the highest commit position of its invalidations."""
+        # The position first: whoever sees the new epoch finds a position that covers it.
+        lsn = self._script(_MERGE_POSITION, [self.key(epoch_position_key(kind))], [position])
+        epoch = int(self.client().incr(self.key(epoch_key(kind))))
+        return epoch, generation_position("0:" + _text(lsn))
 
     # --- fill locks -------------------------------------------------------------------
     def lock(self, kind: str, scope: str, variant: str, token: str, ttl_ms: int) -> bool:

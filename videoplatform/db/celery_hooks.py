@@ -1,25 +1,25 @@
-"""Celery and the data layer: tasks that run right after a commit read from the primary.
+"""Celery and the data layer: a task reads what was committed before it was enqueued.
 
-- Publishing a task stamps two headers: when it was enqueued, and the client keys of the
-  request (or task) that enqueued it.
-- A task enqueued less than ``DB_READ_YOUR_WRITES_WINDOW`` seconds ago runs with every read on
-  the primary, so it sees the rows committed just before it was enqueued (enqueue with
-  ``delay_on_commit()`` so it is published only after that commit). An older task (a retry,
-  a backlog) reads from replicas like a request. A task class may decide for itself with
-  ``reads_from_primary = True`` (always) or ``False`` (never).
-- A task that writes to the primary pins the client that enqueued it, when it finishes.
+- Publishing a task stamps two headers: the WAL position it must see (``vp_min_lsn``: the
+  commit position of the enqueuing context's writes, else the primary's position when it was
+  published), and the client keys of the request (or task) that enqueued it.
+- The task reads from a replica that has replayed that position (and its clients' pins), else
+  from the primary. A task published without the header (by another producer) reads the
+  primary. A task class may decide for itself with ``reads_from_primary = True`` (always) or
+  ``False`` (any replica in rotation, no position needed).
+- A task that writes to the primary pins the client that enqueued it to its commit position,
+  when it finishes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from contextvars import Token
 from typing import Any
 
 from celery import signals
-from django.conf import settings
 
+from .lsn import UNKNOWN, commit_position, from_hex, in_primary_transaction, to_hex
 from .routing import (
     RoutingContext,
     current_context,
@@ -29,7 +29,7 @@ from .routing import (
     replicas_configured,
 )
 
-ENQUEUED_AT_HEADER = "vp_enqueued_at"
+MIN_LSN_HEADER = "vp_min_lsn"
 CLIENTS_HEADER = "vp_clients"
 
 _running: dict[str, tuple[Token[RoutingContext | None], RoutingContext]] = {}
@@ -42,10 +42,23 @@ def _header(request: Any, name: str) -> Any:
     return value
 
 
+def publish_position() -> int:
+    """The position a task published now must see."""
+    if not replicas_configured():
+        return 0
+    if in_primary_transaction():  # its transaction's commit is still to come
+        return UNKNOWN
+    context = current_context()
+    if context is not None:
+        return context.commit_lsn()
+    return commit_position()
+
+
 def on_before_task_publish(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     if headers is None:
         return
-    headers.setdefault(ENQUEUED_AT_HEADER, time.time())
+    if MIN_LSN_HEADER not in headers:
+        headers[MIN_LSN_HEADER] = to_hex(publish_position())
     context = current_context()
     if context is not None:
         keys = context.keys()
@@ -53,27 +66,24 @@ def on_before_task_publish(headers: dict[str, Any] | None = None, **kwargs: Any)
             headers.setdefault(CLIENTS_HEADER, sorted(keys))
 
 
-def task_reads_from_primary(task: Any) -> bool:
+def task_routing(task: Any) -> tuple[str | None, int]:
+    """(the reason all reads go to the primary or None, the position its reads need)."""
     policy = getattr(task, "reads_from_primary", None)
     if policy is not None:
-        return bool(policy)
-    enqueued_at = _header(task.request, ENQUEUED_AT_HEADER)
-    if enqueued_at is None:  # published without our hook: assume it follows a commit
-        return True
-    try:
-        age = time.time() - float(enqueued_at)
-    except (TypeError, ValueError):
-        return True
-    return age < settings.DB_READ_YOUR_WRITES_WINDOW
+        return ("task", 0) if policy else (None, 0)
+    position = from_hex(_header(task.request, MIN_LSN_HEADER))
+    if position is None:  # published without our hook: assume it follows a commit
+        return "task", 0
+    return None, position
 
 
 def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     if task_id is None or task is None:
         return
     clients = _header(task.request, CLIENTS_HEADER) or []
+    primary_reason, position = task_routing(task)
     context = RoutingContext(
-        client_keys={str(key) for key in clients},
-        primary_reason="task" if task_reads_from_primary(task) else None,
+        client_keys={str(key) for key in clients}, primary_reason=primary_reason, min_lsn=position
     )
     _running[task_id] = (enter_context(context), context)
 
@@ -85,7 +95,7 @@ def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
     token, context = entry
     try:
         if context.wrote and replicas_configured():
-            pin_keys(context.keys())
+            pin_keys(context.keys(), None if in_primary_transaction() else context.commit_lsn())
     finally:
         # ValueError: postrun ran in another context than prerun (exotic pools).
         with contextlib.suppress(ValueError):

@@ -46,11 +46,13 @@ def check_data_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 id="videoplatform_db.W001",
             )
         )
-    if settings.REPLICA_DATABASES and settings.DB_READ_YOUR_WRITES_WINDOW <= settings.DB_REPLICA_MAX_LAG:
+    bound = settings.DB_REPLICA_MAX_LAG + settings.DB_REPLICA_CHECK_INTERVAL
+    if settings.REPLICA_DATABASES and bound >= settings.DB_READ_YOUR_WRITES_WINDOW:
         messages.append(
             checks.Warning(
-                "DB_READ_YOUR_WRITES_WINDOW is not longer than DB_REPLICA_MAX_LAG: a client may read "
-                "a replica that has not replayed its write yet once its pin expires.",
+                "DB_READ_YOUR_WRITES_WINDOW is not longer than DB_REPLICA_MAX_LAG + "
+                "DB_REPLICA_CHECK_INTERVAL: once its pin expires, a client may read a replica that "
+                "has not replayed its write yet.",
                 id="videoplatform_db.W002",
             )
         )

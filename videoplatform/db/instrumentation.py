@@ -2,11 +2,15 @@
 
 An execute wrapper is installed on every database connection when it opens. It counts each
 statement in ``db_queries_total{alias, kind}``, adds it to the current request's figures
-(``RequestDbStats``), and tells the routing context when a write reached the primary.
+(``RequestDbStats``), and tells the routing context when a write reached the primary. Writes to
+the tables of sharded models do not count as such: those rows are only ever read from their
+shard, never from a replica (in the one-database layout the shard is the primary itself), so
+they need no read-your-writes care (no ``wrote``, no pin).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +18,8 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
@@ -25,6 +31,32 @@ from .routing import note_write
 _READ_PREFIXES = ("SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES", "TABLE", "FETCH")
 _OTHER_PREFIXES = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "SET", "RESET", "DECLARE", "CLOSE")
 _WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "MERGE")
+_WRITTEN_TABLE = re.compile(r'\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([A-Za-z0-9_]+)"?[\s(]', re.I)
+_sharded_tables: tuple[object, frozenset[str]] | None = None
+
+
+def sharded_tables() -> frozenset[str]:
+    """The database tables of ``SHARDED_MODELS`` (recomputed when the setting changes)."""
+    global _sharded_tables
+    configured = settings.SHARDED_MODELS
+    cached = _sharded_tables
+    if cached is not None and cached[0] is configured:
+        return cached[1]
+    tables = set()
+    for label in configured:
+        try:
+            tables.add(apps.get_model(label)._meta.db_table)
+        except (LookupError, ValueError):
+            continue  # the system checks report it
+    found = frozenset(tables)
+    _sharded_tables = (configured, found)
+    return found
+
+
+def writes_replicated_rows(sql: Any) -> bool:
+    """Whether a write statement may change rows that replicas serve (not only sharded ones)."""
+    match = _WRITTEN_TABLE.match(sql) if isinstance(sql, str) else None
+    return match is None or match.group(1) not in sharded_tables()
 
 
 def statement_kind(sql: Any) -> str:
@@ -95,7 +127,7 @@ def counting_wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: b
         stats = _request_stats.get()
         if stats is not None:
             stats.add(alias, kind, elapsed)
-        if kind == "write" and alias in primary_aliases():
+        if kind == "write" and alias in primary_aliases() and writes_replicated_rows(sql):
             note_write()
 
 

@@ -11,6 +11,7 @@ from django.http.response import HttpResponseBase
 from videoplatform.metrics import REQUEST_DB_QUERIES, REQUEST_DB_SECONDS
 
 from .instrumentation import start_stats, stop_stats
+from .lsn import in_primary_transaction
 from .routing import (
     RoutingContext,
     enter_context,
@@ -27,10 +28,12 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class DataLayerMiddleware:
     """Routes each request's reads and pins its client after an unsafe request.
 
-    In an unsafe request (POST, PUT, PATCH, DELETE) every read goes to the primary; when it is
-    answered, its client (bearer token, session, user) is pinned to the primary for
+    In an unsafe request (POST, PUT, PATCH, DELETE) every read goes to the primary. When a
+    request that wrote to the primary is answered (its transactions committed), its client
+    (bearer token, session, user) is pinned to the primary's WAL position for
     ``DB_READ_YOUR_WRITES_WINDOW`` seconds, in the shared cache, so that its next requests, on
-    any pod, read what it wrote. It also records the request's SQL count and time by view.
+    any pod, read a replica that has replayed its writes, or the primary. It also records the
+    request's SQL count and time by view.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
@@ -43,12 +46,12 @@ class DataLayerMiddleware:
         stats, stats_token = start_stats()
         try:
             response = self.get_response(request)
-            if unsafe and replicas_configured():
+            if context.wrote and replicas_configured():
                 keys = context.keys()
                 cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
                 if cookie is not None and cookie.value:  # a login or a new session
                     keys.add(session_pin_key(cookie.value))
-                pin_keys(keys)
+                pin_keys(keys, None if in_primary_transaction() else context.commit_lsn())
         finally:
             stop_stats(stats_token)
             exit_context(context_token)

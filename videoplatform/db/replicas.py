@@ -6,6 +6,13 @@ has replayed everything it received, else the time since the last transaction it
 Each process checks a replica at most every ``DB_REPLICA_CHECK_INTERVAL`` seconds, on its own
 small connection, and caches the answer; while one thread checks, the others use the last
 answer. A replica out of rotation comes back at the first check that finds it healthy.
+
+Replay positions: every check also reads the replica's replay LSN, and the monitor keeps the
+highest one seen per replica (``known``). A read that needs a position (a client's pin, a cache
+scope's invalidation) asks ``reached(alias, lsn)``: no I/O when the known position is enough,
+else one short probe (``PROBE_SQL``, 100 ms statement timeout) shared by the process's threads.
+Known positions are forgotten when a replica leaves the rotation, stops being a standby
+(promoted), or streams another timeline.
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from videoplatform.metrics import DB_REPLICA_IN_ROTATION, DB_REPLICA_LAG
+from videoplatform.metrics import (
+    DB_REPLICA_CATCHUP,
+    DB_REPLICA_IN_ROTATION,
+    DB_REPLICA_LAG,
+    DB_REPLICA_LSN_PROBES,
+    DB_REPLICA_REPLAY_LSN,
+)
+
+from .lsn import UNKNOWN, to_pg
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +54,22 @@ SELECT
         WHEN pg_last_wal_receive_lsn() IS NULL THEN NULL
         WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
         ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())
-    END
+    END,
+    pg_last_wal_replay_lsn() - '0/0',
+    (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
 """
+# One simple-protocol query (an implicit transaction): the timeout applies to this probe only,
+# also through a pooler in transaction mode.
+PROBE_SQL = (
+    "SET LOCAL statement_timeout = '100ms'; "
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0', "
+    "(SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)"
+)
+# Probes of one replica are at least this far apart (seconds): under load, one probe answers
+# every thread that wanted one meanwhile.
+PROBE_GAP = 0.002
+# Needed positions waiting for a replica, per replica, for the catch-up histogram.
+_WAITING_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -51,12 +80,14 @@ class ReplicaState:
     # Why it is out of rotation ("" when in rotation).
     reason: str
     checked_at: float  # time.monotonic()
+    replay_lsn: int | None = None
 
     def describe(self) -> str:
         lag = "unknown" if self.lag_seconds is None else f"{self.lag_seconds:.2f} s"
+        replayed = "" if self.replay_lsn is None else f", replayed {to_pg(self.replay_lsn)}"
         if self.in_rotation:
-            return f"in rotation, lag {lag}"
-        return f"out of rotation ({self.reason}); reads go to the primary"
+            return f"in rotation, lag {lag}{replayed}"
+        return f"out of rotation ({self.reason}{replayed}); reads go to the primary"
 
 
 class ReplicaMonitor:
@@ -72,6 +103,12 @@ class ReplicaMonitor:
         self._locks: dict[str, threading.Lock] = {}
         self._connections: dict[str, Any] = {}
         self.checks = 0
+        self.probes = 0
+        # Highest replay LSN seen per replica, and the timeline it was seen on.
+        self._known: dict[str, int] = {}
+        self._timelines: dict[str, int] = {}
+        self._last_probe: dict[str, float] = {}
+        self._waiting: dict[str, dict[int, float]] = {}
 
     def _own_process(self) -> None:
         # After a fork the parent's connections must be dropped, not closed (closing would
@@ -123,10 +160,100 @@ class ReplicaMonitor:
         with lock:
             return self._measure(alias)
 
+    # --- replay positions ------------------------------------------------------------
+
+    def known(self, alias: str) -> int:
+        """The highest replay LSN this process has seen on the replica (0: none)."""
+        self._own_process()
+        return self._known.get(alias, 0)
+
+    def reached(self, alias: str, lsn: int) -> bool:
+        """Whether the replica has replayed ``lsn``: from the known position, else one probe.
+
+        The probe runs on the monitor's connection under the replica's lock: threads that need a
+        position while another thread probes wait for its answer (at most the probe's timeout)
+        rather than probing too.
+        """
+        self._own_process()
+        if lsn <= 0:
+            return True
+        if lsn >= UNKNOWN:
+            return False
+        if self._known.get(alias, 0) >= lsn:
+            return True
+        lock = self._lock(alias)
+        if not lock.acquire(timeout=0.2):
+            return False
+        try:
+            if self._known.get(alias, 0) >= lsn:
+                return True  # another thread's probe answered it
+            now = time.monotonic()
+            if now - self._last_probe.get(alias, 0.0) < PROBE_GAP:
+                self._wait_for(alias, lsn, now)
+                return False
+            self._last_probe[alias] = now
+            self.probes += 1
+            try:
+                conn = self._connection(alias)
+                with conn.cursor() as cursor:
+                    cursor.execute(PROBE_SQL)
+                    cursor.nextset()
+                    in_recovery, replay, timeline = cursor.fetchone()
+            except Exception as exc:  # noqa: BLE001 - no answer: the caller reads the primary
+                DB_REPLICA_LSN_PROBES.labels(alias, "error").inc()
+                self._drop_connection(alias)
+                logger.info("replay position probe of %s failed: %s", alias, _short(exc))
+                return False
+            if not in_recovery:
+                DB_REPLICA_LSN_PROBES.labels(alias, "error").inc()
+                self.forget_position(alias)
+                self._record(ReplicaState(alias, False, None, "not a standby (promoted?)", time.monotonic()))
+                return False
+            self._observe(alias, replay, timeline)
+            caught_up = self._known.get(alias, 0) >= lsn
+            DB_REPLICA_LSN_PROBES.labels(alias, "caught_up" if caught_up else "behind").inc()
+            if not caught_up:
+                self._wait_for(alias, lsn, now)
+            return caught_up
+        finally:
+            lock.release()
+
+    def forget_position(self, alias: str) -> None:
+        """Forgets what the replica had replayed (it left the rotation, or was promoted)."""
+        self._known.pop(alias, None)
+        self._timelines.pop(alias, None)
+        self._waiting.pop(alias, None)
+
+    def _observe(self, alias: str, replay: Any, timeline: Any) -> None:
+        """Learns a replay position (and the timeline it is on) read from the replica."""
+        if timeline is not None:
+            previous = self._timelines.get(alias)
+            if previous is not None and previous != int(timeline):
+                logger.warning("replica %s moved to timeline %s: known positions forgotten", alias, timeline)
+                self.forget_position(alias)
+            self._timelines[alias] = int(timeline)
+        if replay is None:
+            return
+        position = int(replay)
+        if position > self._known.get(alias, 0):
+            self._known[alias] = position
+            DB_REPLICA_REPLAY_LSN.labels(alias).set(position)
+            waiting = self._waiting.get(alias)
+            if waiting:
+                now = time.monotonic()
+                for needed in [needed for needed in waiting if needed <= position]:
+                    DB_REPLICA_CATCHUP.observe(now - waiting.pop(needed))
+
+    def _wait_for(self, alias: str, lsn: int, now: float) -> None:
+        waiting = self._waiting.setdefault(alias, {})
+        if lsn not in waiting and len(waiting) < _WAITING_LIMIT:
+            waiting[lsn] = now
+
     def mark_unreachable(self, alias: str, error: BaseException) -> None:
         """A read found the replica unreachable: out of rotation until the next check."""
         self._own_process()
         self._record(ReplicaState(alias, False, None, f"unreachable: {_short(error)}", time.monotonic()))
+        self.forget_position(alias)
         lock = self._lock(alias)
         if lock.acquire(blocking=False):
             try:
@@ -140,6 +267,10 @@ class ReplicaMonitor:
             for alias in list(self._connections):
                 self._drop_connection(alias)
             self._states.clear()
+            self._known.clear()
+            self._timelines.clear()
+            self._last_probe.clear()
+            self._waiting.clear()
 
     # --- measuring -----------------------------------------------------------------
 
@@ -172,28 +303,34 @@ class ReplicaMonitor:
             conn = self._connection(alias)
             with conn.cursor() as cursor:
                 cursor.execute(LAG_SQL)
-                in_recovery, streaming, lag = cursor.fetchone()
+                in_recovery, streaming, lag, replay, timeline = cursor.fetchone()
         except Exception as exc:  # noqa: BLE001 - any failure means the replica cannot serve reads
             self._drop_connection(alias)
             state = ReplicaState(alias, False, None, f"unreachable: {_short(exc)}", now)
         else:
             lag_seconds = None if lag is None else max(0.0, float(lag))
             bound = settings.DB_REPLICA_MAX_LAG
+            replay_lsn = None if replay is None or not in_recovery else int(replay)
             if not in_recovery:
                 state = ReplicaState(alias, False, lag_seconds, "not a standby (promoted?)", now)
             elif not streaming or lag_seconds is None:
-                state = ReplicaState(alias, False, lag_seconds, "not streaming from the primary", now)
+                reason = "not streaming from the primary"
+                state = ReplicaState(alias, False, lag_seconds, reason, now, replay_lsn)
             elif lag_seconds > bound:
                 reason = f"lagging {lag_seconds:.1f} s, more than {bound:g} s"
-                state = ReplicaState(alias, False, lag_seconds, reason, now)
+                state = ReplicaState(alias, False, lag_seconds, reason, now, replay_lsn)
             else:
-                state = ReplicaState(alias, True, lag_seconds, "", now)
+                state = ReplicaState(alias, True, lag_seconds, "", now, replay_lsn)
+            if state.in_rotation:
+                self._observe(alias, replay, timeline)
         self._record(state)
         return state
 
     def _record(self, state: ReplicaState) -> None:
         previous = self._states.get(state.alias)
         self._states[state.alias] = state
+        if not state.in_rotation:
+            self.forget_position(state.alias)
         lag = state.lag_seconds
         DB_REPLICA_LAG.labels(state.alias).set(math.nan if lag is None else lag)
         DB_REPLICA_IN_ROTATION.labels(state.alias).set(1 if state.in_rotation else 0)

@@ -25,6 +25,8 @@ from health_check.contrib.redis import Redis
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
+from streaming.media_tools import MediaTools
+
 
 def redacted(url: str) -> str:
     """A URL with its password removed, for status pages."""
@@ -115,6 +117,8 @@ class DetailedHealthView(HealthCheckView):
         if settings.REDIS_URL:
             checks.append(Redis(client_factory=_redis_client))
         checks += [Cache(alias="default"), Storage(alias="default"), CeleryBroker()]
+        # ffmpeg and ffprobe with their versions (uploads and transcoding need them).
+        checks.append(MediaTools())
         if not str(settings.CELERY_BROKER_URL).startswith("filesystem://"):
             checks.append(Ping())
         return checks

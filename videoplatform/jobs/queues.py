@@ -3,7 +3,7 @@
 | queue | priority | retries |
 |---|---|---|
 | email | high | 5 |
-| notification | high | 3 |
+| notification | high | 3 (webhook deliveries: their own retries, for days, in webhooks.services) |
 | transcoding | mid | 3 (exponential backoff from 5 s, in streaming.tasks) |
 | indexing | mid | 3 |
 | default | mid | per task (beat jobs, view-count flushes) |
@@ -34,7 +34,7 @@ class QueuePolicy:
 # order within one priority step (queue_order_strategy "priority").
 QUEUES: tuple[QueuePolicy, ...] = (
     QueuePolicy("email", Level.HIGH, 5, "transactional email"),
-    QueuePolicy("notification", Level.HIGH, 3, "a user's inbox"),
+    QueuePolicy("notification", Level.HIGH, 3, "a user's inbox, webhook deliveries"),
     QueuePolicy("transcoding", Level.MID, 3, "the ffmpeg HLS ladder"),
     QueuePolicy("indexing", Level.MID, 3, "the search documents"),
     QueuePolicy("default", Level.MID, 3, "scheduled maintenance and everything else"),
@@ -47,6 +47,7 @@ POLICIES = {queue.name: queue for queue in QUEUES}
 ROUTES: tuple[tuple[str, str], ...] = (
     ("streaming.plays.flush_view_counts", "default"),
     ("streaming.tasks.*", "transcoding"),
+    ("webhooks.tasks.*", "notification"),
     ("*.tasks.send_*", "email"),
     ("*.tasks.notify_*", "notification"),
     ("*.tasks.index_*", "indexing"),

@@ -72,6 +72,7 @@ def scheduled_jobs() -> list[ScheduledJob]:
     """Every scheduled job, in the order staff read them."""
     flush = float(settings.VIEW_FLUSH_INTERVAL)
     warm = float(settings.CACHE_WARM_INTERVAL)
+    sweep = float(settings.WEBHOOKS_SWEEP_INTERVAL)
     return [
         ScheduledJob(
             # The media pipeline's entry (name and task are theirs): play counts wait in Redis
@@ -122,6 +123,20 @@ def scheduled_jobs() -> list[ScheduledJob]:
             task="videos.tasks.cleanup_abandoned_uploads",
             schedule=crontab(hour=3, minute=30),
             summary="Delete abandoned uploads (and their partial files) and stale temporary files.",
+            expires=12 * HOUR,
+        ),
+        ScheduledJob(
+            name="webhooks-requeue-due",
+            task="webhooks.tasks.requeue_due_deliveries",
+            schedule=schedule(timedelta(seconds=sweep)),
+            summary="Send webhook deliveries whose retry is due (or whose message was lost).",
+            expires=sweep,
+        ),
+        ScheduledJob(
+            name="webhooks-prune",
+            task="webhooks.tasks.prune_deliveries",
+            schedule=crontab(hour=4, minute=30),
+            summary="Forget completed webhook events older than WEBHOOKS_KEEP_DAYS.",
             expires=12 * HOUR,
         ),
         ScheduledJob(

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from streaming import services as media_services
+from streaming.media_tools import MediaToolsUnavailable
 from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, ProbeFailed
 from videoplatform.api import sharing
@@ -96,6 +97,8 @@ def media_errors() -> Iterator[None]:
         raise ApiError(status.HTTP_409_CONFLICT, "upload_conflict", str(exc)) from exc
     except InvalidMedia as exc:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_media", str(exc)) from exc
+    except MediaToolsUnavailable as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "media_tools_unavailable", str(exc)) from exc
     except ProbeFailed as exc:
         raise ApiError(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -195,7 +198,11 @@ def create_schema(operation_id: str) -> Any:
                 "required": ["file", "title"],
             },
         },
-        responses={201: VideoCreatedSerializer, 422: UNPROCESSABLE, **ERROR_RESPONSES(400, 401, 409, 413)},
+        responses={
+            201: VideoCreatedSerializer,
+            422: UNPROCESSABLE,
+            **ERROR_RESPONSES(400, 401, 409, 413, 503),
+        },
         tags=["videos"],
     )
 
@@ -309,7 +316,7 @@ class VideoUploadView(APIView):
         responses={
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
-            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413),
+            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
         },
         tags=["videos"],
     )
@@ -335,7 +342,7 @@ class VideoUploadCompleteView(APIView):
         responses={
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
-            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413),
+            **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
         },
         tags=["videos"],
     )
