@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI bearer scheme)
+        from . import receivers, schema  # noqa: F401  (schema registers the OpenAPI bearer scheme)
+
+        receivers.connect()

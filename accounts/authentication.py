@@ -4,11 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 AUTHENTICATE_HEADER = 'Bearer realm="api"'
+KEYWORD = b"bearer"
+
+
+def bearer_token(header: bytes | str) -> str | None:
+    """The token an ``Authorization`` header carries, read the one way the API reads it: None
+    when it holds no bearer credentials (the next authentication class decides), the token
+    otherwise; raises AuthenticationFailed when it is malformed.
+
+    The header is split on ASCII whitespace only, as DRF splits it: the response cache
+    (``videoplatform.entry.response_cache``) reads it with this function too, so the two cannot tell
+    a client apart differently.
+    """
+    if isinstance(header, str):
+        try:
+            header = header.encode(HTTP_HEADER_ENCODING)
+        except UnicodeEncodeError:
+            raise AuthenticationFailed("The token is invalid.", code="invalid_token") from None
+    parts = header.split()
+    if not parts or parts[0].lower() != KEYWORD:
+        return None
+    if len(parts) != 2:
+        raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.", code="invalid_token")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed("The token is invalid.", code="invalid_token") from None
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -18,23 +45,15 @@ class BearerTokenAuthentication(BaseAuthentication):
     class (sessions); one with a bad, revoked or expired token is refused with 401.
     """
 
-    keyword = b"bearer"
+    keyword = KEYWORD
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         # Imported here: DRF imports this module while the app registry may still be loading.
         from .selectors import TokenRejected, token_user_get
 
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        token = bearer_token(get_authorization_header(request))
+        if token is None:
             return None
-        if len(parts) != 2:
-            raise AuthenticationFailed(
-                "The Authorization header must be 'Bearer <token>'.", code="invalid_token"
-            )
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("The token is invalid.", code="invalid_token") from None
         try:
             return token_user_get(token=token)
         except TokenRejected as exc:

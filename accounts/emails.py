@@ -21,9 +21,12 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from videoplatform.jobs.enqueue import enqueue_on_commit
+from videoplatform.jobs.enqueue import enqueue_on_commit, task_named
 
 from .models import EmailDelivery, User
+
+# The job that sends a recorded email (accounts/tasks.py), named: the tasks import this module.
+SEND_EMAIL = "accounts.tasks.send_email"
 
 KINDS = (
     "welcome",
@@ -61,9 +64,7 @@ def email_queue(*, user: User, kind: str, context: dict[str, Any]) -> EmailDeliv
         to=user.email,
         context={"name": _display_name(user), "username": user.username, **context},
     )
-    from .tasks import send_email
-
-    enqueue_on_commit(send_email, delivery.pk)
+    enqueue_on_commit(SEND_EMAIL, delivery.pk)
     return delivery
 
 
@@ -124,8 +125,7 @@ def email_delivery_mark_failed(*, delivery_id: str, error: str) -> None:
 def email_deliveries_requeue_stale(*, older_than: timedelta = timedelta(hours=1), limit: int = 1000) -> int:
     """Enqueues again the emails still queued long after they were recorded (their job was lost:
     the broker refused it, or it was purged). Sending is idempotent, so a slow job is harmless."""
-    from .tasks import send_email
-
+    send_email = task_named(SEND_EMAIL)
     cutoff = timezone.now() - older_than
     ids = list(
         EmailDelivery.objects.filter(status=EmailDelivery.Status.QUEUED, created_at__lt=cutoff)

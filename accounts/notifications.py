@@ -22,6 +22,9 @@ from videoplatform.jobs.enqueue import enqueue_on_commit
 from . import emails
 from .models import Notification, User
 
+# The job that adds an inbox entry (accounts/tasks.py), named: the tasks import this module.
+NOTIFY_USER = "accounts.tasks.notify_user"
+
 Kind = Notification.Kind
 
 
@@ -48,9 +51,7 @@ def _notify(
     user = _recipient(user_id)
     if user is None:
         return
-    from .tasks import notify_user
-
-    enqueue_on_commit(notify_user, user_id=user.pk, kind=kind, title=title, body=body, data=data)
+    enqueue_on_commit(NOTIFY_USER, user_id=user.pk, kind=kind, title=title, body=body, data=data)
     if email_context is not None:
         emails.email_queue(user=user, kind=kind, context=email_context)
 

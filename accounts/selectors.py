@@ -16,11 +16,10 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from videoplatform import cache
+from videoplatform.db import PRIMARY
 
 from . import token_cache
 from .models import AuthToken, User
-
-PRIMARY = "default"
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def _checked(user: User, auth: TokenAuth) -> tuple[User, TokenAuth]:
 @dataclass(frozen=True)
 class TokenViewer:
     """Who a bearer token belongs to, as far as a shared answer needs to know (see
-    ``videoplatform.response_cache``): enough for the throttle and the audience."""
+    ``videoplatform.entry.response_cache``): enough for the throttle and the audience."""
 
     pk: str
     show_adult_content: bool

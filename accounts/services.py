@@ -16,11 +16,13 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import ValidationError
 
 from videoplatform.db import pin_user
+from videoplatform.errors import DomainError
 
 from . import notifications, throttling, token_cache
+from .authentication import AUTHENTICATE_HEADER
 from .backends import credentials_check
 from .models import AuthToken, User
 from .selectors import (
@@ -42,9 +44,13 @@ _CONSTRAINT_FIELDS = {
 }
 
 
-class InvalidCredentials(AuthenticationFailed):
-    default_detail = "Invalid username, email or password."
-    default_code = "invalid_credentials"
+class InvalidCredentials(DomainError):
+    status_code = 401
+    code = "invalid_credentials"
+    default_message = "Invalid username, email or password."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": AUTHENTICATE_HEADER}
 
 
 @dataclass(frozen=True)

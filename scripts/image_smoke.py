@@ -602,7 +602,7 @@ class Smoke:
             "from django.contrib.auth import get_user_model\n"
             "from django.core.files.uploadedfile import SimpleUploadedFile\n"
             "from streaming import services as media\n"
-            "from videos import services as videos\n"
+            "from videos import intake as videos\n"
             "subprocess.run(['ffmpeg', '-v', 'error', '-y', '-f', 'lavfi', '-i', "
             "'testsrc=size=320x240:rate=25:duration=3', '-f', 'lavfi', '-i', "
             "'sine=frequency=440:duration=3', '-shortest', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', "

@@ -84,20 +84,20 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "videoplatform.middleware.MetricsMiddleware",
-    "videoplatform.middleware.ProbeMiddleware",
+    "videoplatform.entry.middleware.MetricsMiddleware",
+    "videoplatform.entry.middleware.ProbeMiddleware",
     # Read routing (read-your-writes pins) and the per-request database figures.
     "videoplatform.db.middleware.DataLayerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "videoplatform.middleware.CompressionMiddleware",
+    "videoplatform.entry.middleware.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "videoplatform.middleware.ApiErrorMiddleware",
+    "videoplatform.entry.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "videoplatform.urls"
@@ -322,9 +322,11 @@ API_THROTTLE_USER_RATE = env_str("API_THROTTLE_USER_RATE", "2400/min")
 # (seconds) instead of once per request; 0 counts every request in Redis at once.
 API_THROTTLE_SYNC_INTERVAL = float(env_str("API_THROTTLE_SYNC_INTERVAL", "0.1"))
 # Shared answers to hot API reads, kept per process in front of Django while the L1 entries they
-# were built from are unchanged (videoplatform/response_cache.py; 0 entries switches it off).
+# were built from are unchanged (videoplatform/entry/response_cache.py; 0 entries switches it off).
 RESPONSE_CACHE_ENTRIES = env_int("RESPONSE_CACHE_ENTRIES", 10_000)
 RESPONSE_CACHE_MAX_BYTES = env_int("RESPONSE_CACHE_MAX_BYTES", 64 * 1024 * 1024)
+# Requests whose key (path, query, Host, Accept...) is longer than this are never kept.
+RESPONSE_CACHE_MAX_KEY_BYTES = env_int("RESPONSE_CACHE_MAX_KEY_BYTES", 2048)
 
 # --- API ------------------------------------------------------------------------
 REST_FRAMEWORK = {

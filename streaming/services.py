@@ -123,7 +123,9 @@ def _enqueue_transcode(media_file: MediaFile) -> None:
 
 
 def _publish_transcode(media_file_id: str, limit: int) -> None:
-    from .tasks import transcode_media_file
+    from videoplatform.jobs.enqueue import task_named
+
+    transcode_media_file = task_named("streaming.tasks.transcode_media_file")  # by name: the tasks import us
 
     # Soft limit: the worker raises in the task, which fails the job cleanly; the ffmpeg
     # watchdog uses the same figure minus the time left for fetching and publishing.

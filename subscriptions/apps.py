@@ -16,3 +16,7 @@ class SubscriptionsConfig(AppConfig):
             reason = gateway_refusal()
             if reason is not None:
                 raise ImproperlyConfigured(f"settings.prod refuses to start: {reason}")
+
+        from . import receivers
+
+        receivers.connect()

@@ -1,18 +1,19 @@
-"""Why a subscription change was refused. The API maps each to a status and an error code."""
+"""Why a subscription change was refused: domain errors, each with its code and status (the
+API's error handler renders them)."""
 
 from __future__ import annotations
 
+from videoplatform.errors import DomainError
 
-class SubscriptionError(Exception):
+
+class SubscriptionError(DomainError):
+    status_code = 409
     code = "subscription_error"
     default_message = "The subscription could not be changed."
 
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
-        super().__init__(self.message)
-
 
 class PlanNotSubscribable(SubscriptionError):
+    status_code = 400
     code = "plan_not_subscribable"
     default_message = "This plan cannot be subscribed to."
 
@@ -23,6 +24,7 @@ class AlreadySubscribed(SubscriptionError):
 
 
 class NoCurrentSubscription(SubscriptionError):
+    status_code = 404
     code = "no_subscription"
     default_message = "You have no current subscription."
 
@@ -40,5 +42,6 @@ class SubscriptionConflict(SubscriptionError):
 
 
 class PaymentDeclined(SubscriptionError):
+    status_code = 402
     code = "payment_declined"
     default_message = "The payment was declined."

@@ -199,8 +199,9 @@ def subscription_expire_lapsed(*, now: datetime | None = None, batch_size: int =
     """Mark every current subscription whose period has ended as expired; returns how many.
 
     Renews none: there is no payment processor to charge a renewal (docs/subscriptions.md).
-    Works in batches so no transaction holds many row locks for long. The cache needs no word:
-    a cached subscription whose period has ended is not current when read.
+    Works in batches so no transaction holds many row locks for long. A cached subscription
+    whose period has ended is not current when read; the cache is refreshed all the same, as
+    after every bulk write (``now`` may be later than the clock the readers see).
     """
     now = now or timezone.now()
     lapsed = Subscription.objects.filter(
@@ -209,9 +210,11 @@ def subscription_expire_lapsed(*, now: datetime | None = None, batch_size: int =
     expired = 0
     while True:
         with transaction.atomic():
-            ids = list(lapsed.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
-            if not ids:
+            rows = list(lapsed.select_for_update(skip_locked=True).values_list("pk", "user_id")[:batch_size])
+            if not rows:
                 return expired
+            ids = [pk for pk, _ in rows]
+            selectors.subscription_cache_refresh(user_ids=[user_id for _, user_id in rows])
             # ended_at is when the period ended, not when this job noticed.
             expired += Subscription.objects.filter(pk__in=ids).update(
                 status=Subscription.Status.EXPIRED, ended_at=F("current_period_end"), updated_at=now

@@ -36,6 +36,10 @@ class VideoFactory(factory.django.DjangoModelFactory):
     tags = factory.LazyFunction(lambda: ["test"])
     privacy = Video.Privacy.PUBLIC
 
+    class Params:
+        # VideoFactory(ready=True): transcoded and playable (the default awaits its upload).
+        ready = factory.Trait(status=Video.Status.READY)
+
 
 class PlanFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -181,7 +181,7 @@ REQUEST_DB_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
-# --- Shared answers to hot reads (videoplatform/response_cache.py; docs/performance.md) -----------
+# --- Shared answers to hot reads (videoplatform/entry/response_cache.py; docs/performance.md) -----------
 RESPONSE_CACHE = Counter(
     "response_cache_requests",
     "API GETs by what the response cache did: hit (served a kept answer), miss (Django answered), "

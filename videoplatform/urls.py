@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from streaming import views as streaming_views
 
-from . import health, home, metrics
+from . import home, metrics
+from .entry import health
 
 handler404 = "videoplatform.api.errors.handler404"
 handler500 = "videoplatform.api.errors.handler500"

@@ -7,7 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
 # Hot API reads are answered in front of Django while what they show is unchanged (docs/performance.md).
-from videoplatform.response_cache import wrap
+from videoplatform.entry.response_cache import wrap
 
 application = wrap(get_wsgi_application())
 

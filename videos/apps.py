@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class VideosConfig(AppConfig):
     name = "videos"
     verbose_name = "Videos"
+
+    def ready(self) -> None:
+        from . import receivers
+
+        receivers.connect()

@@ -34,6 +34,7 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts.types import Viewer
 from videoplatform.api.pagination import PageParams
 from videoplatform.db.aliases import shard_aliases
 from videoplatform.jobs.enqueue import enqueue_on_commit
@@ -315,7 +316,7 @@ def _stored_items(video_id: str) -> list[dict[str, Any]] | None:
     return list(stored)
 
 
-def related_for_viewer(*, video: Video, viewer: Any, params: PageParams) -> tuple[list[Video], int]:
+def related_for_viewer(*, video: Video, viewer: Viewer, params: PageParams) -> tuple[list[Video], int]:
     """A page of the video's related videos that this viewer may see, best first.
 
     Not computed yet (a new video): the job is queued (once a minute at most) and the list is
@@ -324,9 +325,9 @@ def related_for_viewer(*, video: Video, viewer: Any, params: PageParams) -> tupl
     items = _stored_items(video.pk)
     if items is None:
         if cache.add(f"{_cache_key(video.pk)}:queued", 1, timeout=MISSING_RETRY_SECONDS):
-            from .tasks import recommend_video
-
-            enqueue_on_commit(recommend_video, video.pk)
+            enqueue_on_commit(
+                "videos.tasks.recommend_video", video.pk
+            )  # by name: the tasks import this module
         return [], 0
     ids = [str(item["video_id"]) for item in items]
     visible = {

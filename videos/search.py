@@ -23,6 +23,7 @@ from django.db import connections, router
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from accounts.types import Viewer
 from videoplatform.api.pagination import PageParams, paginate_queryset
 
 from .models import Video, VideoSearchDocument
@@ -88,11 +89,11 @@ def search_index_rebuild(*, batch_size: int = 500, on_batch: Callable[[int], Non
             on_batch(len(ids))
 
 
-def _sees_adult(viewer: Any) -> bool:
+def _sees_adult(viewer: Viewer) -> bool:
     return bool(viewer.is_authenticated and viewer.show_adult_content)
 
 
-def searchable(viewer: Any) -> QuerySet[Video]:
+def searchable(viewer: Viewer) -> QuerySet[Video]:
     """What search may return to this viewer: public, ready videos (adult ones if opted in)."""
     queryset = Video.objects.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
     if not _sees_adult(viewer):
@@ -120,7 +121,7 @@ def _substring_search(queryset: QuerySet[Video], query: str) -> QuerySet[Video]:
     return queryset.annotate(rank=rank).order_by("-rank", "-view_count", "-created_at", "-id")
 
 
-def video_search(*, viewer: Any, query: str, params: PageParams) -> tuple[list[Video], int]:
+def video_search(*, viewer: Viewer, query: str, params: PageParams) -> tuple[list[Video], int]:
     """Videos matching ``query`` that the viewer may find, best match first."""
     queryset = searchable(viewer).select_related("owner")
     if full_text_available(router.db_for_read(Video)):

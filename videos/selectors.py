@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from django.http import Http404
 
+from accounts.types import Viewer
 from videoplatform import cache
 from videoplatform.api.pagination import PageParams, paginate_queryset
+from videoplatform.errors import NotFound
 
 from .models import Video
 
@@ -43,15 +43,15 @@ def _with_fields(queryset: QuerySet[Video], fields: Iterable[str] | None) -> Que
     return queryset.only(*columns)
 
 
-def _sees_adult(viewer: Any) -> bool:
+def _sees_adult(viewer: Viewer) -> bool:
     return bool(viewer.is_authenticated and viewer.show_adult_content)
 
 
-def _is_staff(viewer: Any) -> bool:
+def _is_staff(viewer: Viewer) -> bool:
     return bool(viewer.is_authenticated and viewer.is_staff)
 
 
-def video_visible_q(viewer: Any) -> Q:
+def video_visible_q(viewer: Viewer) -> Q:
     """Videos this viewer may open by id: public and unlisted, their own, adult only if opted in."""
     if _is_staff(viewer):
         return Q()
@@ -63,7 +63,7 @@ def video_visible_q(viewer: Any) -> Q:
     return visible
 
 
-def _visible(viewer: Any, video: Video) -> bool:
+def _visible(viewer: Viewer, video: Video) -> bool:
     """``video_visible_q`` for one loaded video: the cached path checks the cached row with it."""
     if _is_staff(viewer) or (viewer.is_authenticated and video.owner_id == viewer.pk):
         return True
@@ -72,20 +72,20 @@ def _visible(viewer: Any, video: Video) -> bool:
     return not video.is_adult or _sees_adult(viewer)
 
 
-def video_get(*, video_id: str, viewer: Any, fields: Iterable[str] | None = None) -> Video:
+def video_get(*, video_id: str, viewer: Viewer, fields: Iterable[str] | None = None) -> Video:
     """A video the viewer may see, or 404 (a private video's existence is not revealed)."""
     if cache.active():  # the row is cached whoever asks; who may see it is decided here, each time
         row = cache.fetch(cache.VIDEO, video_id, lambda: _video_rows([video_id]).get(video_id))
         video = cache.restore(Video, row) if row is not None else None
         if video is None or not _visible(viewer, video):
-            raise Http404("No such video.")
+            raise NotFound()
         if fields is None or "owner" in fields:
             _attach_owners([video])
         return video
     queryset = _with_fields(Video.objects.filter(video_visible_q(viewer)), fields)
     video = queryset.filter(pk=video_id).first()
     if video is None:
-        raise Http404("No such video.")
+        raise NotFound()
     return video
 
 
@@ -105,7 +105,7 @@ def video_access_epoch(*, video_id: str) -> int | None:
 
 
 def video_list_public(
-    *, viewer: Any, params: PageParams, fields: Iterable[str] | None = None
+    *, viewer: Viewer, params: PageParams, fields: Iterable[str] | None = None
 ) -> tuple[list[Video], int]:
     """The public feed, newest first; served by the partial index ``videos_public_feed_idx``.
 
@@ -132,11 +132,11 @@ def video_list_public(
 
 
 def video_list_for_user(
-    *, user_id: str, viewer: Any, params: PageParams, fields: Iterable[str] | None = None
+    *, user_id: str, viewer: Viewer, params: PageParams, fields: Iterable[str] | None = None
 ) -> tuple[list[Video], int]:
     """A user's videos, newest first: all of them for the owner (and staff), public ready ones for others."""
     if not get_user_model()._default_manager.filter(pk=user_id, is_active=True).exists():
-        raise Http404("No such user.")
+        raise NotFound()
     queryset = Video.objects.filter(owner_id=user_id)
     if not (_is_staff(viewer) or (viewer.is_authenticated and viewer.pk == user_id)):
         # "Not private or unlisted" rather than "= public": the same rows, but the planner cannot

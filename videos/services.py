@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,12 +11,6 @@ from videoplatform import events
 
 from . import selectors
 from .models import Video
-
-if TYPE_CHECKING:
-    from django.core.files.uploadedfile import UploadedFile
-
-    from streaming.probe import ProbeResult
-    from streaming.services import UploadTarget
 
 EDITABLE_FIELDS = ("title", "description", "tags", "privacy", "is_adult", "is_premium")
 # Who may watch: a change revokes the media links signed before it (streaming checks the epoch).
@@ -96,43 +90,6 @@ def video_media_state_set(*, video_id: str, status: str, duration: float | None 
     selectors.video_cache_refresh(video_ids=[video_id])
 
 
-# --- Upload intake: a video and its media file, created together ---------------------------
-
-
-def video_create_with_upload(
-    *, owner: Any, upload: UploadedFile, probe_result: ProbeResult, **metadata: Any
-) -> Video:
-    """A video whose file came with the request (already probed): stored, and transcoding queued."""
-    from streaming import services as media_services
-
-    with transaction.atomic():
-        video = video_create(owner=owner, **metadata)
-        media_services.media_file_attach_upload(
-            video=video, upload=upload, filename=upload.name or "source", probe_result=probe_result
-        )
-    video.refresh_from_db(fields=["status", "duration"])
-    return video
-
-
-def video_create_with_upload_target(
-    *,
-    owner: Any,
-    file_name: str = "",
-    file_size: int | None = None,
-    content_type: str = "",
-    **metadata: Any,
-) -> tuple[Video, UploadTarget]:
-    """A video created from metadata, and where its file should be uploaded."""
-    from streaming import services as media_services
-
-    with transaction.atomic():
-        video = video_create(owner=owner, **metadata)
-        target = media_services.media_upload_target_create(
-            video=video, filename=file_name, content_type=content_type, file_size=file_size
-        )
-    return video, target
-
-
 # --- Search document and related videos: rebuilt by jobs after the commit --------------------
 
 
@@ -142,7 +99,6 @@ def video_derived_data_refresh(*, video_id: str) -> None:
     video's document and related videos go with its row, in the same transaction.)"""
     from videoplatform.jobs.enqueue import enqueue_on_commit
 
-    from .tasks import index_video, recommend_video
-
-    enqueue_on_commit(index_video, video_id)
-    enqueue_on_commit(recommend_video, video_id)
+    # By name: the tasks import this module (through videos.maintenance).
+    enqueue_on_commit("videos.tasks.index_video", video_id)
+    enqueue_on_commit("videos.tasks.recommend_video", video_id)

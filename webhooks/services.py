@@ -33,7 +33,7 @@ from django.utils import timezone
 from videoplatform.db.routing import use_primary
 from videoplatform.events import EVENT_TYPES, DomainEvent
 from videoplatform.ids import new_id
-from videoplatform.jobs.enqueue import enqueue_on_commit
+from videoplatform.jobs.enqueue import enqueue_on_commit, task_named
 
 from . import metrics, resources, signing, targets
 from .exceptions import (
@@ -236,15 +236,14 @@ def _ping(endpoint: Endpoint) -> Delivery:
 def _enqueue(delivery_id: str, countdown: float = 0) -> None:
     """The attempt's message, after the commit; a broker that refuses it is logged (the sweeper
     sends the message again after ``WEBHOOKS_REQUEUE_AFTER``), as ``enqueue_on_commit`` does."""
-    from .tasks import deliver
-
+    deliver = "webhooks.tasks.deliver"  # by name: the tasks import this module
     if countdown <= 0:
         enqueue_on_commit(deliver, delivery_id)
         return
 
     def publish() -> None:
         try:
-            deliver.apply_async((delivery_id,), countdown=countdown)
+            task_named(deliver).apply_async((delivery_id,), countdown=countdown)
         except Exception:
             logger.exception("could not enqueue the retry of webhook delivery %s", delivery_id)
 

@@ -44,9 +44,9 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("response compression", ("brotli", "/gzip.py", "zlib")),
     ("metrics (prometheus_client)", ("/prometheus_client/",)),
-    ("access log", ("/gunicorn/glogging", "/logging/", "videoplatform/serving", "pythonjsonlogger")),
+    ("access log", ("/gunicorn/glogging", "/logging/", "videoplatform/entry/serving", "pythonjsonlogger")),
     ("cache tiers (videoplatform/cache)", ("videoplatform/cache/",)),
-    ("response cache (videoplatform/response_cache)", ("videoplatform/response_cache",)),
+    ("response cache (videoplatform/entry/response_cache)", ("videoplatform/entry/response_cache",)),
     (
         "middleware",
         (
@@ -55,7 +55,7 @@ AREAS: list[tuple[str, tuple[str, ...]]] = [
             "/django/contrib/auth/",
             "/django/contrib/messages/",
             "/whitenoise/",
-            "videoplatform/middleware",
+            "videoplatform/entry/middleware",
             "videoplatform/db/",
         ),
     ),

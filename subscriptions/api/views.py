@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from videoplatform import response_cache
+from videoplatform.api import sharing
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
@@ -30,9 +30,7 @@ from ..exceptions import (
     AlreadySubscribed,
     NoCurrentSubscription,
     PaymentDeclined,
-    PlanNotSubscribable,
     SubscriptionConflict,
-    SubscriptionError,
 )
 from ..models import Subscription
 from .serializers import (
@@ -44,19 +42,6 @@ from .serializers import (
 )
 
 TAGS = ["subscriptions"]
-
-ERROR_STATUS: dict[type[SubscriptionError], int] = {
-    PlanNotSubscribable: status.HTTP_400_BAD_REQUEST,
-    PaymentDeclined: status.HTTP_402_PAYMENT_REQUIRED,
-    NoCurrentSubscription: status.HTTP_404_NOT_FOUND,
-    AlreadySubscribed: status.HTTP_409_CONFLICT,
-    AlreadyCanceled: status.HTTP_409_CONFLICT,
-    SubscriptionConflict: status.HTTP_409_CONFLICT,
-}
-
-
-def api_error(exc: SubscriptionError) -> ApiError:
-    return ApiError(ERROR_STATUS.get(type(exc), status.HTTP_409_CONFLICT), exc.code, exc.message)
 
 
 def payment_unavailable() -> ApiError:
@@ -145,7 +130,7 @@ class PlanListView(APIView):
     def get(self, request: Request) -> Response:
         fields = requested_fields(request, PLAN_FIELDS)
         plans = selectors.plan_list_active()
-        response_cache.share(request, auth=response_cache.NO_AUTH)  # the same for everyone
+        sharing.share(request, auth=sharing.NO_AUTH, params=("fields",))  # the same for everyone
         # The same plans (every value the serializer reads) are the same body: rendered once per process.
         shown = fields or PLAN_FIELDS
         key = (
@@ -205,8 +190,6 @@ class SubscriptionCreateView(APIView):
             subscription = services.subscription_create(
                 user=current_user(request), plan=serializer.validated_data["plan"]
             )
-        except SubscriptionError as exc:
-            raise api_error(exc) from exc
         except PaymentGatewayUnavailable as exc:
             raise payment_unavailable() from exc
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
@@ -215,7 +198,7 @@ class SubscriptionCreateView(APIView):
 def _current_subscription(request: Request) -> Subscription:
     subscription = selectors.subscription_get_current(user=current_user(request))
     if subscription is None:
-        raise api_error(NoCurrentSubscription())
+        raise NoCurrentSubscription()
     return subscription
 
 
@@ -264,8 +247,5 @@ class CancelSubscriptionView(APIView):
     def post(self, request: Request) -> Response:
         StrictInputSerializer(data=request.data).is_valid(raise_exception=True)
         subscription = _current_subscription(request)
-        try:
-            subscription = services.subscription_cancel(subscription=subscription)
-        except SubscriptionError as exc:
-            raise api_error(exc) from exc
+        subscription = services.subscription_cancel(subscription=subscription)
         return Response(SubscriptionSerializer(subscription).data)

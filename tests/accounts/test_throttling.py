@@ -181,12 +181,11 @@ def test_ipv6_clients_are_counted_per_64() -> None:
 
 FAIL_LOGINS = """
 import os
-from rest_framework.exceptions import AuthenticationFailed
-from accounts.services import login_attempt
+from accounts.services import InvalidCredentials, login_attempt
 for _ in range(int(ARGS[1])):
     try:
         login_attempt(identifier=ARGS[0], password="guess", ip="192.0.2.77")
-    except AuthenticationFailed:
+    except InvalidCredentials:
         pass
 result = {"pid": os.getpid()}
 """

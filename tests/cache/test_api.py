@@ -108,9 +108,9 @@ def test_a_rolled_back_update_leaves_every_tier_alone(user: Any, api_client: Any
 def test_feed_pages_are_cached_and_follow_writes(
     user: Any, user_client: Any, api_client: Any, django_assert_num_queries: Any
 ):
-    older = VideoFactory(owner=user, status=READY, title="Older")
-    later = VideoFactory(owner=user, status=READY, privacy=Video.Privacy.UNLISTED, title="Later")
-    VideoFactory(status=READY, is_adult=True)
+    older = VideoFactory(owner=user, ready=True, title="Older")
+    later = VideoFactory(owner=user, ready=True, privacy=Video.Privacy.UNLISTED, title="Later")
+    VideoFactory(ready=True, is_adult=True)
     assert [v["id"] for v in api_client.get("/api/videos").json()["data"]] == [older.pk]
     with django_assert_num_queries(0):
         assert [v["id"] for v in api_client.get("/api/videos").json()["data"]] == [older.pk]
@@ -130,7 +130,7 @@ def test_feed_pages_are_cached_and_follow_writes(
 
 
 def test_an_owners_new_name_shows_on_cached_videos_and_pages(user: Any, user_client: Any, api_client: Any):
-    video = VideoFactory(owner=user, status=READY)
+    video = VideoFactory(owner=user, ready=True)
     api_client.get(detail(video))
     api_client.get("/api/videos")
     assert user_client.patch("/api/auth/me", {"display_name": "New Name"}, format="json").status_code == 200

@@ -78,9 +78,9 @@ def test_invalidate_a_kind_and_everything(this_process: Tiers, other_process: Ti
 
 def test_warm_cache_fills_plans_feed_and_most_viewed_videos(api_client: Any, django_assert_num_queries: Any):
     PlanFactory.create_batch(2)
-    popular = VideoFactory(status=Video.Status.READY, view_count=1000)
-    hidden = VideoFactory(status=Video.Status.READY, view_count=900, privacy=Video.Privacy.PRIVATE)
-    VideoFactory.create_batch(3, status=Video.Status.READY)
+    popular = VideoFactory(ready=True, view_count=1000)
+    hidden = VideoFactory(ready=True, view_count=900, privacy=Video.Privacy.PRIVATE)
+    VideoFactory.create_batch(3, ready=True)
 
     out = run("warm_cache", "--feed-pages", "2", "--videos", "2")
     assert "plans          [##############################] 2/2" in out

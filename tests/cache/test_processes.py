@@ -86,7 +86,7 @@ def test_the_api_answers_from_the_database_while_redis_is_stopped(user: Any):
     redis_server = RedisServer()  # a throwaway server: the shared one stays up
     redis_server.start()
     try:
-        video = VideoFactory(owner=user, title="Before", status=Video.Status.READY)
+        video = VideoFactory(owner=user, title="Before", ready=True)
         with gunicorn(server_env(redis_server.url, CACHE_FEED_LEASE="0.5")) as url:
             path = f"{url}/api/videos/{video.pk}"
             assert get_json(path)[0] == get_json(path)[0] == 200  # cached

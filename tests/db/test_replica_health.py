@@ -16,7 +16,7 @@ from tests.factories import UserFactory, VideoFactory
 from tests.support.processes import wait_until
 from videoplatform.db.lsn import commit_position
 from videoplatform.db.replicas import monitor
-from videoplatform.health import DetailedHealthView, run_checks
+from videoplatform.entry.health import DetailedHealthView, run_checks
 from videos.models import Video
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, databases=REPLICATED)]

@@ -114,7 +114,7 @@ def run_scheduled(name: str) -> ScheduledRun:
 
 
 def test_flush_view_counts_adds_buffered_plays_to_view_counts(scheduled_worker: Path) -> None:
-    video = VideoFactory(status=Video.Status.READY)
+    video = VideoFactory(ready=True)
     for viewer in ("a:one", "a:two"):
         assert media_services.video_play_record(video=video, user=None, viewer=viewer, rendition_quality=None)
     run_scheduled("streaming-flush-view-counts")
@@ -135,7 +135,7 @@ def test_cache_warm_fills_the_shared_cache(scheduled_worker: Path, django_assert
 
 def test_recommendations_refresh_stores_co_watched_videos(scheduled_worker: Path) -> None:
     first, second, third = (
-        VideoFactory(status=Video.Status.READY, title=title, tags=[tag])
+        VideoFactory(ready=True, title=title, tags=[tag])
         for title, tag in (
             ("Knots for sailors", "sailing"),
             ("Bread at home", "baking"),
@@ -179,7 +179,7 @@ def test_uploads_cleanup_deletes_abandoned_uploads_and_stale_temporary_files(sch
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"half a file")
     waiting = VideoFactory(status=Video.Status.AWAITING_UPLOAD)  # created just now: still expected
-    processed = VideoFactory(status=Video.Status.READY)
+    processed = VideoFactory(ready=True)
     Video.objects.filter(pk=processed.pk).update(created_at=long_ago)
     stale, fresh = (
         scheduled_worker / "work" / "transcode-crashed",

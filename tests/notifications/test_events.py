@@ -39,7 +39,7 @@ def _delivered(user: Any, kind: str) -> tuple[Notification, EmailDelivery]:
 
 def test_video_ready_tells_the_owner_in_the_inbox_and_by_email(worker: Any) -> None:
     owner = UserFactory()
-    video = VideoFactory(owner=owner, title="Sunset timelapse", status=Video.Status.READY)
+    video = VideoFactory(owner=owner, title="Sunset timelapse", ready=True)
     media_services.notify_owner_video_ready(video)  # what the pipeline calls once the ladder is ready
 
     notification, email = _delivered(owner, "video_ready")
@@ -97,7 +97,7 @@ def test_a_declined_subscription_notifies_no_one(worker: Any, settings: Any) -> 
     # A later event goes through the same queue: once it has arrived, anything queued by the
     # declined attempt would have arrived before it.
     owner = UserFactory()
-    media_services.notify_owner_video_ready(VideoFactory(owner=owner, status=Video.Status.READY))
+    media_services.notify_owner_video_ready(VideoFactory(owner=owner, ready=True))
     _delivered(owner, "video_ready")
     assert not Notification.objects.filter(user=subscriber).exists()
 

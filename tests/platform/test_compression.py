@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
 from tests.factories import VideoFactory
-from videoplatform.middleware import CompressionMiddleware, choose_encoding
+from videoplatform.entry.middleware import CompressionMiddleware, choose_encoding
 
 pytestmark = pytest.mark.django_db
 

@@ -282,8 +282,8 @@ def serialized(video_id: str, fields: list[str] | None = None) -> bytes:
 @pytest.mark.parametrize("rendered_cache_size", [10_000, 0], indirect=True, ids=["kept", "off"])
 def test_a_changed_video_is_shown_changed_at_once(rendered_cache_size: int) -> None:
     owner = UserFactory()
-    video = VideoFactory(owner=owner, title="Before \u2028 \U0001f3ac", status=READY)
-    others = VideoFactory.create_batch(2, status=READY)
+    video = VideoFactory(owner=owner, title="Before \u2028 \U0001f3ac", ready=True)
+    others = VideoFactory.create_batch(2, ready=True)
     anonymous, owner_client = APIClient(), APIClient()
     owner_client.force_authenticate(owner)
     for _ in range(2):  # the second answer may come from what the first rendered
@@ -314,7 +314,7 @@ def test_a_changed_video_is_shown_changed_at_once(rendered_cache_size: int) -> N
 
 @pytest.mark.django_db
 def test_an_indent_asked_for_after_a_kept_body_is_rendered_afresh() -> None:
-    video = VideoFactory(title="Indented \u2029", status=READY)
+    video = VideoFactory(title="Indented \u2029", ready=True)
     client = APIClient()
     compact = client.get(f"/api/videos/{video.pk}")
     assert compact.content == serialized(video.pk)
@@ -376,7 +376,7 @@ def test_rendered_bodies_stay_within_their_byte_bound() -> None:
 
 @pytest.mark.django_db
 def test_the_api_keeps_at_most_the_configured_number_of_bodies() -> None:
-    videos = VideoFactory.create_batch(4, status=READY)
+    videos = VideoFactory.create_batch(4, ready=True)
     client = APIClient()
     with override_settings(API_RENDERED_CACHE_SIZE=2):
         for video in videos:
@@ -446,7 +446,7 @@ def answers(client: APIClient, path: str, accept: str) -> list[tuple[int, str, b
 @pytest.mark.django_db
 @pytest.mark.parametrize("accept", UNSUPPORTED_ACCEPTS)
 def test_an_unsupported_accept_gets_drfs_406_with_and_without_the_memo(accept: str) -> None:
-    video = VideoFactory(status=READY)
+    video = VideoFactory(ready=True)
     client = APIClient()
     for path in (f"/api/videos/{video.pk}", "/api/videos"):
         found = answers(client, path, accept)
@@ -463,7 +463,7 @@ def test_an_unsupported_accept_gets_drfs_406_with_and_without_the_memo(accept: s
 @pytest.mark.django_db
 @pytest.mark.parametrize("accept", SUPPORTED_ACCEPTS)
 def test_a_supported_accept_gets_the_same_answer_with_and_without_the_memo(accept: str) -> None:
-    video = VideoFactory(status=READY)
+    video = VideoFactory(ready=True)
     client = APIClient()
     for path in (f"/api/videos/{video.pk}", "/api/videos", f"/api/videos/{video.pk}?format=json"):
         found = answers(client, path, accept)
@@ -474,7 +474,7 @@ def test_a_supported_accept_gets_the_same_answer_with_and_without_the_memo(accep
 
 @pytest.mark.django_db
 def test_an_unknown_format_is_the_same_404_with_and_without_the_memo() -> None:
-    video = VideoFactory(status=READY)
+    video = VideoFactory(ready=True)
     found = answers(APIClient(), f"/api/videos/{video.pk}?format=xml", "*/*")
     assert len(set(found)) == 1, found
     assert found[0][0] == 404 and json.loads(found[0][2])["error"]["code"] == "not_found"
@@ -486,7 +486,7 @@ def test_an_unknown_format_is_the_same_404_with_and_without_the_memo() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("reuse", [True, False], ids=["reused", "afresh"])
 def test_compressed_answers_decode_to_the_plain_answer(reuse: bool) -> None:
-    VideoFactory.create_batch(12, status=READY, description="A long enough description. " * 4)
+    VideoFactory.create_batch(12, ready=True, description="A long enough description. " * 4)
     with override_settings(COMPRESSION_REUSE=reuse):
         client = APIClient()  # a new client builds the middleware under the setting
         plains = {}

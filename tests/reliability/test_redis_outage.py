@@ -49,7 +49,7 @@ def _cast() -> tuple[list[User], list[str]]:
         account = UserFactory()
         token = services.token_issue(user=account).token
         users.append(User(username=account.username, password=DEFAULT_PASSWORD, token=token, id=account.pk))
-    videos = [VideoFactory(status=Video.Status.READY).pk for _ in range(5)]
+    videos = [VideoFactory(ready=True).pk for _ in range(5)]
     return users, videos
 
 

@@ -51,7 +51,7 @@ def test_create_update_delete_through_the_api_reach_search(
 
 
 def test_rebuild_search_index_indexes_every_video_with_a_progress_bar(api_client: Any) -> None:
-    videos = [VideoFactory(title=f"Canyon {index}", status=Video.Status.READY) for index in range(5)]
+    videos = [VideoFactory(title=f"Canyon {index}", ready=True) for index in range(5)]
     assert found(api_client, "canyon") == []  # made without their jobs: not indexed
     output = StringIO()
     call_command("rebuild_search_index", "--batch-size", "2", stdout=output)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def ready(title: str, tags: list[str], **fields: Any) -> Video:
-    video = VideoFactory(title=title, tags=tags, status=Video.Status.READY, **fields)
+    video = VideoFactory(title=title, tags=tags, ready=True, **fields)
     search_index_update(video_ids=[video.pk])
     return video
 

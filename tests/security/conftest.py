@@ -20,7 +20,7 @@ from subscriptions.models import Plan, Subscription
 from tests.factories import SubscriptionFactory, UserFactory
 from tests.streaming.media import make_clip
 from tests.support.processes import base_env
-from videos import services as video_services
+from videos import intake as video_intake
 from videos.models import Video
 from webhooks import services as webhook_services
 from webhooks.models import Delivery, Endpoint
@@ -95,7 +95,7 @@ def fast_passwords(settings: Any) -> None:
 def world(db: Any, fast_passwords: None, media_storage: Path, small_clip: Path) -> World:
     owner = UserFactory()
     plans = {plan.code: plan for plan in Plan.objects.all()}
-    video, _target = video_services.video_create_with_upload_target(
+    video, _target = video_intake.video_create_with_upload_target(
         owner=owner, title="Owner's private video", privacy=Video.Privacy.PRIVATE
     )
     notification = notifications.notification_create(

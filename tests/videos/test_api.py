@@ -78,11 +78,11 @@ def test_json_array_body_is_rejected(user_client):
 
 
 def test_feed_is_newest_first_and_hides_private_unlisted_and_adult(api_client):
-    public_old = VideoFactory(title="old", status=READY)
-    public_new = VideoFactory(title="new", status=READY)
-    VideoFactory(privacy=Video.Privacy.PRIVATE, status=READY)
-    VideoFactory(privacy=Video.Privacy.UNLISTED, status=READY)
-    VideoFactory(is_adult=True, status=READY)
+    public_old = VideoFactory(title="old", ready=True)
+    public_new = VideoFactory(title="new", ready=True)
+    VideoFactory(privacy=Video.Privacy.PRIVATE, ready=True)
+    VideoFactory(privacy=Video.Privacy.UNLISTED, ready=True)
+    VideoFactory(is_adult=True, ready=True)
     body = api_client.get("/api/videos").json()
     assert [v["id"] for v in body["data"]] == [public_new.pk, public_old.pk]
     assert body["pagination"] == {"total": 2, "page": 1, "limit": 20, "total_pages": 1, "has_more": False}
@@ -91,7 +91,7 @@ def test_feed_is_newest_first_and_hides_private_unlisted_and_adult(api_client):
 def test_adult_videos_shown_only_to_viewers_who_opted_in(db):
     from tests.conftest import login_client
 
-    adult = VideoFactory(is_adult=True, status=READY)
+    adult = VideoFactory(is_adult=True, ready=True)
     opted_in = UserFactory(show_adult_content=True)
     client = login_client(opted_in)
     assert adult.pk in [v["id"] for v in client.get("/api/videos").json()["data"]]
@@ -101,7 +101,7 @@ def test_adult_videos_shown_only_to_viewers_who_opted_in(db):
 
 
 def test_pagination_envelope(api_client):
-    VideoFactory.create_batch(5, status=READY)
+    VideoFactory.create_batch(5, ready=True)
     body = api_client.get("/api/videos?page=2&limit=2").json()
     assert len(body["data"]) == 2
     assert body["pagination"] == {"total": 5, "page": 2, "limit": 2, "total_pages": 3, "has_more": True}
@@ -123,7 +123,7 @@ def test_bad_page_or_limit_is_400(api_client, query):
 
 
 def test_field_selection_on_list_and_detail(api_client):
-    video = VideoFactory(view_count=7, status=READY)
+    video = VideoFactory(view_count=7, ready=True)
     body = api_client.get("/api/videos?fields=id,title,view_count").json()
     assert body["data"] == [{"id": video.pk, "title": video.title, "view_count": 7}]
     detail = api_client.get(f"/api/videos/{video.pk}?fields=id,owner").json()
@@ -138,7 +138,7 @@ def test_field_selection_on_list_and_detail(api_client):
 
 
 def test_field_selection_loads_only_needed_columns(api_client, django_assert_num_queries):
-    VideoFactory(description="d" * 4000, status=READY)
+    VideoFactory(description="d" * 4000, ready=True)
     with django_assert_num_queries(2) as captured:
         api_client.get("/api/videos?fields=id,title")
     page_query = captured.captured_queries[-1]["sql"]
@@ -154,10 +154,10 @@ def test_unknown_field_is_400_naming_it(api_client):
 
 
 def test_list_query_count_is_constant(api_client, django_assert_num_queries):
-    VideoFactory.create_batch(3, status=READY)
+    VideoFactory.create_batch(3, ready=True)
     with django_assert_num_queries(2):
         assert len(api_client.get("/api/videos?limit=3").json()["data"]) == 3
-    VideoFactory.create_batch(40, owner=UserFactory(), status=READY)
+    VideoFactory.create_batch(40, owner=UserFactory(), ready=True)
     with django_assert_num_queries(2):
         assert len(api_client.get("/api/videos?limit=40").json()["data"]) == 40
 
@@ -165,21 +165,21 @@ def test_list_query_count_is_constant(api_client, django_assert_num_queries):
 def test_user_videos_owner_sees_all_others_see_public(
     user, user_client, other_client, django_assert_num_queries
 ):
-    public = VideoFactory(owner=user, status=READY)
-    private = VideoFactory(owner=user, privacy=Video.Privacy.PRIVATE, status=READY)
-    unlisted = VideoFactory(owner=user, privacy=Video.Privacy.UNLISTED, status=READY)
-    VideoFactory(status=READY)  # someone else's
+    public = VideoFactory(owner=user, ready=True)
+    private = VideoFactory(owner=user, privacy=Video.Privacy.PRIVATE, ready=True)
+    unlisted = VideoFactory(owner=user, privacy=Video.Privacy.UNLISTED, ready=True)
+    VideoFactory(ready=True)  # someone else's
     own = user_client.get(f"/api/users/{user.pk}/videos").json()
     assert {v["id"] for v in own["data"]} == {public.pk, private.pk, unlisted.pk}
     theirs = other_client.get(f"/api/users/{user.pk}/videos").json()
     assert [v["id"] for v in theirs["data"]] == [public.pk]
-    VideoFactory.create_batch(30, owner=user, status=READY)
+    VideoFactory.create_batch(30, owner=user, ready=True)
     with django_assert_num_queries(3):
         other_client.get(f"/api/users/{user.pk}/videos?limit=30")
 
 
 def test_feed_and_other_users_lists_show_only_ready_videos(user, user_client, other_client, api_client):
-    ready = VideoFactory(owner=user, status=READY)
+    ready = VideoFactory(owner=user, ready=True)
     unfinished = [
         VideoFactory(owner=user, status=status)
         for status in (Video.Status.AWAITING_UPLOAD, Video.Status.PROCESSING, Video.Status.FAILED)

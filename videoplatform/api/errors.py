@@ -12,6 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from ..errors import DomainError
+
 logger = logging.getLogger(__name__)
 
 STATUS_CODES: dict[int, tuple[str, str]] = {
@@ -91,6 +93,10 @@ def _code_of(exc: exceptions.APIException) -> str:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler, rendering every error in the one shape."""
+    if isinstance(exc, DomainError):
+        return Response(
+            error_body(exc.code, exc.message, exc.fields), status=exc.status_code, headers=exc.headers()
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -33,6 +33,9 @@ from rest_framework.throttling import BaseThrottle
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
+# The WSGI environ key under which the response cache hands on a request it counted and found
+# over the limit (videoplatform/entry/response_cache.py): the seconds to wait.
+COUNTED = "videoplatform.api_rate_wait"
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
@@ -250,6 +253,10 @@ class ApiRateThrottle(BaseThrottle):
         self.retry_after: float | None = None
 
     def allow_request(self, request: Any, view: Any) -> bool:
+        counted = request.META.pop(COUNTED, None)  # counted already by the response cache
+        if counted is not None:
+            self.retry_after = float(counted)
+            return False
         self.retry_after = api_rate_wait(user=getattr(request, "user", None), request=request)
         return self.retry_after is None
 

@@ -36,10 +36,10 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
-from ..response_cache import loading, note_read, taint
 from . import kinds
 from .feed import InvalidationFeed
 from .fills import filling
+from .hooks import loading, note_read, taint
 from .local import Key, LocalTier
 from .remote import L2_ERRORS, UNKNOWN_POSITION, Entry, RemoteTier, generation_position
 from .stats import FEED, L1, L2, Stats

@@ -61,9 +61,9 @@ class ScheduledRunAdmin(ReadOnlyAdmin):
         if not request.user.is_superuser or job is None:
             messages.error(request, "No such scheduled job, or you may not run it.")
         else:
-            from videoplatform.celery import app
+            from celery import current_app  # the project's app (videoplatform/celery.py)
 
-            result = app.send_task(job.task, queue=job.queue, headers={BEAT_HEADER: job.name})
+            result = current_app.send_task(job.task, queue=job.queue, headers={BEAT_HEADER: job.name})
             messages.success(request, f"{job.name} queued on {job.queue} (task {result.id}).")
         return HttpResponseRedirect(reverse("admin:jobs_scheduledrun_changelist"))
 

@@ -4,6 +4,9 @@
 broker that cannot take the message is logged, not raised into the request whose write has
 already committed (a registration must not answer 500 because the welcome email could not be
 queued). Jobs that must not be lost have a sweeper (e.g. queued emails are re-sent by beat).
+
+A task may be given by its registered name (``"accounts.tasks.send_email"``): a module that
+enqueues a job then need not import the tasks module, which imports the services (no circle).
 """
 
 from __future__ import annotations
@@ -16,14 +19,26 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+def task_named(task: Any) -> Any:
+    """``task`` itself, or the task registered under that name in the current Celery app."""
+    if isinstance(task, str):
+        from celery import current_app
+
+        if task not in current_app.tasks:
+            current_app.loader.import_default_modules()  # the apps' tasks modules (autodiscovery)
+        return current_app.tasks[task]
+    return task
+
+
 def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
-    """Publishes ``task(*args, **kwargs)`` once the current transaction commits; a rollback
-    publishes nothing. Outside a transaction it publishes at once."""
+    """Publishes ``task(*args, **kwargs)`` (a task or its name) once the current transaction
+    commits; a rollback publishes nothing. Outside a transaction it publishes at once."""
 
     def publish() -> None:
+        name = task if isinstance(task, str) else task.name
         try:
-            task.apply_async(args, kwargs)
+            task_named(task).apply_async(args, kwargs)
         except Exception:
-            logger.exception("could not enqueue %s; the broker refused it", task.name)
+            logger.exception("could not enqueue %s; the broker refused it", name)
 
     transaction.on_commit(publish)

@@ -149,9 +149,16 @@ def _filesystem_depths(folder: str, queues: tuple[str, ...]) -> QueueReport:
     return report
 
 
-def queue_depths(queues: tuple[str, ...] = QUEUE_NAMES) -> QueueReport:
-    """Messages waiting in each queue (and each Redis priority step), read from the broker now."""
-    from videoplatform.celery import app
+def queue_depths(queues: tuple[str, ...] = QUEUE_NAMES, *, app: Any = None) -> QueueReport:
+    """Messages waiting in each queue (and each Redis priority step), read from the broker now.
+
+    ``app`` is the Celery app whose broker to read: the current one (the project's, which
+    ``videoplatform/celery.py`` makes current) unless given.
+    """
+    if app is None:
+        from celery import current_app
+
+        app = current_app
 
     url = str(app.conf.broker_url or "")
     kind = broker_kind(url)

@@ -20,7 +20,7 @@ from streaming import services as media_services
 from streaming.media_tools import MediaToolsUnavailable
 from streaming.models import MediaFile
 from streaming.probe import InvalidMedia, MediaTooLong, ProbeFailed
-from videoplatform import response_cache
+from videoplatform.api import sharing
 from videoplatform.api.errors import ApiError
 from videoplatform.api.fields import requested_fields
 from videoplatform.api.negotiation import CachedContentNegotiation
@@ -35,7 +35,7 @@ from videoplatform.api.schema import (
     paginated,
 )
 
-from .. import selectors, services
+from .. import intake, selectors, services
 from ..models import Video
 from .serializers import (
     VIDEO_FIELDS,
@@ -136,7 +136,7 @@ class VideoCreateMixin:
         metadata = dict(serializer.validated_data)
         hints = {name: metadata.pop(name) for name in UPLOAD_HINTS if name in metadata}
         with media_errors():
-            video, target = services.video_create_with_upload_target(owner=request.user, **hints, **metadata)
+            video, target = intake.video_create_with_upload_target(owner=request.user, **hints, **metadata)
         video = selectors.video_get(video_id=video.pk, viewer=request.user)
         body = _render(video, None)
         body["media"] = None
@@ -163,7 +163,7 @@ class VideoCreateMixin:
         try:
             with media_errors():
                 probe_result = media_services.media_probe_local(path=upload.temporary_file_path())
-                video = services.video_create_with_upload(
+                video = intake.video_create_with_upload(
                     owner=request.user, upload=upload, probe_result=probe_result, **serializer.validated_data
                 )
         finally:
@@ -226,7 +226,7 @@ class VideoListView(VideoCreateMixin, APIView):
         fields = requested_fields(request, VIDEO_FIELDS)
         videos, total = selectors.video_list_public(viewer=request.user, params=params, fields=fields)
         # The feed's page depends on the viewer's adult-content preference and nothing else.
-        response_cache.share(request, audience=response_cache.BY_ADULT)
+        sharing.share(request, audience=sharing.BY_ADULT, params=("page", "limit", "fields"))
         return Response(_page("feed", videos, fields, params, total))
 
     @create_schema("videos_create")
@@ -256,7 +256,7 @@ class VideoDetailView(APIView):
         fields = requested_fields(request, VIDEO_FIELDS)
         video = selectors.video_get(video_id=video_id, viewer=request.user, fields=fields)
         if video.privacy in SHARED_PRIVACY and not video.is_adult:
-            response_cache.share(request)  # whoever asks may see it, and sees the same
+            sharing.share(request, params=("fields",))  # whoever asks may see it, and sees the same
         # The selector decided visibility; a video shown before with the same values is the same body.
         key = ("video", _fields_key(fields), _shown(video, fields))
         return Response(bodies().body(key, lambda: _render(video, fields)))

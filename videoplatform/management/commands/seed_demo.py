@@ -26,7 +26,7 @@ from django.db import transaction
 from streaming import media_tools
 from streaming import services as media_services
 from streaming.models import MediaFile
-from videos import services as video_services
+from videos import intake as video_intake
 from videos.models import Video
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a public demo account, documented
@@ -165,7 +165,7 @@ class Command(BaseCommand):
             upload = UploadedFile(handle, name=path.name, content_type="video/mp4", size=path.stat().st_size)
             probe_result = media_services.media_probe_local(path=str(path))
             if video is None:
-                return video_services.video_create_with_upload(
+                return video_intake.video_create_with_upload(
                     owner=demo,
                     upload=upload,
                     probe_result=probe_result,

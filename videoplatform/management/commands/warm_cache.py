@@ -10,13 +10,14 @@ in L2, where every process finds them.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.http import Http404
 
+from accounts.types import Viewer
 from subscriptions.selectors import free_entitlement, plan_list_active
 from videoplatform import cache
 from videoplatform.api.pagination import PageParams
@@ -67,7 +68,8 @@ class Command(BaseCommand):
 
         feed = Progress("feed pages", pages * 2, self.stdout)
         limit = settings.API_PAGE_SIZE_DEFAULT
-        for viewer in (AnonymousUser(), _AdultViewer()):
+        viewers: tuple[Viewer, ...] = (AnonymousUser(), cast("Viewer", _AdultViewer()))  # stand-ins
+        for viewer in viewers:
             for page in range(1, pages + 1):
                 video_list_public(viewer=viewer, params=PageParams(page=page, limit=limit))
                 feed.advance()
@@ -77,7 +79,7 @@ class Command(BaseCommand):
         videos = Progress("videos", len(ids), self.stdout)
         for video_id in ids:
             with contextlib.suppress(Http404):  # deleted since it was listed
-                video_get(video_id=video_id, viewer=_Operator())
+                video_get(video_id=video_id, viewer=cast("Viewer", _Operator()))
             videos.advance()
         if not ids:
             videos.advance(0)  # draws the empty bar

@@ -17,8 +17,8 @@ from django.urls import resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.regex_helper import _lazy_re_compile
 
-from .api.errors import DATABASE_UNAVAILABLE, database_unavailable_response, error_response, is_api_path
-from .metrics import LATENCY, REQUESTS, request_kind
+from ..api.errors import DATABASE_UNAVAILABLE, database_unavailable_response, error_response, is_api_path
+from ..metrics import LATENCY, REQUESTS, request_kind
 
 try:
     import brotli

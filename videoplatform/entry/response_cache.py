@@ -26,14 +26,25 @@ with the tiers' invalidation (docs/caching.md).
 The key is everything the full path's answer depends on besides the audience: the path, the
 query string, the Host header, whether the request came over HTTPS, ``Accept`` and
 ``Accept-Encoding``; and, within it, the kind of client (anonymous or bearer token: Django's
-headers differ between them) and the audience's value. Only 200 answers without cookies are
-kept; bounded in entries and bytes, least recently used first out. ``RESPONSE_CACHE_ENTRIES = 0``
-switches it off. Whatever makes an answer depend on more than that (a middleware reading another
-header, ``Origin`` for CORS say) must join the key here, or its views must not share.
+headers differ between them) and the audience's value. The query string is normalised (decoded,
+its parameters in name order: the views read each by name), and a key longer than
+``RESPONSE_CACHE_MAX_KEY_BYTES`` is never kept. Only 200 answers without cookies are kept, and
+only when the view knows every query parameter (``share(params=...)``: an unknown one would be a
+new key for Django's same answer) and the key was asked for before (one-off requests are not
+admitted). The bound counts what is stored: keys, headers and bodies; least recently used first
+out. ``RESPONSE_CACHE_ENTRIES = 0`` switches it off. Whatever makes an answer depend on more than
+that (a middleware reading another header, ``Origin`` for CORS say) must join the key here, or
+its views must not share.
+
+A request that carries a cookie other than a well-formed CSRF cookie (a session, a malformed
+``csrftoken``: Django answers those with ``Set-Cookie``/``Vary: Cookie``) goes to Django, and so
+does one whose ``Authorization`` header the API's authentication would not read as a usable
+bearer token: both read it with the same parser (``accounts.authentication.bearer_token``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -41,20 +52,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 
-from .metrics import LATENCY, REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, REQUESTS, RESPONSE_CACHE
+from ..api import sharing
+from ..api.sharing import BY_ADULT, DEFAULT_AUTH, EVERYONE, NO_AUTH
+from ..cache import hooks
+from ..metrics import LATENCY, REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, REQUESTS, RESPONSE_CACHE
 
-# Audiences: who is known to get the same body as the viewer the answer was built for.
-EVERYONE: Final = "everyone"
-BY_ADULT: Final = "by_adult"  # the same for every viewer with the same adult-content preference
-_AUDIENCES: Final = (EVERYONE, BY_ADULT)
-
-# How the view authenticates: DRF's default classes (bearer token, then session), or none at all.
-DEFAULT_AUTH: Final = "default"
-NO_AUTH: Final = "none"
+__all__ = ["BY_ADULT", "DEFAULT_AUTH", "EVERYONE", "NO_AUTH", "ResponseCache", "install", "read_body", "wrap"]
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -76,48 +84,49 @@ class Recording:
 _recording: ContextVar[Recording | None] = ContextVar("videoplatform_response_recording", default=None)
 
 
-def note_read(tier: Any, key: Any, entry: Any) -> None:
-    """The cache tiers: this request used L1 ``entry`` (still current when served only if so)."""
-    recording = _recording.get()
-    if recording is not None:
-        recording.reads.append((tier, key, entry))
+class _Observer:
+    """What the cache tiers tell of a request (``videoplatform.cache.hooks``), noted in the
+    recording of the request being answered, if any."""
+
+    def read(self, tier: Any, key: Any, entry: Any) -> None:
+        """This request used L1 ``entry`` (still current when served only if so)."""
+        recording = _recording.get()
+        if recording is not None:
+            recording.reads.append((tier, key, entry))
+
+    def tainted(self) -> None:
+        """This request read something other than L1: its answer is not shared."""
+        recording = _recording.get()
+        if recording is not None:
+            recording.tainted = True
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """SQL run in this block loads an entry (it shows only through ``reads``)."""
+        recording = _recording.get()
+        if recording is None:
+            yield
+            return
+        from ..db.instrumentation import current_stats
+
+        stats = current_stats()
+        before = stats.queries if stats is not None else 0
+        try:
+            yield
+        finally:
+            if stats is not None:
+                recording.loader_queries += stats.queries - before
 
 
-def taint() -> None:
-    """The cache tiers: this request read something other than L1: its answer is not shared."""
-    recording = _recording.get()
-    if recording is not None:
-        recording.tainted = True
-
-
-@contextmanager
-def loading() -> Iterator[None]:
-    """The cache tiers: SQL run in this block loads an entry (it shows only through ``reads``)."""
+def _shared(request: Any, *, audience: str, auth: str, params: Iterable[str]) -> None:
+    """A view shared its answer (``videoplatform.api.sharing.share``); kept only if the request
+    read nothing but L1 (see the module's docstring)."""
     recording = _recording.get()
     if recording is None:
-        yield
         return
-    from .db.instrumentation import current_stats
-
-    stats = current_stats()
-    before = stats.queries if stats is not None else 0
-    try:
-        yield
-    finally:
-        if stats is not None:
-            recording.loader_queries += stats.queries - before
-
-
-def share(request: Any, *, audience: str = EVERYONE, auth: str = DEFAULT_AUTH) -> None:
-    """A view: this request's answer is the same for everyone in ``audience`` (with the same
-    path, query and negotiated representation). Only for views that authenticate with DRF's
-    default classes (or none: ``auth=NO_AUTH``) and throttle with the API-wide throttle alone;
-    the answer is kept only if the request read nothing but L1 (see the module's docstring)."""
-    recording = _recording.get()
-    if recording is None:
+    known = set(params)
+    if any(name not in known for name in request.query_params):
         return
-    if audience not in _AUDIENCES:
-        raise ValueError(f"Unknown audience {audience!r}")
     user = None
     if auth == NO_AUTH or not request.user.is_authenticated:
         client = "anonymous"
@@ -134,6 +143,16 @@ def share(request: Any, *, audience: str = EVERYONE, auth: str = DEFAULT_AUTH) -
     recording.route = (match.route or match.view_name) if match else "unmatched"
 
 
+def install() -> None:
+    """Registers the response cache's listeners with the cache tiers and the views (at start-up)."""
+    hooks.register(_Observer())
+    sharing.register(_shared)
+
+
+# What an entry costs beside the bytes it holds (objects, dictionary slots), about.
+_OVERHEAD = 512
+
+
 @dataclass
 class Answer:
     status: str
@@ -144,7 +163,8 @@ class Answer:
 
     @property
     def cost(self) -> int:
-        return len(self.body) + 512  # the body and about what the rest takes
+        headers = sum(len(name) + len(value) for name, value in self.headers)
+        return len(self.body) + len(self.status) + headers + 64 * len(self.reads) + _OVERHEAD
 
     def current(self) -> bool:
         return all(tier.l1.holds(key, entry) and tier.feed.alive() for tier, key, entry in self.reads)
@@ -152,12 +172,13 @@ class Answer:
 
 @dataclass
 class Group:
-    """The answers to one request key: per kind of client and audience value."""
+    """The answers to one request key: per kind of client and audience value. Its ``size``
+    counts the key and every answer."""
 
     audience: str
     auth: str
+    size: int
     answers: dict[tuple[str, Any], Answer] = field(default_factory=dict)
-    size: int = 0
 
 
 class _Request:
@@ -169,16 +190,51 @@ class _Request:
         self.META = environ
 
 
+def _key_size(key: tuple[str, ...]) -> int:
+    return sum(len(part) for part in key)
+
+
+def cookies_understood(raw: str) -> bool:
+    """Whether Django answers a request with these cookies as one with none: only a well-formed
+    CSRF cookie qualifies (a malformed one is replaced with ``Set-Cookie``; a session, even a
+    junk one, makes the answer the session's)."""
+    from django.http.cookie import parse_cookie
+    from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, CSRF_TOKEN_LENGTH
+
+    allowed = set(CSRF_ALLOWED_CHARS)
+    for name, value in parse_cookie(raw).items():
+        if name != settings.CSRF_COOKIE_NAME or settings.CSRF_USE_SESSIONS:
+            return False
+        # CsrfViewMiddleware's own format check: the length of a secret or a masked token,
+        # and its alphabet only.
+        if len(value) not in (CSRF_TOKEN_LENGTH, CSRF_SECRET_LENGTH) or not set(value) <= allowed:
+            return False
+    return True
+
+
 class ResponseCache:
     """The WSGI wrapper; see the module's docstring."""
 
-    def __init__(self, app: WsgiApp, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        max_key_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_entries = int(settings.RESPONSE_CACHE_ENTRIES if max_entries is None else max_entries)
         self.max_bytes = int(settings.RESPONSE_CACHE_MAX_BYTES if max_bytes is None else max_bytes)
+        self.max_key_bytes = int(
+            settings.RESPONSE_CACHE_MAX_KEY_BYTES if max_key_bytes is None else max_key_bytes
+        )
         self._groups: OrderedDict[tuple[str, ...], Group] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        # Keys asked for once lately (a digest each): a key is admitted on its second miss.
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._seen_limit = max(1024, 4 * self.max_entries)
         self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         self._results = {name: RESPONSE_CACHE.labels(name) for name in ("hit", "miss", "stored")}
         # The header that tells Django the request came over HTTPS (raw, in the key: identical
@@ -191,9 +247,15 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._groups)
 
+    @property
+    def size(self) -> int:
+        """The bytes charged for what is kept."""
+        return self._size
+
     def clear(self) -> None:
         with self._lock:
             self._groups.clear()
+            self._seen.clear()
             self._size = 0
 
     # --- the request --------------------------------------------------------------------------
@@ -204,20 +266,33 @@ class ResponseCache:
             or not str(environ.get("PATH_INFO", "")).startswith("/api/")
         ):
             return self.app(environ, start_response)
+        cookies = environ.get("HTTP_COOKIE")
+        if cookies and not cookies_understood(str(cookies)):
+            return self.app(environ, start_response)  # only Django can tell what it answers
         started = time.perf_counter()
         key = self._key(environ)
+        if key is None:
+            return self.app(environ, start_response)  # too long to keep
         group = self._groups.get(key)
         if group is not None:
-            served = self._serve(group, environ, start_response, started)
+            served = self._serve(key, group, environ, start_response, started)
             if served is not None:
                 return served
         self._results["miss"].inc()
+        if group is None and not self._seen_before(key):
+            return self.app(environ, start_response)
         return self._record(key, environ, start_response)
 
-    def _key(self, environ: dict[str, Any]) -> tuple[str, ...]:
-        return (
+    def _key(self, environ: dict[str, Any]) -> tuple[str, ...] | None:
+        """The request's key, normalised, or None when it is longer than ``max_key_bytes``."""
+        raw_query = str(environ.get("QUERY_STRING", ""))
+        if len(raw_query) > self.max_key_bytes:
+            return None
+        pairs = parse_qsl(raw_query, keep_blank_values=True, encoding="latin-1")
+        query = urlencode(sorted(pairs, key=lambda pair: pair[0]))  # stable: values keep their order
+        key = (
             str(environ.get("PATH_INFO", "")),
-            str(environ.get("QUERY_STRING", "")),
+            query,
             str(environ.get("HTTP_HOST", "")),
             str(environ.get("HTTP_X_FORWARDED_HOST", "")),
             str(environ.get("wsgi.url_scheme", "")),
@@ -225,6 +300,19 @@ class ResponseCache:
             str(environ.get("HTTP_ACCEPT", "")),
             str(environ.get("HTTP_ACCEPT_ENCODING", "")),
         )
+        return key if _key_size(key) <= self.max_key_bytes else None
+
+    def _seen_before(self, key: tuple[str, ...]) -> bool:
+        """Whether ``key`` was asked for lately; remembers it if not (one-offs are not kept)."""
+        digest = hashlib.blake2b("\x00".join(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        with self._lock:
+            if digest in self._seen:
+                del self._seen[digest]
+                return True
+            self._seen[digest] = None
+            while len(self._seen) > self._seen_limit:
+                self._seen.popitem(last=False)
+        return False
 
     def _viewer(self, group: Group, environ: dict[str, Any]) -> tuple[str, Any] | None:
         """(kind of client, user or None) as the view's authentication would see it, or None
@@ -233,48 +321,72 @@ class ResponseCache:
             return "anonymous", None
         header = environ.get("HTTP_AUTHORIZATION")
         if not header:
-            cookies = environ.get("HTTP_COOKIE")
-            if cookies and settings.SESSION_COOKIE_NAME in cookies:
-                return None
-            return "anonymous", None
-        parts = header.split()
-        if len(parts) != 2 or parts[0].lower() != "bearer":
-            return None
+            return "anonymous", None  # cookies: only a well-formed CSRF one gets here
+        from rest_framework.exceptions import AuthenticationFailed
+
+        from accounts.authentication import bearer_token
         from accounts.selectors import token_viewer_get
 
         try:
-            user = token_viewer_get(token=parts[1])
+            token = bearer_token(header)
+        except AuthenticationFailed:
+            return None  # Django refuses it
+        if token is None:
+            return None  # another scheme: the next authentication class decides
+        try:
+            user = token_viewer_get(token=token)
         except Exception:  # noqa: BLE001 - refused, or the database is down: Django answers
             return None
         return "token", user
 
     def _serve(
-        self, group: Group, environ: dict[str, Any], start_response: StartResponse, started: float
+        self,
+        key: tuple[str, ...],
+        group: Group,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        started: float,
     ) -> Iterable[bytes] | None:
-        viewer = self._viewer(group, environ)
+        from ..db.instrumentation import start_stats, stop_stats
+
+        stats, stats_token = start_stats()  # the token check may read the database
+        try:
+            viewer = self._viewer(group, environ)
+        finally:
+            stop_stats(stats_token)
         if viewer is None:
             return None
         client, user = viewer
-        audience_value = _audience_value(group.audience, user)
-        answer = group.answers.get((client, audience_value))
+        variant = (client, _audience_value(group.audience, user))
+        answer = group.answers.get(variant)
         if answer is None:
             return None
         if not answer.current():
-            with self._lock:
-                if group.answers.get((client, audience_value)) is answer:
-                    del group.answers[(client, audience_value)]
-                    group.size -= answer.cost
-                    self._size -= answer.cost
+            self._drop(key, group, variant, answer)
             return None
-        from .api.throttling import api_rate_allows
+        from ..api.throttling import COUNTED, api_rate_wait
 
-        if not api_rate_allows(user=user, request=_Request(environ)):
-            return None  # Django counts it once more and answers 429
+        wait = api_rate_wait(user=user, request=_Request(environ))
+        if wait is not None:
+            environ[COUNTED] = wait  # Django answers 429 without counting it again
+            return None
+        with self._lock:
+            if self._groups.get(key) is group:
+                self._groups.move_to_end(key)  # least recently used first out
         start_response(answer.status, list(answer.headers))
-        self._count(answer, started)
+        self._count(answer, started, stats.queries, stats.seconds)
         return [answer.body]
 
-    def _count(self, answer: Answer, started: float) -> None:
+    def _drop(self, key: tuple[str, ...], group: Group, variant: tuple[str, Any], answer: Answer) -> None:
+        """Forgets a stale answer, unless it went meanwhile (evicted, replaced)."""
+        with self._lock:
+            if self._groups.get(key) is not group or group.answers.get(variant) is not answer:
+                return
+            del group.answers[variant]
+            group.size -= answer.cost
+            self._size -= answer.cost
+
+    def _count(self, answer: Answer, started: float, queries: int, seconds: float) -> None:
         children = self._children.get(("GET", answer.route))
         if children is None:
             children = (
@@ -286,15 +398,15 @@ class ResponseCache:
             self._children[("GET", answer.route)] = children
         children[0].inc()
         children[1].observe(time.perf_counter() - started)
-        children[2].observe(0)
-        children[3].observe(0)
+        children[2].observe(queries)
+        children[3].observe(seconds)
         self._results["hit"].inc()
 
     # --- a miss: Django answers, and the answer is kept if it qualifies -----------------------
     def _record(
         self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        from .db.instrumentation import start_stats, stop_stats
+        from ..db.instrumentation import start_stats, stop_stats
 
         recording = Recording()
         token = _recording.set(recording)
@@ -329,14 +441,16 @@ class ResponseCache:
         self, key: tuple[str, ...], recording: Recording, variant: tuple[str, Any], answer: Answer
     ) -> None:
         cost = answer.cost
-        if cost > self.max_bytes // 16:
+        key_cost = _key_size(key) + _OVERHEAD
+        if cost + key_cost > self.max_bytes // 16:
             return
         with self._lock:
             group = self._groups.get(key)
             if group is None or (group.audience, group.auth) != (recording.audience, recording.auth):
                 if group is not None:
                     self._size -= group.size
-                group = self._groups[key] = Group(str(recording.audience), recording.auth)
+                group = self._groups[key] = Group(str(recording.audience), recording.auth, key_cost)
+                self._size += key_cost
             previous = group.answers.get(variant)
             if previous is not None:
                 group.size -= previous.cost
