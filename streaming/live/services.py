@@ -30,6 +30,7 @@ from streaming import services as media_services
 from streaming.models import MediaFile
 from subscriptions.selectors import viewer_entitlement
 from videoplatform import events
+from videoplatform.jobs.enqueue import task_named
 from videos import services as video_services
 from videos.models import Video
 
@@ -91,14 +92,15 @@ def _event(name: str, session: LiveSession) -> None:
     transaction.on_commit(send)
 
 
-def _enqueue(task: Any, *args: Any, countdown: float = 0) -> None:
-    """``task`` after the commit, possibly later; a broker that refuses it is logged."""
+def _enqueue(task_name: str, *args: Any, countdown: float = 0) -> None:
+    """The task named ``task_name`` after the commit, possibly later (by name: the tasks import
+    this module); a broker that refuses it is logged."""
 
     def publish() -> None:
         try:
-            task.apply_async(args, countdown=countdown)
+            task_named(task_name).apply_async(args, countdown=countdown)
         except Exception:
-            logger.exception("could not enqueue %s", task.name)
+            logger.exception("could not enqueue %s", task_name)
 
     transaction.on_commit(publish)
 
@@ -344,8 +346,6 @@ def _publishing_session(digest: str, *, origin_url: str, client_id: str) -> Live
 def live_publish_done(*, key: str, origin_url: str, client_id: str) -> LiveSession | None:
     """``on_publish_done``: the publisher left. The session waits for it in ``reconnecting``
     for the stream's reconnect window, then ends (``live_session_expire``)."""
-    from .tasks import expire_session
-
     session = _publishing_session(stream_key_digest(key), origin_url=origin_url, client_id=client_id)
     if session is None:
         return None
@@ -358,7 +358,7 @@ def live_publish_done(*, key: str, origin_url: str, client_id: str) -> LiveSessi
     session.status = LiveSession.Status.RECONNECTING
     session.save(update_fields=["publishing", "disconnected_at", "status"])
     _event("live.disconnected", session)
-    _enqueue(expire_session, session.pk, session.connections, countdown=window)
+    _enqueue("streaming.live.tasks.expire_session", session.pk, session.connections, countdown=window)
     return session
 
 
@@ -385,8 +385,6 @@ def live_session_end(*, session_id: str, reason: str) -> LiveSession:
     The publisher, if any, is dropped; a recorded session's replay is built by a job; the
     stream gets a new video for its next broadcast. Raises ``AlreadyEnded``.
     """
-    from .tasks import build_replay
-
     session = LiveSession.objects.select_for_update().select_related("stream").get(pk=session_id)
     if session.status == LiveSession.Status.ENDED:
         raise AlreadyEnded()
@@ -407,7 +405,7 @@ def live_session_end(*, session_id: str, reason: str) -> LiveSession:
     if was_publishing:
         transaction.on_commit(lambda: live_publisher_drop(session=session))
     if session.record:
-        _enqueue(build_replay, session.pk)
+        _enqueue("streaming.live.tasks.build_replay", session.pk)
     _event("live.ended", session)
     return session
 
