@@ -488,6 +488,18 @@ MEDIA_STALLED_AFTER = env_int("MEDIA_STALLED_AFTER", 1800)
 # (measured by a demux pass before transcoding, within MEDIA_DEMUX_TIMEOUT seconds).
 MEDIA_MAX_DURATION = env_int("MEDIA_MAX_DURATION", 4 * 3600)
 MEDIA_DEMUX_TIMEOUT = env_int("MEDIA_DEMUX_TIMEOUT", 600)
+# What one uploader may send, by the code of their current plan (checked at intake, after the
+# probe): the longest video (seconds) and the largest source (its short side, e.g. 1080). A plan
+# not listed has only the platform-wide limits above.
+UPLOAD_PLAN_LIMITS: dict[str, dict[str, int]] = {
+    "free": {"max_duration": 10 * 60, "max_resolution": 1080},
+    "standard": {"max_duration": 3600, "max_resolution": 1080},
+    "premium": {"max_duration": 4 * 3600, "max_resolution": 2160},
+}
+# Per user and rolling 24 hours: uploads begun, and minutes of accepted video to transcode.
+# A plan's entry above may set its own "uploads_per_day" / "transcode_minutes_per_day".
+UPLOADS_PER_DAY = env_int("UPLOADS_PER_DAY", 50)
+TRANSCODE_MINUTES_PER_DAY = env_int("TRANSCODE_MINUTES_PER_DAY", 8 * 60)
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "ffmpeg")
 FFPROBE_BINARY = env_str("FFPROBE_BINARY", "ffprobe")
 TRANSCODE_X264_PRESET = env_str("TRANSCODE_X264_PRESET", "veryfast")

@@ -28,7 +28,7 @@ from videoplatform import events
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, media_tools, plays, selectors, storage
+from . import ladder, limits, media_tools, plays, selectors, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, measure_duration, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -213,6 +213,7 @@ def media_file_attach_upload(
     _check_size(upload.size)
     media_file = _media_file_for_upload(video)
     _check_declared_size(media_file, upload.size)
+    limits.upload_accept_check(owner=video.owner, media_file=media_file, result=probe_result)
     old_source, old_staging, old_upload_id = (
         media_file.source_path,
         media_file.upload_key,
@@ -303,6 +304,7 @@ def media_upload_target_create(
     """
     _check_size(file_size)
     media_file = _media_file_for_upload(video)
+    limits.upload_start_check(owner=video.owner, media_file=media_file)
     _forget_staging_on_commit(media_file.upload_key, media_file.upload_id)
     content_type = content_type or "application/octet-stream"
     attempt = secrets.token_hex(6)
@@ -394,6 +396,12 @@ def _accept_stored_source(media_file: MediaFile, *, source: str, size: int, etag
             if source != locked.source_path:
                 _after_commit(partial(storage.delete, source))
             return locked
+        try:
+            limits.upload_accept_check(owner=locked.video.owner, media_file=locked, result=result)
+        except (limits.PlanLimitExceeded, limits.QuotaExceeded):
+            if locked.upload_key and locked.upload_key != source:
+                storage.delete(source)  # this completion's copy; the upload itself stays
+            raise
         if locked.upload_key and locked.upload_key != source:
             _forget_staging_on_commit(locked.upload_key, "")
         locked.status = MediaFile.Status.UPLOADED
