@@ -114,7 +114,9 @@ def _check_uploads(owner: Any, media_file: MediaFile | None, limits: dict[str, i
         )
 
 
-def _check_minutes(owner: Any, media_file: MediaFile | None, limits: dict[str, int], adding: float, now: datetime) -> None:
+def _check_minutes(
+    owner: Any, media_file: MediaFile | None, limits: dict[str, int], adding: float, now: datetime
+) -> None:
     allowed = limits.get("transcode_minutes_per_day", settings.TRANSCODE_MINUTES_PER_DAY) * 60
     accepted = _recent(owner, media_file, now).filter(duration__isnull=False)
     stats = accepted.aggregate(used=Sum("duration"), oldest=Min("created_at"))

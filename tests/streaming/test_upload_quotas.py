@@ -92,7 +92,9 @@ def test_the_daily_transcode_minutes_count_accepted_video(user_client, user, cli
     assert _post_file(user_client, clip(width=320, height=240, duration=2.0)).status_code == 201
 
 
-def test_upload_complete_checks_the_probed_file_and_changes_nothing(user_client, user, clip, media_root, settings):
+def test_upload_complete_checks_the_probed_file_and_changes_nothing(
+    user_client, user, clip, media_root, settings
+):
     created = user_client.post("/api/videos/create", {"title": "y"}, format="json")
     assert created.status_code == 201, created.content
     video_id = created.json()["id"]
