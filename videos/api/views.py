@@ -84,6 +84,17 @@ UNPROCESSABLE = OpenApiResponse(
     ErrorSerializer, description="Not a usable video (no video stream, corrupt, not a media file)."
 )
 UPLOAD_HINTS = ("file_name", "file_size", "content_type")
+# The uploader's plan and daily quotas (streaming.limits).
+PLAN_LIMIT = OpenApiResponse(
+    ErrorSerializer,
+    description="Over the uploader's plan: `plan_duration_limit` or `plan_resolution_limit` "
+    "(the message names the limit), or not allowed to change this video.",
+)
+QUOTA = OpenApiResponse(
+    ErrorSerializer,
+    description="A daily quota is used up (`upload_quota_exceeded`, `transcode_quota_exceeded`; "
+    "the `Retry-After` header says in how many seconds it frees up), or the request rate limit.",
+)
 
 
 @contextmanager
@@ -184,7 +195,8 @@ def create_schema(operation_id: str) -> Any:
             "for large files, or this API's upload URL), then `POST /api/videos/{id}/upload/complete`. "
             "A multipart form with the file in `file` (and the metadata as fields) stores it and "
             "queues transcoding at once; over the size limit is a 413, a file that is not a usable "
-            "video a 422."
+            "video a 422, a file over the uploader's plan (duration, resolution) a 403, and a used-up "
+            "daily quota (uploads, transcode minutes) a 429 with Retry-After."
         ),
         request={
             "application/json": VideoCreateSerializer,
@@ -206,6 +218,8 @@ def create_schema(operation_id: str) -> Any:
             201: VideoCreatedSerializer,
             422: UNPROCESSABLE,
             **ERROR_RESPONSES(400, 401, 409, 413, 503),
+            403: PLAN_LIMIT,
+            429: QUOTA,
         },
         tags=["videos"],
     )
@@ -321,6 +335,8 @@ class VideoUploadView(APIView):
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
             **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
+            403: PLAN_LIMIT,
+            429: QUOTA,
         },
         tags=["videos"],
     )
@@ -347,6 +363,8 @@ class VideoUploadCompleteView(APIView):
             202: MediaStateSerializer,
             422: UNPROCESSABLE,
             **ERROR_RESPONSES(400, 401, 403, 404, 409, 413, 503),
+            403: PLAN_LIMIT,
+            429: QUOTA,
         },
         tags=["videos"],
     )
