@@ -5,6 +5,7 @@ Refusals change nothing: no video, no media file, no stored file."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from django.utils import timezone
@@ -29,7 +30,7 @@ def _history(user, *, count, duration, hours_ago=1.0):
     """``count`` earlier uploads of ``user``, each ``duration`` seconds long, ``hours_ago`` old."""
     when = timezone.now() - timedelta(hours=hours_ago)
     for _ in range(count):
-        video = VideoFactory(owner=user, status=Video.Status.READY)
+        video = cast(Video, VideoFactory(owner=user, status=Video.Status.READY))
         MediaFile.objects.create(
             video=video, status=MediaFile.Status.READY, duration=duration, created_at=when, source_path="x"
         )
