@@ -11,6 +11,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.shortcuts import render
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from videos.selectors import video_access_epoch, video_get
 
 from . import ladder, signing, storage
+from .live.selectors import live_stream_id_for_video
 
 # A token is per viewer and revocable (deletion, access epoch): only the viewer's browser keeps
 # what it fetched, never a shared cache that would go on serving it after a revocation.
@@ -154,8 +156,13 @@ def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase
 
 @require_http_methods(["GET", "HEAD"])
 def watch(request: HttpRequest, video_id: str) -> HttpResponse:
-    """The watch page: plays the video with hls.js (404 when the viewer may not see it)."""
+    """The watch page: plays the video with hls.js (404 when the viewer may not see it). The
+    video of a live broadcast not yet over sends the viewer to the live player."""
     video = video_get(video_id=video_id, viewer=request.user)
+    if video.status != video.Status.READY:
+        live_id = live_stream_id_for_video(video_id=video.pk)
+        if live_id is not None:
+            return HttpResponseRedirect(f"/watch/live/{live_id}")
     response = render(
         request,
         "streaming/watch.html",

@@ -56,6 +56,12 @@ def live_stream_get_owned(*, live_id: str, user: Any) -> LiveStream:
     return stream
 
 
+def live_stream_id_for_video(*, video_id: str) -> str | None:
+    """The live stream whose next (or current) broadcast is ``video_id``: the watch page of a
+    video that is a live sends its viewers to the live player."""
+    return LiveStream.objects.filter(video_id=video_id).values_list("pk", flat=True).first()
+
+
 def live_streams_of_user(*, user_id: str, viewer: Any) -> list[LiveStream]:
     """A user's live streams the viewer may see, broadcasting ones first."""
     streams = list(_streams().filter(owner_id=user_id).order_by("-created_at")[:100])

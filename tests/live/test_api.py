@@ -203,3 +203,10 @@ def test_metrics_count_broadcasts_under_way(user_client, api_client, client, set
     text = client.get("/metrics").content.decode()
     assert 'live_sessions{status="connecting"} 1.0' in text
     assert 'live_sessions{status="live"} 0.0' in text
+
+
+def test_the_watch_page_of_a_lives_video_sends_viewers_to_the_live_player(user_client, client):
+    body = create(user_client)
+    page = client.get(f"/watch/{body['video_id']}")
+    assert page.status_code == 302 and page["Location"] == f"/watch/live/{body['id']}"
+    assert client.get(page["Location"]).status_code == 200

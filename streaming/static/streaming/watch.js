@@ -57,7 +57,9 @@
   }
 
   function rendition() {
-    return state.height ? state.height + "p" : undefined;
+    // "playing" can come before hls.js reports LEVEL_SWITCHED: the decoded frame's height then.
+    var height = state.height || video.videoHeight;
+    return height ? height + "p" : undefined;
   }
 
   // --- Beacons -------------------------------------------------------------------------------
