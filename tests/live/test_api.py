@@ -42,6 +42,9 @@ def test_create_answers_the_key_once_and_stores_only_its_digest(user_client, set
         ({"title": "x", "latency_mode": "ultra"}, "latency_mode"),
         ({"title": "x", "privacy": "secret"}, "privacy"),
         ({"title": "x", "stream_key": "mine"}, "stream_key"),
+        ({"title": "x", "record": 0}, "record"),
+        ({"title": "x", "reconnect_window": "60"}, "reconnect_window"),
+        ({"title": 5}, "title"),
     ],
 )
 def test_create_rejects_bad_input_and_changes_nothing(user_client, payload, field):

@@ -16,6 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts import notifications, services
 from accounts.models import Notification, User
+from streaming.live import services as live_services
+from streaming.live.models import LiveStream
 from subscriptions.models import Plan, Subscription
 from tests.factories import SubscriptionFactory, UserFactory
 from tests.streaming.media import make_clip
@@ -42,6 +44,15 @@ class World:
     clip: Path
     webhook: Endpoint
     delivery: Delivery
+    live: LiveStream | None = None  # made on first use (live routes): other tests count the videos
+
+    def live_stream(self) -> LiveStream:
+        """The owner's private live stream."""
+        if self.live is None:
+            self.live, _key = live_services.live_stream_create(
+                owner=self.owner, title="Owner's private live", privacy=Video.Privacy.PRIVATE
+            )
+        return self.live
 
     def account(self, role: str) -> User | None:
         return None if role == "anonymous" else getattr(self, role)

@@ -61,6 +61,13 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/webhooks/<str:endpoint_id>/roll-secret", "POST"): (401, 404, 200, 200),
     ("api/webhooks/<str:endpoint_id>/deliveries", "GET"): (401, 404, 200, 200),
     ("api/webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/redeliver", "POST"): (401, 404, 202, 202),
+    # Live: the owner's private live stream (ending an idle one is a 409 for those who may).
+    ("api/live", "POST"): (401, 201, 201, 201),
+    ("api/live/<str:live_id>", "GET"): (404, 404, 200, 200),
+    ("api/live/<str:live_id>/end", "POST"): (401, 404, 409, 409),
+    ("api/live/<str:live_id>/reset-key", "POST"): (401, 404, 200, 200),
+    ("api/live/<str:live_id>/stream", "GET"): (404, 404, 409, 409),
+    ("api/users/<str:user_id>/live", "GET"): (200, 200, 200, 200),
     ("api/schema", "GET"): (200, 200, 200, 200),
     ("api/docs", "GET"): (200, 200, 200, 200),
     # Outside the API (browser sessions).
@@ -70,8 +77,17 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("health/detail", "GET"): (302, 302, 302, 200),
     ("metrics", "GET"): (200, 200, 200, 200),
     ("watch/<str:video_id>", "GET"): (404, 404, 200, 200),
+    ("watch/live/<str:live_id>", "GET"): (404, 404, 200, 200),
     # A signed media URL whose signature is wrong: refused whoever asks.
     ("media/s/<str:token>/<path:path>", "GET"): (403, 403, 403, 403),
+    ("live/s/<str:token>/<path:path>", "GET"): (403, 403, 403, 403),
+    # The ingest's hooks: only with the shared secret, which no viewer has.
+    ("internal/live/hooks/publish", "GET"): (403, 403, 403, 403),
+    ("internal/live/hooks/publish-done", "GET"): (403, 403, 403, 403),
+    ("internal/live/hooks/update", "GET"): (403, 403, 403, 403),
+    ("internal/live/hooks/sessions/<str:session_id>/config", "GET"): (403, 403, 403, 403),
+    ("internal/live/hooks/sessions/<str:session_id>/ready", "GET"): (403, 403, 403, 403),
+    ("internal/live/hooks/sessions/<str:session_id>/recordings", "GET"): (403, 403, 403, 403),
 }
 # The admin has its own test (tests/security/test_admin_and_csrf.py): its routes are Django's.
 EXCLUDED_PREFIXES = ("admin/",)
@@ -140,6 +156,7 @@ def _body(route: str, method: str, world: World, role: str) -> dict[str, Any] | 
         },
         ("api/webhooks", "POST"): lambda: {"url": f"https://hooks.example.com/{unique}", "events": ["*"]},
         ("api/webhooks/<str:endpoint_id>", "PATCH"): lambda: {"events": ["video.ready"]},
+        ("api/live", "POST"): lambda: {"title": f"Live {unique}"},
     }
     make = bodies.get((route, method))
     return make() if make else None
@@ -156,6 +173,8 @@ def _path(route: str, world: World) -> str:
         "<str:notification_id>": world.notification.pk,
         "<str:endpoint_id>": world.webhook.pk,
         "<str:delivery_id>": world.delivery.pk,
+        "<str:live_id>": world.live_stream().pk if "<str:live_id>" in route else "",
+        "<str:session_id>": "lses_unknown",
         "<str:token>": tampered,
         "<path:path>": "master.m3u8",
     }

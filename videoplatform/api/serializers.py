@@ -33,6 +33,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)  # type: ignore[no-any-return]
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string of digits, a float or a boolean."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
 class StrictEmailField(serializers.EmailField):
     """An email field that refuses non-string JSON values."""
 

@@ -8,7 +8,12 @@ from django.conf import settings
 from rest_framework import serializers
 
 from streaming.api.serializers import StreamSerializer
-from videoplatform.api.serializers import StrictInputSerializer
+from videoplatform.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictInputSerializer,
+    StrictIntegerField,
+)
 from videos.models import Video
 
 from ..models import LatencyMode, LiveStream
@@ -16,16 +21,16 @@ from ..services import MAX_RECONNECT_WINDOW
 
 
 class LiveCreateSerializer(StrictInputSerializer):
-    title = serializers.CharField(max_length=200)
+    title = StrictCharField(max_length=200)
     privacy = serializers.ChoiceField(choices=Video.Privacy.choices, default=Video.Privacy.PUBLIC)
     latency_mode = serializers.ChoiceField(choices=LatencyMode.choices, default=LatencyMode.STANDARD)
-    reconnect_window = serializers.IntegerField(
+    reconnect_window = StrictIntegerField(
         min_value=0,
         max_value=MAX_RECONNECT_WINDOW,
         default=60,
         help_text="Seconds a dropped publisher has to come back to the same broadcast (0-1800).",
     )
-    record = serializers.BooleanField(default=True, help_text="Keep the broadcast as a video (the replay).")
+    record = StrictBooleanField(default=True, help_text="Keep the broadcast as a video (the replay).")
 
 
 class LiveStreamSerializer(serializers.Serializer):  # type: ignore[type-arg]

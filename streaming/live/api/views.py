@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -68,13 +69,14 @@ def _answer(body: dict[str, Any], code: int = status.HTTP_200_OK) -> Response:
 
 class LiveCreateView(APIView):
     permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="live_create",
         summary="Create a live stream: answers its RTMP URL and stream key (shown once)",
         description="Publish to `{rtmp_url}/{stream_key}` (OBS: Server = rtmp_url, Stream Key = stream_key).",
         request=LiveCreateSerializer,
-        responses={201: LiveCreatedSerializer, **ERROR_RESPONSES(400)},
+        responses={201: LiveCreatedSerializer, **ERROR_RESPONSES(400, 415)},
         tags=["live"],
     )
     def post(self, request: Request) -> Response:
