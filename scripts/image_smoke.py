@@ -53,7 +53,10 @@ SMOKE_WORKLOADS = (
     "Deployment/worker-transcoding",
     "Deployment/worker-messaging",
     "Deployment/worker-background",
+    "StatefulSet/live-ingest",
 )
+# Loopback ports for the ingest (the development ingest may hold 1935 and 8935).
+INGEST_RTMP_PORT, INGEST_HTTP_PORT = 19435, 18935
 MOUNT_BASE = Path("/run/videoplatform-image-smoke")
 HOST = "api.videoplatform.example"  # in the production overlay's ALLOWED_HOSTS
 # Places in the image no process may write to (the read-only root; /root is not the user's).
@@ -362,6 +365,7 @@ class Smoke:
                 "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
                 "AWS_ACCESS_KEY_ID": "smoke",
                 "AWS_SECRET_ACCESS_KEY": "smoke",
+                "LIVE_HOOK_SECRET": self.secret_key[:32],
             }
         )
         # Whatever setting guards /metrics with a bearer token gets one (sent with the scrape).
@@ -657,6 +661,32 @@ class Smoke:
             f"all {count} processes of the running containers run as uid 10001 {wrong or ''}",
         )
 
+    def check_live_ingest(self) -> Process:
+        """The ingest's own command line with loopback ports and addresses in place of the
+        pod's ($(POD_NAME), $(LIVE_HOOKS_URL)): nginx with the RTMP module starts as the
+        manifest's user on the read-only root and answers its readiness path."""
+        command = list(self.containers["StatefulSet/live-ingest"].command)
+        values = {
+            "--listen": "127.0.0.1",
+            "--rtmp-port": str(INGEST_RTMP_PORT),
+            "--http-port": str(INGEST_HTTP_PORT),
+            "--hooks-url": f"http://127.0.0.1:{self.port}/internal/live/hooks",
+            "--origin-url": f"http://127.0.0.1:{INGEST_HTTP_PORT}/live",
+        }
+        for flag, value in values.items():
+            if flag in command:
+                command[command.index(flag) + 1] = value
+        ingest = self.start("StatefulSet/live-ingest", "live-ingest", command)
+        deadline = time.monotonic() + 60
+        status = 0
+        while time.monotonic() < deadline and ingest.popen.poll() is None:
+            status, _ = self.http("/healthz", port=INGEST_HTTP_PORT)
+            if status == 200:
+                break
+            time.sleep(0.5)
+        self.check(status == 200, f"live ingest (nginx + RTMP module) answers /healthz: {status}")
+        return ingest
+
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
@@ -672,7 +702,8 @@ class Smoke:
             api = self.check_api()
             workers = self.check_workers_and_beat()
             self.check_transcode(api)
-            self.check_users([api, *workers.values()])
+            ingest = self.check_live_ingest()
+            self.check_users([api, *workers.values(), ingest])
         finally:
             self.stop_all()
         errors = [

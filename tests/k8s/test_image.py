@@ -84,7 +84,9 @@ def test_every_path_a_process_writes_is_a_mounted_volume(path: str) -> None:
         for name in container.config_maps:
             config.update(find(objects, "ConfigMap", name)["data"])
         env = {**config, **container.env}
-        writes = [env["VAR_DIR"]]
+        writes = [env["VAR_DIR"]] if "VAR_DIR" in env else []
+        if "--dir" in container.command:  # the live ingest's HLS windows and recordings
+            writes.append(container.command[container.command.index("--dir") + 1])
         writes += [env[k] for k in ("PROMETHEUS_MULTIPROC_DIR", "WORKER_HEARTBEAT_FILE") if k in env]
         if "--schedule" in container.command:
             writes.append(container.command[container.command.index("--schedule") + 1])
