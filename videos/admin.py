@@ -28,7 +28,7 @@ class VideoAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("id", "title", "owner__username", "owner__email")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
-    readonly_fields = ("id", "view_count", "duration", "created_at", "updated_at")
+    readonly_fields = ("id", "view_count", "duration", "access_epoch", "created_at", "updated_at")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     actions = ("make_private", "make_public", "purge_cache")
