@@ -159,6 +159,8 @@ def base_environment(servers: Servers, database: str, *, cache_tiers: bool) -> d
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SUBSCRIPTIONS_PAYMENT_GATEWAY="subscriptions.billing.ClosedPaymentGateway",
+        UPLOADS_PER_DAY="1000000",  # the mix creates many videos from few accounts
+        TRANSCODE_MINUTES_PER_DAY="1000000",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=servers.url(servers.pgbouncer, database),
         DATABASE_POOLED="true",

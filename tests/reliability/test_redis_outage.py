@@ -38,6 +38,9 @@ def server(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
         VAR_DIR=str(tmp_path / "var"),
         DB_CONNECT_TIMEOUT="2",
         LOG_LEVEL="WARNING",
+        # The load creates hundreds of videos from a few accounts: no daily upload quota here.
+        UPLOADS_PER_DAY="1000000",
+        TRANSCODE_MINUTES_PER_DAY="1000000",
     )
     with gunicorn(env, workers=2) as url:
         yield url
