@@ -3,7 +3,7 @@
 User reads here read the primary ("default"): a login must see an account registered a moment
 ago. A bearer-token lookup that misses the "tokens" cache reads a replica only when the replica
 has replayed everything the answer depends on, by WAL position (docs/data-layer.md, "Token
-lookups"): the token's own pin (a token just issued is pinned to its commit), the last
+lookups"): the token's pins (its client's writes; a token just issued is pinned to its commit), the last
 revocation or user change (recorded with its commit position), and the position a STALE marker
 carries. Anything unknown reads the primary, and so does a token a replica does not know.
 """
@@ -24,6 +24,7 @@ from videoplatform.db.routing import (
     REVOCATIONS_KEY,
     entry_and_pins,
     learn_pin,
+    new_token_pin_key,
     revocations_reestablish,
     token_pin_key,
     token_route,
@@ -141,15 +142,17 @@ def _cached(token: str) -> tuple[str, object, int | None, bool]:
     digest = token_cache.token_digest(token)
     pin_key = token_pin_key(token)
     entry, pins = entry_and_pins(
-        token_cache.tokens_cache(), token_cache.cache_key(digest), [pin_key, REVOCATIONS_KEY]
+        token_cache.tokens_cache(),
+        token_cache.cache_key(digest),
+        [pin_key, new_token_pin_key(token), REVOCATIONS_KEY],
     )
     if pins is None:
         return digest, entry, None, False
-    pin, revocations = pins
-    learn_pin(pin_key, pin or 0)
+    pin, issued, revocations = pins
+    learn_pin(pin_key, pin or 0)  # the client's own writes: the request's other reads need it too
     if revocations is None:
         return digest, entry, None, True
-    return digest, entry, max(pin or 0, revocations), False
+    return digest, entry, max(pin or 0, issued or 0, revocations), False
 
 
 def _token_row(alias: str, digest: str) -> AuthToken | None:

@@ -30,6 +30,7 @@ from videoplatform.db.routing import (
     PIN_CACHE,
     PIN_PREFIX,
     REVOCATIONS_KEY,
+    new_token_pin_key,
     pin_keys,
     pinned_position,
     routing_context,
@@ -124,8 +125,10 @@ def test_a_new_token_is_pinned_to_the_commit_that_created_it(data_layer):
     owner = UserFactory()
     before = commit_position()
     token = token_of(login_client(owner))
-    pin = pinned_position({token_pin_key(token)})
+    pin = pinned_position({new_token_pin_key(token)})
     assert before < pin < UNKNOWN
+    # The token's row only: the client is not held to it for its other reads.
+    assert pinned_position({token_pin_key(token)}) == 0
     # A replica that has replayed the pin has the token's row.
     assert wait_until(lambda: monitor.reached(REPLICA, pin), timeout=30)
     digest = token_cache.token_digest(token)
@@ -276,9 +279,9 @@ def test_a_shared_answer_is_not_served_to_a_client_pinned_past_it(data_layer, li
     owner = UserFactory()
     video = VideoFactory(owner=owner, title="Before")
     token = token_of(login_client(owner))
-    login_pin = pinned_position({token_pin_key(token)})  # the login pinned its new token
-    assert 0 < login_pin < UNKNOWN
     caught_up(data_layer)
+    login_pin = commit_position()
+    pin_keys([token_pin_key(token)], login_pin)  # the client wrote
     epoch = live_tiers._epoch(cache.VIDEO, True)
     key = (cache.VIDEO, video.pk, "")
     mark = live_tiers.l1.mark(cache.VIDEO)
@@ -290,8 +293,53 @@ def test_a_shared_answer_is_not_served_to_a_client_pinned_past_it(data_layer, li
     with routing_context() as context:
         token_user_get(token=token)  # the token check reads the token's pin with its entry
         assert context.local_lsn() == login_pin <= answer.position  # the answer may be served
-    pin_keys([token_pin_key(token)], login_pin + 10)  # the client wrote again, elsewhere
+    pin_keys([token_pin_key(token)], login_pin + 10)  # and wrote again, elsewhere
     with routing_context() as context, queries_by_alias() as stats:
         token_user_get(token=token)
         assert context.local_lsn() == login_pin + 10 > answer.position  # _serve hands it to Django
     assert stats.queries == 0
+
+
+def test_a_writer_reading_through_another_process_is_not_served_a_kept_answer(data_layer, live_tiers):
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    from videoplatform.entry.response_cache import ResponseCache, read_body
+
+    django_calls = []
+
+    def django_app(environ, start_response):
+        django_calls.append(environ["PATH_INFO"])
+        return WSGIHandler()(environ, start_response)
+
+    app = ResponseCache(django_app, max_entries=100, max_bytes=8 * 1024 * 1024)
+
+    def title(authorization: str) -> str:
+        environ = RequestFactory()._base_environ(
+            PATH_INFO=f"/api/videos/{video.pk}", REQUEST_METHOD="GET", HTTP_AUTHORIZATION=authorization
+        )
+        body = read_body(app(environ, lambda status, headers, exc_info=None: None))
+        import json
+
+        return str(json.loads(body)["title"])
+
+    owner = UserFactory()
+    video = VideoFactory(owner=owner, title="Before")
+    writer = login_client(owner)
+    authorization = writer._credentials["HTTP_AUTHORIZATION"]
+    caught_up(data_layer)
+    for _ in range(3):
+        assert title(authorization) == "Before"
+    served_from_cache = len(django_calls)
+    assert title(authorization) == "Before" and len(django_calls) == served_from_cache  # kept
+
+    # The writer changes the video through another pod: committed, generation bumped with the
+    # commit position, the writer pinned there; this process has not heard of it yet.
+    Video.objects.filter(pk=video.pk).update(title="After")
+    position = commit_position()
+    live_tiers.remote.bump(cache.VIDEO, video.pk, f"{position:016x}")
+    pin_keys([token_pin_key(token_of(writer))], position)
+    caught_up(data_layer)
+
+    assert title(authorization) == "After"
+    assert len(django_calls) == served_from_cache + 1  # Django answered, from L2 and a fresh fill

@@ -63,6 +63,12 @@ def token_pin_key(token: str) -> str:
     return "t:" + _digest(token)
 
 
+def new_token_pin_key(token: str) -> str:
+    """The pin of a token's own row (its issue), read by token lookups only: a login does not
+    hold its client's other reads (L1 among them) to its position."""
+    return "n:" + _digest(token)
+
+
 def session_pin_key(session_key: str) -> str:
     return "s:" + _digest(session_key)
 
