@@ -1,0 +1,627 @@
+"""Primary failover under a steady mixed load: the primary is SIGKILLed, the standby promoted,
+the old primary fenced (rewound into a standby of the new one), and the app follows the new
+primary without a restart.
+
+    python -m bench.faults.pg_failover [--modes sync,async] [--before 6] [--after 10] [--threads 6]
+        [--template-url postgres://…/a_migrated_db] [--ports 5510,5511] [--app-port 18100]
+        [--promote-after 0]
+
+For each mode (synchronous replication on, then off) it builds a throwaway primary + standby pair
+(``PgPair``: initdb, pg_basebackup, streaming), a gunicorn of the app whose ``DATABASE_URL`` lists
+both hosts with ``target_session_attrs=read-write`` (and ``DATABASE_REPLICA_URLS`` both hosts
+with ``target_session_attrs=standby``), runs the load of bench/loadgen.py, kills the primary's
+postmaster and every backend with SIGKILL (no shutdown checkpoint, no goodbye to the standby),
+promotes the standby (``pg_ctl promote``), rewinds the old primary with ``pg_rewind`` and starts
+it as a standby of the new one. It prints a table: requests, failed requests, the error window,
+the failover's own timings, and the acknowledged writes missing from the new primary.
+
+Async runs also fire a burst of writes straight at the primary just before the kill (committed,
+hence acknowledged, at the primary alone) to show what asynchronous replication can lose; in sync
+mode the same burst is on the standby before the primary says "committed".
+
+``PgPair`` is the fault injector other fault runs import (the chaos soak): its names and
+signatures are kept stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from bench.faults.stack import Gunicorn, children
+from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
+from tests.support.processes import PG_BIN, ROOT, base_env, free_port, http_get, wait_until
+
+DATABASE = "videoplatform"
+# Settings of both nodes (appended to postgresql.conf). wal_log_hints lets pg_rewind rewind a
+# diverged old primary; failover.conf holds what depends on the node's role.
+NODE_CONF = """
+# --- failover lab ---
+listen_addresses = '127.0.0.1'
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = '512MB'
+wal_log_hints = on
+hot_standby = on
+hot_standby_feedback = on
+wal_receiver_status_interval = 1s
+# The fault is a process kill, not a power cut: the page cache survives, so fsync is not needed
+# for the writes to be there, and the shared machine is spared the disk flushes.
+fsync = off
+max_connections = 100
+shared_buffers = '32MB'
+recovery_target_timeline = 'latest'
+include_if_exists = 'failover.conf'
+"""
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def _as_postgres(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode:
+        raise CommandFailed(f"{pathlib.Path(command[0]).name} exited {done.returncode}: {done.stderr[-2000:]}")
+    return done
+
+
+def _connect(port: int, dbname: str = "postgres", timeout: int = 2) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=timeout,
+        prepare_threshold=None,
+    )
+
+
+def _quietly(predicate: Any) -> bool:
+    try:
+        return bool(predicate())
+    except (OSError, psycopg.Error):
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in children(queue.pop()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _exists(pid: int) -> bool:
+    return pathlib.Path(f"/proc/{pid}").exists()
+
+
+@dataclass
+class Node:
+    """One PostgreSQL server of the pair: its data directory, port and log."""
+
+    name: str
+    port: int
+    dir: pathlib.Path
+    killed: list[int] = field(default_factory=list)
+
+    @property
+    def data(self) -> pathlib.Path:
+        return self.dir / "data"
+
+    @property
+    def log(self) -> pathlib.Path:
+        return self.dir / "log"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} application_name={self.name}"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir}"
+        _as_postgres(
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"]
+        )
+
+    def stop(self) -> None:
+        if self.pid() is None:
+            return
+        with contextlib.suppress(CommandFailed, subprocess.TimeoutExpired):
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], timeout=60)
+        pid = self.pid()
+        if pid is not None:  # a fast stop that did not finish: no mercy
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL to the postmaster and every backend at once: the host is gone, nothing is flushed
+        or said to anyone (no shutdown checkpoint, no last WAL sent, no goodbye to clients)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        victims = [pid, *_descendants(pid)]
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: not any(_alive(victim) for victim in victims), timeout=10, interval=0.01)
+        self.killed = victims
+
+    def wait_reaped(self) -> None:
+        """Until the killed processes are reaped too: a zombie still "exists" for the lock-file
+        check of the next start (or pg_rewind's crash recovery)."""
+        wait_until(lambda: not any(_exists(victim) for victim in self.killed), timeout=30, interval=0.05)
+        self.killed = []
+
+    def in_recovery(self) -> bool:
+        with _connect(self.port) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        return bool(row and row[0])
+
+    def set_failover_conf(self, text: str, *, reload: bool = False) -> None:
+        path = self.data / "failover.conf"
+        path.write_text(text)
+        shutil.chown(path, "postgres", "postgres")
+        if reload:
+            with _connect(self.port) as conn:
+                conn.execute("SELECT pg_reload_conf()")
+
+
+class PgPair:
+    """A throwaway primary + standby pair (initdb'd) for fault runs.
+
+    The primary is ``nodes[primary_index]``; ``failover()`` swaps the roles. With
+    ``synchronous=True`` the primary runs ``synchronous_standby_names = '*'`` and
+    ``synchronous_commit`` (``on`` by default: a commit returns once the standby has flushed it).
+    After a promotion the new primary commits alone until the old one is back as its standby
+    (Patroni's ``synchronous_mode`` without ``strict``: availability first, then sync again).
+    """
+
+    def __init__(
+        self,
+        base_dir: pathlib.Path,
+        ports: tuple[int, int],
+        *,
+        synchronous: bool = True,
+        synchronous_commit: str = "on",
+    ) -> None:
+        self.base_dir = pathlib.Path(base_dir)
+        self.synchronous = synchronous
+        self.synchronous_commit = synchronous_commit
+        self.nodes = [Node(f"node{index}", port, self.base_dir / f"node{index}") for index, port in enumerate(ports)]
+        self.primary_index = 0
+        self.failovers = 0
+
+    # --- roles ---------------------------------------------------------------------------
+
+    @property
+    def primary(self) -> Node:
+        return self.nodes[self.primary_index]
+
+    @property
+    def standby(self) -> Node:
+        return self.nodes[1 - self.primary_index]
+
+    def _primary_conf(self, *, sync: bool) -> str:
+        names = "*" if sync and self.synchronous else ""
+        return f"synchronous_standby_names = '{names}'\nsynchronous_commit = '{self.synchronous_commit}'\n"
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """initdb / pg_basebackup when needed, start both, wait until the standby streams."""
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.base_dir, "postgres", "postgres")
+        for node in self.nodes:
+            node.dir.mkdir(exist_ok=True)
+            shutil.chown(node.dir, "postgres", "postgres")
+        primary, standby = self.primary, self.standby
+        if not primary.data.exists():
+            _as_postgres([str(PG_BIN / "initdb"), "-D", str(primary.data), "-A", "trust", "-U", "postgres"])
+            with open(primary.data / "postgresql.conf", "a") as conf:
+                conf.write(NODE_CONF)
+            # Until a standby streams, the primary commits alone.
+            primary.set_failover_conf(self._primary_conf(sync=False))
+        if primary.pid() is None:
+            primary.start()
+        if not standby.data.exists():
+            _as_postgres(
+                [
+                    str(PG_BIN / "pg_basebackup"),
+                    "-d", standby.conninfo().replace(f"port={standby.port}", f"port={primary.port}"),
+                    "-D", str(standby.data),
+                    "-R", "-X", "stream", "-c", "fast",
+                ],
+                timeout=300,
+            )  # fmt: skip
+            standby.set_failover_conf(self._primary_conf(sync=False))
+        if standby.pid() is None:
+            standby.start()
+        self.wait_streaming()
+        if self.synchronous:
+            primary.set_failover_conf(self._primary_conf(sync=True), reload=True)
+            self.wait_streaming(sync=True)
+
+    def wait_streaming(self, *, sync: bool = False, timeout: float = 60) -> None:
+        """Until the primary sees its standby streaming (and as its synchronous standby)."""
+        sql = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+        if sync:
+            sql += " AND sync_state = 'sync'"
+
+        def streaming() -> bool:
+            with _connect(self.primary.port) as conn:
+                row = conn.execute(sql).fetchone()
+            return bool(row and row[0] >= 1)
+
+        if not wait_until(lambda: _quietly(streaming), timeout=timeout, interval=0.1):
+            raise RuntimeError(
+                f"the standby is not streaming{' synchronously' if sync else ''}:\n"
+                f"{self.standby.log.read_text()[-2000:] if self.standby.log.exists() else ''}"
+            )
+
+    def database_url(self, dbname: str) -> str:
+        """The URL the app uses to follow the primary: both hosts, the first that takes writes."""
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        return f"postgres://postgres@{hosts}/{dbname}?target_session_attrs=read-write"
+
+    def replica_url(self, dbname: str) -> str:
+        """The read replicas' URL: both hosts, whichever is a standby now."""
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        return f"postgres://postgres@{hosts}/{dbname}?target_session_attrs=standby"
+
+    def failover(self, *, promote_after: float = 0.0, rejoin: bool = True) -> dict[str, float]:
+        """SIGKILL the current primary, promote the standby, fence/rejoin the old one.
+
+        Returns seconds from the kill: ``promoted`` (the new primary takes writes), ``rejoined``
+        (the old primary streams from the new one as a standby), ``sync_restored`` (it is the
+        synchronous standby again), and ``rewind`` (pg_rewind's own time). ``promote_after``
+        stands for the detection delay of whoever decides to promote (Patroni's TTL, an operator).
+        ``rejoin=False`` leaves the old primary down, fenced: a ``standby.signal`` in its data
+        directory, so that a restart by anyone brings it up read-only.
+        """
+        old, new = self.primary, self.standby
+        timings: dict[str, float] = {}
+        killed = time.monotonic()
+        old.kill()
+        timings["kill"] = time.monotonic() - killed
+        # Fencing starts at once: whatever restarts the old primary's data directory now gets a
+        # standby (read-only), never a second primary.
+        fence = old.data / "standby.signal"
+        fence.touch()
+        shutil.chown(fence, "postgres", "postgres")
+        if promote_after > 0:
+            time.sleep(promote_after)
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(new.data), "-w", "-t", "60", "promote"])
+        with _connect(new.port) as conn:
+            # The timeline switch reaches the control file with this checkpoint: pg_rewind reads it.
+            conn.execute("CHECKPOINT")
+        timings["promoted"] = time.monotonic() - killed
+        self.primary_index = 1 - self.primary_index
+        self.failovers += 1
+        if rejoin:
+            self.rejoin(timings, killed)
+        timings["total"] = time.monotonic() - killed
+        return timings
+
+    def rejoin(self, timings: dict[str, float] | None = None, since: float | None = None) -> None:
+        """The old primary (down) rewound onto the new primary's timeline, started as its standby."""
+        timings = {} if timings is None else timings
+        since = time.monotonic() if since is None else since
+        old, new = self.standby, self.primary
+        if old.pid() is not None:
+            old.kill()
+        old.wait_reaped()
+        started = time.monotonic()
+        # The fence comes off only for pg_rewind's own single-user crash recovery (which refuses
+        # standby mode); --write-recovery-conf puts it back before the node starts.
+        (old.data / "standby.signal").unlink(missing_ok=True)
+        # pg_rewind runs the crash recovery of a killed target itself, then copies what diverged;
+        # -R writes standby.signal and primary_conninfo (the new primary).
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_rewind"),
+                "--target-pgdata", str(old.data),
+                "--source-server", new.conninfo().replace(f"application_name={new.name}", f"application_name={old.name}"),
+                "--write-recovery-conf",
+            ],
+            timeout=300,
+        )  # fmt: skip
+        timings["rewind"] = time.monotonic() - started
+        old.set_failover_conf(self._primary_conf(sync=False))
+        old.start()
+        self.wait_streaming()
+        timings["rejoined"] = time.monotonic() - since
+        if self.synchronous:
+            new.set_failover_conf(self._primary_conf(sync=True), reload=True)
+            self.wait_streaming(sync=True)
+            timings["sync_restored"] = time.monotonic() - since
+
+    def stop(self) -> None:
+        """Stops every server it started; safe to call twice."""
+        for node in self.nodes:
+            node.stop()
+
+    # --- data ---------------------------------------------------------------------------
+
+    def create_database(self, dbname: str, template_url: str = "") -> None:
+        """Creates ``dbname`` on the primary; with ``template_url``, a copy of that (migrated)
+        database, else migrated by ``manage.py migrate``."""
+        with _connect(self.primary.port) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        if template_url:
+            dump = subprocess.run(
+                [str(PG_BIN / "pg_dump"), "--no-owner", "--no-acl", "-d", template_url],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            subprocess.run(
+                ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.primary.conninfo(dbname)],
+                input=dump.stdout,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+        else:
+            env = base_env(
+                DJANGO_SETTINGS_MODULE="settings.test", DATABASE_URL=self.database_url(dbname), REDIS_URL=""
+            )
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=900
+            )
+
+    def query(self, sql: str, params: Any = None, *, dbname: str = DATABASE, node: Node | None = None) -> list[Any]:
+        with _connect((node or self.primary).port, dbname) as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+def ports_from_env(name: str, count: int) -> list[int]:
+    """Ports from a comma-separated variable (e.g. ``PG_FAILOVER_PORTS=5510,5511``), else free ones."""
+    given = [int(item) for item in os.environ.get(name, "").split(",") if item.strip()]
+    return given[:count] if len(given) >= count else [free_port() for _ in range(count)]
+
+
+def app_env(pair: PgPair, work: pathlib.Path, dbname: str = DATABASE, **overrides: str) -> dict[str, str]:
+    """A gunicorn's environment: the primary and the replica found by libpq, no Redis."""
+    return base_env(
+        DJANGO_SETTINGS_MODULE="settings.test",
+        DATABASE_URL=pair.database_url(dbname),
+        DATABASE_REPLICA_URLS=pair.replica_url(dbname),
+        DATABASE_POOLED="0",
+        DB_REPLICA_CHECK_INTERVAL="1",
+        DB_CONNECT_TIMEOUT="2",
+        VAR_DIR=str(work / "var"),
+        MEDIA_ROOT=str(work / "media"),
+        TMPDIR=str(work / "tmp"),
+        REGISTRATION_LIMIT_IP="100000",
+        UPLOADS_PER_DAY="1000000",
+        TRANSCODE_MINUTES_PER_DAY="1000000",
+        LOG_LEVEL="WARNING",
+        **overrides,
+    )
+
+
+@contextlib.contextmanager
+def app_server(env: dict[str, str], port: int | None = None, workers: int = 2) -> Iterator[Gunicorn]:
+    server = Gunicorn(env, workers=workers)
+    if port:
+        server.port = port
+        server.env["PORT"] = str(port)
+        server.url = f"http://127.0.0.1:{port}"
+    for folder in ("var", "media", "tmp"):
+        pathlib.Path(env["VAR_DIR"]).parent.joinpath(folder).mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def burst(port: int, dbname: str, seconds: float, stop: threading.Event) -> list[int]:
+    """Commits small transactions straight at the primary until it dies; the ids it acknowledged."""
+    acknowledged: list[int] = []
+    deadline = time.monotonic() + seconds
+    try:
+        with _connect(port, dbname) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS failover_burst (id bigint PRIMARY KEY)")
+            index = 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                index += 1
+                conn.execute("INSERT INTO failover_burst VALUES (%s)", (index,))
+                acknowledged.append(index)
+    except psycopg.Error:
+        pass
+    return acknowledged
+
+
+@dataclass
+class Run:
+    mode: str
+    report: Report
+    fault_at: float
+    timings: dict[str, float]
+    missing: list[str]
+    burst_acknowledged: int = 0
+    burst_missing: int = 0
+    old_primary_read_only: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> list[str]:
+        report = self.report
+        window = report.error_window
+        width = "none" if window is None else f"{window[1] - window[0]:.2f}"
+        after_fault = "" if window is None else f" ({window[0] - self.fault_at:+.2f} → {window[1] - self.fault_at:+.2f})"
+        return [
+            self.mode,
+            f"{report.sent:,}",
+            f"{report.failed} ({report.of_kind('write').failed} w, {report.of_kind('read').failed} r)",
+            width + after_fault,
+            f"{self.timings.get('promoted', float('nan')):.2f}",
+            f"{self.timings.get('rejoined', float('nan')):.2f}",
+            f"{len(report.acknowledged_writes)} / {len(self.missing)}",
+            f"{self.burst_acknowledged} / {self.burst_missing}",
+            "yes" if self.old_primary_read_only else "NO",
+        ]
+
+
+HEADERS = [
+    "replication",
+    "requests",
+    "failed",
+    "error window s (from kill)",
+    "promoted s",
+    "rejoined s",
+    "app writes acked / lost",
+    "burst acked / lost",
+    "old primary read-only",
+]
+
+
+def run_mode(args: argparse.Namespace, mode: str) -> Run:
+    synchronous = mode == "sync"
+    work = pathlib.Path(tempfile.mkdtemp(prefix="vp-failover-"))
+    shutil.chown(work, "postgres", "postgres")
+    pair = PgPair(work / "pg", (args.ports[0], args.ports[1]), synchronous=synchronous)
+    try:
+        started = time.monotonic()
+        pair.start()
+        pair.create_database(DATABASE, args.template_url)
+        pair.wait_streaming(sync=synchronous)
+        print(f"  [{mode}] pair up, database loaded: {time.monotonic() - started:.1f} s", flush=True)
+        with app_server(app_env(pair, work), port=args.app_port, workers=args.workers) as server:
+            users = seed_users(server.url, count=4, prefix=f"failover_{mode}")
+            videos = seed_videos(server.url, users, per_user=2)
+            load = LoadGenerator(server.url, users=users, video_ids=videos, threads=args.threads, timeout=15.0)
+            load.start(duration=args.before + args.after + 120)
+            time.sleep(args.before)
+            stop_burst = threading.Event()
+            box: dict[str, list[int]] = {}
+            writer = threading.Thread(
+                target=lambda: box.setdefault("ids", burst(pair.primary.port, DATABASE, 30, stop_burst)),
+                daemon=True,
+            )
+            writer.start()
+            time.sleep(0.5)
+            fault_at = load.now()
+            timings = pair.failover(promote_after=args.promote_after)
+            stop_burst.set()
+            writer.join(timeout=10)
+            print(f"  [{mode}] failover: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()), flush=True)
+            time.sleep(args.after)
+            report = load.stop()
+        acknowledged = report.acknowledged_writes
+        found = {row[0] for row in pair.query("SELECT id FROM videos_video WHERE id = ANY(%s)", (acknowledged,))}
+        missing = sorted(set(acknowledged) - found)
+        burst_ids = box.get("ids", [])
+        burst_found = {row[0] for row in pair.query("SELECT id FROM failover_burst")} if burst_ids else set()
+        run = Run(
+            mode=mode,
+            report=report,
+            fault_at=fault_at,
+            timings=timings,
+            missing=missing,
+            burst_acknowledged=len(burst_ids),
+            burst_missing=len(set(burst_ids) - burst_found),
+        )
+        # Fencing: the old primary is a standby now; a write there is refused.
+        old = pair.standby
+        try:
+            with _connect(old.port, DATABASE) as conn:
+                conn.execute("INSERT INTO failover_burst VALUES (-1)")
+        except psycopg.errors.ReadOnlySqlTransaction:
+            run.old_primary_read_only = True
+        run.notes["statuses"] = report.statuses()
+        run.notes["failures"] = _kinds(report)
+        return run
+    finally:
+        pair.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kinds(report: Report) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for sample in report.failures:
+        label = f"{sample.status} {sample.op}: {sample.error[:70]}"
+        kinds[label] = kinds.get(label, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda item: -item[1])[:5])
+
+
+def print_table(runs: list[Run]) -> None:
+    rows = [HEADERS, *[run.row() for run in runs]]
+    widths = [max(len(row[index]) for row in rows) for index in range(len(HEADERS))]
+    for number, row in enumerate(rows):
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |")
+        if number == 0:
+            print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    for run in runs:
+        print(f"  {run.mode}: statuses {run.notes['statuses']}")
+        for label, count in run.notes["failures"].items():
+            print(f"    {count:>5} x {label}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modes", default="sync,async", help="sync, async or both (comma-separated)")
+    parser.add_argument("--before", type=float, default=6.0, help="seconds of load before the kill")
+    parser.add_argument("--after", type=float, default=10.0, help="seconds of load after the failover")
+    parser.add_argument("--threads", type=int, default=6, help="load threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--promote-after", type=float, default=0.0, help="seconds between the kill and the promotion")
+    parser.add_argument("--template-url", default="", help="a migrated database to copy instead of migrating")
+    parser.add_argument("--ports", default="", help="the pair's two ports (default: PG_FAILOVER_PORTS or free ones)")
+    parser.add_argument("--app-port", type=int, default=0, help="gunicorn's port (default: a free one)")
+    args = parser.parse_args(argv)
+    args.ports = (
+        [int(port) for port in args.ports.split(",")] if args.ports else ports_from_env("PG_FAILOVER_PORTS", 2)
+    )
+    runs = []
+    for mode in [item.strip() for item in args.modes.split(",") if item.strip()]:
+        if mode not in {"sync", "async"}:
+            parser.error(f"unknown mode {mode!r}")
+        started = time.monotonic()
+        runs.append(run_mode(args, mode))
+        print(f"  [{mode}] wall time {time.monotonic() - started:.0f} s", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    print_table(runs)
+    problems = [run for run in runs if run.mode == "sync" and (run.missing or run.burst_missing)]
+    problems += [run for run in runs if not run.old_primary_read_only]
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
