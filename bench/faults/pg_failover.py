@@ -42,7 +42,7 @@ from typing import Any
 
 import psycopg
 
-from bench.faults.stack import Gunicorn, children
+from bench.faults.stack import Gunicorn
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
 from tests.support.processes import PG_BIN, ROOT, base_env, free_port, http_get, wait_until
 
@@ -103,10 +103,18 @@ def _quietly(predicate: Any) -> bool:
 
 
 def _descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (one pass over /proc: the kill must not give them time)."""
+    parents: dict[int, list[int]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
     found: list[int] = []
     queue = [pid]
     while queue:
-        for child in children(queue.pop()):
+        for child in parents.get(queue.pop(), []):
             found.append(child)
             queue.append(child)
     return found
@@ -301,7 +309,7 @@ class PgPair:
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
         return f"postgres://postgres@{hosts}/{dbname}?target_session_attrs=standby"
 
-    def failover(self, *, promote_after: float = 0.0, rejoin: bool = True) -> dict[str, float]:
+    def failover(self, *, promote_after: float = 0.0, rejoin: bool = True, standby_lag: float = 0.0) -> dict[str, float]:
         """SIGKILL the current primary, promote the standby, fence/rejoin the old one.
 
         Returns seconds from the kill: ``promoted`` (the new primary takes writes), ``rejoined``
@@ -309,10 +317,16 @@ class PgPair:
         synchronous standby again), and ``rewind`` (pg_rewind's own time). ``promote_after``
         stands for the detection delay of whoever decides to promote (Patroni's TTL, an operator).
         ``rejoin=False`` leaves the old primary down, fenced: a ``standby.signal`` in its data
-        directory, so that a restart by anyone brings it up read-only.
+        directory, so that a restart by anyone brings it up read-only. ``standby_lag`` seconds:
+        the primary's WAL sender is stopped (SIGSTOP) that long before the kill, as a network
+        stall would hold it: the standby is behind by that much WAL when the primary dies.
         """
         old, new = self.primary, self.standby
         timings: dict[str, float] = {}
+        sender = self._wal_sender() if standby_lag > 0 else None
+        if sender is not None:
+            os.kill(sender, signal.SIGSTOP)
+            time.sleep(standby_lag)
         killed = time.monotonic()
         old.kill()
         timings["kill"] = time.monotonic() - killed
@@ -334,6 +348,11 @@ class PgPair:
             self.rejoin(timings, killed)
         timings["total"] = time.monotonic() - killed
         return timings
+
+    def _wal_sender(self) -> int | None:
+        with _connect(self.primary.port) as conn:
+            row = conn.execute("SELECT pid FROM pg_stat_replication").fetchone()
+        return int(row[0]) if row and row[0] else None
 
     def rejoin(self, timings: dict[str, float] | None = None, since: float | None = None) -> None:
         """The old primary (down) rewound onto the new primary's timeline, started as its standby."""
@@ -452,20 +471,29 @@ def app_server(env: dict[str, str], port: int | None = None, workers: int = 2) -
         server.destroy()
 
 
-def burst(port: int, dbname: str, seconds: float, stop: threading.Event) -> list[int]:
-    """Commits small transactions straight at the primary until it dies; the ids it acknowledged."""
+def burst(port: int, dbname: str, stop: threading.Event, *, writers: int = 4) -> list[int]:
+    """Small transactions committed straight at the primary by ``writers`` connections until it
+    dies (2 KiB each, so that the standby has WAL to catch up on); the ids it acknowledged."""
+    with _connect(port, dbname) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS failover_burst (id bigint PRIMARY KEY, payload text)")
     acknowledged: list[int] = []
-    deadline = time.monotonic() + seconds
-    try:
-        with _connect(port, dbname) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS failover_burst (id bigint PRIMARY KEY)")
-            index = 0
-            while not stop.is_set() and time.monotonic() < deadline:
-                index += 1
-                conn.execute("INSERT INTO failover_burst VALUES (%s)", (index,))
-                acknowledged.append(index)
-    except psycopg.Error:
-        pass
+    lock = threading.Lock()
+    payload = "x" * 2048
+
+    def write(offset: int) -> None:
+        index = offset
+        with contextlib.suppress(psycopg.Error), _connect(port, dbname) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO failover_burst VALUES (%s, %s)", (index, payload))
+                with lock:
+                    acknowledged.append(index)
+                index += writers
+
+    threads = [threading.Thread(target=write, args=(offset,), daemon=True) for offset in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
     return acknowledged
 
 
@@ -512,8 +540,12 @@ HEADERS = [
 ]
 
 
+MODES = ("sync", "async", "sync+lag", "async+lag")
+
+
 def run_mode(args: argparse.Namespace, mode: str) -> Run:
-    synchronous = mode == "sync"
+    synchronous = mode.startswith("sync")
+    lag = args.lag if mode.endswith("+lag") else 0.0
     work = pathlib.Path(tempfile.mkdtemp(prefix="vp-failover-"))
     shutil.chown(work, "postgres", "postgres")
     pair = PgPair(work / "pg", (args.ports[0], args.ports[1]), synchronous=synchronous)
@@ -532,13 +564,13 @@ def run_mode(args: argparse.Namespace, mode: str) -> Run:
             stop_burst = threading.Event()
             box: dict[str, list[int]] = {}
             writer = threading.Thread(
-                target=lambda: box.setdefault("ids", burst(pair.primary.port, DATABASE, 30, stop_burst)),
+                target=lambda: box.setdefault("ids", burst(pair.primary.port, DATABASE, stop_burst)),
                 daemon=True,
             )
             writer.start()
             time.sleep(0.5)
-            fault_at = load.now()
-            timings = pair.failover(promote_after=args.promote_after)
+            fault_at = load.now() + lag
+            timings = pair.failover(promote_after=args.promote_after, standby_lag=lag)
             stop_burst.set()
             writer.join(timeout=10)
             print(f"  [{mode}] failover: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()), flush=True)
@@ -596,9 +628,14 @@ def print_table(runs: list[Run]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", default="sync,async", help="sync, async or both (comma-separated)")
-    parser.add_argument("--before", type=float, default=6.0, help="seconds of load before the kill")
-    parser.add_argument("--after", type=float, default=10.0, help="seconds of load after the failover")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated: sync, async (replication), +lag: the standby stalled --lag seconds before the kill",
+    )
+    parser.add_argument("--lag", type=float, default=1.0, help="seconds the standby's WAL receiver is stopped (+lag)")
+    parser.add_argument("--before", type=float, default=5.0, help="seconds of load before the kill")
+    parser.add_argument("--after", type=float, default=8.0, help="seconds of load after the failover")
     parser.add_argument("--threads", type=int, default=6, help="load threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--promote-after", type=float, default=0.0, help="seconds between the kill and the promotion")
@@ -611,14 +648,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs = []
     for mode in [item.strip() for item in args.modes.split(",") if item.strip()]:
-        if mode not in {"sync", "async"}:
+        if mode not in MODES:
             parser.error(f"unknown mode {mode!r}")
         started = time.monotonic()
         runs.append(run_mode(args, mode))
         print(f"  [{mode}] wall time {time.monotonic() - started:.0f} s", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f}")
     print_table(runs)
-    problems = [run for run in runs if run.mode == "sync" and (run.missing or run.burst_missing)]
+    problems = [run for run in runs if run.mode.startswith("sync") and (run.missing or run.burst_missing)]
     problems += [run for run in runs if not run.old_primary_read_only]
     return 1 if problems else 0
 
