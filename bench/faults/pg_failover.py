@@ -42,6 +42,7 @@ from typing import Any
 
 import psycopg
 
+from bench.faults.run import metric_sum
 from bench.faults.stack import Gunicorn
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
 from tests.support.processes import PG_BIN, ROOT, base_env, free_port, http_get, wait_until
@@ -79,7 +80,9 @@ def _as_postgres(command: list[str], timeout: float = 120) -> subprocess.Complet
         ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=timeout
     )
     if done.returncode:
-        raise CommandFailed(f"{pathlib.Path(command[0]).name} exited {done.returncode}: {done.stderr[-2000:]}")
+        raise CommandFailed(
+            f"{pathlib.Path(command[0]).name} exited {done.returncode}: {done.stderr[-2000:]}"
+        )
     return done
 
 
@@ -160,16 +163,31 @@ class Node:
         return pid if _alive(pid) else None
 
     def start(self) -> None:
+        self.wait_reaped()
         options = f"-p {self.port} -k {self.dir}"
         _as_postgres(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"]
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
 
     def stop(self) -> None:
         if self.pid() is None:
             return
         with contextlib.suppress(CommandFailed, subprocess.TimeoutExpired):
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], timeout=60)
+            _as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], timeout=60
+            )
         pid = self.pid()
         if pid is not None:  # a fast stop that did not finish: no mercy
             self.kill()
@@ -228,7 +246,9 @@ class PgPair:
         self.base_dir = pathlib.Path(base_dir)
         self.synchronous = synchronous
         self.synchronous_commit = synchronous_commit
-        self.nodes = [Node(f"node{index}", port, self.base_dir / f"node{index}") for index, port in enumerate(ports)]
+        self.nodes = [
+            Node(f"node{index}", port, self.base_dir / f"node{index}") for index, port in enumerate(ports)
+        ]
         self.primary_index = 0
         self.failovers = 0
 
@@ -309,7 +329,9 @@ class PgPair:
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
         return f"postgres://postgres@{hosts}/{dbname}?target_session_attrs=standby"
 
-    def failover(self, *, promote_after: float = 0.0, rejoin: bool = True, standby_lag: float = 0.0) -> dict[str, float]:
+    def failover(
+        self, *, promote_after: float = 0.0, rejoin: bool = True, standby_lag: float = 0.0
+    ) -> dict[str, float]:
         """SIGKILL the current primary, promote the standby, fence/rejoin the old one.
 
         Returns seconds from the kill: ``promoted`` (the new primary takes writes), ``rejoined``
@@ -359,20 +381,20 @@ class PgPair:
         timings = {} if timings is None else timings
         since = time.monotonic() if since is None else since
         old, new = self.standby, self.primary
-        if old.pid() is not None:
-            old.kill()
+        old.stop()  # restarted meanwhile (fenced: as a standby): stopped cleanly first
         old.wait_reaped()
         started = time.monotonic()
         # The fence comes off only for pg_rewind's own single-user crash recovery (which refuses
         # standby mode); --write-recovery-conf puts it back before the node starts.
         (old.data / "standby.signal").unlink(missing_ok=True)
+        source = new.conninfo().replace(f"application_name={new.name}", f"application_name={old.name}")
         # pg_rewind runs the crash recovery of a killed target itself, then copies what diverged;
         # -R writes standby.signal and primary_conninfo (the new primary).
         _as_postgres(
             [
                 str(PG_BIN / "pg_rewind"),
                 "--target-pgdata", str(old.data),
-                "--source-server", new.conninfo().replace(f"application_name={new.name}", f"application_name={old.name}"),
+                "--source-server", source,
                 "--write-recovery-conf",
             ],
             timeout=300,
@@ -421,7 +443,9 @@ class PgPair:
                 [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=900
             )
 
-    def query(self, sql: str, params: Any = None, *, dbname: str = DATABASE, node: Node | None = None) -> list[Any]:
+    def query(
+        self, sql: str, params: Any = None, *, dbname: str = DATABASE, node: Node | None = None
+    ) -> list[Any]:
         with _connect((node or self.primary).port, dbname) as conn:
             return list(conn.execute(sql, params).fetchall())
 
@@ -507,13 +531,18 @@ class Run:
     burst_acknowledged: int = 0
     burst_missing: int = 0
     old_primary_read_only: bool = False
+    replica_reads: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> list[str]:
         report = self.report
         window = report.error_window
         width = "none" if window is None else f"{window[1] - window[0]:.2f}"
-        after_fault = "" if window is None else f" ({window[0] - self.fault_at:+.2f} → {window[1] - self.fault_at:+.2f})"
+        after_fault = (
+            ""
+            if window is None
+            else f" ({window[0] - self.fault_at:+.2f} → {window[1] - self.fault_at:+.2f})"
+        )
         return [
             self.mode,
             f"{report.sent:,}",
@@ -524,6 +553,7 @@ class Run:
             f"{len(report.acknowledged_writes)} / {len(self.missing)}",
             f"{self.burst_acknowledged} / {self.burst_missing}",
             "yes" if self.old_primary_read_only else "NO",
+            str(self.replica_reads),
         ]
 
 
@@ -537,6 +567,7 @@ HEADERS = [
     "app writes acked / lost",
     "burst acked / lost",
     "old primary read-only",
+    "reads on replica1 after",
 ]
 
 
@@ -558,7 +589,9 @@ def run_mode(args: argparse.Namespace, mode: str) -> Run:
         with app_server(app_env(pair, work), port=args.app_port, workers=args.workers) as server:
             users = seed_users(server.url, count=4, prefix=f"failover_{mode}")
             videos = seed_videos(server.url, users, per_user=2)
-            load = LoadGenerator(server.url, users=users, video_ids=videos, threads=args.threads, timeout=15.0)
+            load = LoadGenerator(
+                server.url, users=users, video_ids=videos, threads=args.threads, timeout=15.0
+            )
             load.start(duration=args.before + args.after + 120)
             time.sleep(args.before)
             stop_burst = threading.Event()
@@ -573,11 +606,21 @@ def run_mode(args: argparse.Namespace, mode: str) -> Run:
             timings = pair.failover(promote_after=args.promote_after, standby_lag=lag)
             stop_burst.set()
             writer.join(timeout=10)
-            print(f"  [{mode}] failover: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()), flush=True)
+            print(
+                f"  [{mode}] failover: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()), flush=True
+            )
             time.sleep(args.after)
+            # Reads return to the standby (the old primary, rejoined): replica1's queries grow.
+            before_reads = metric_sum(server.url, "db_queries_total", alias="replica1")
+            for index in range(1, 21):
+                http_get(f"{server.url}/api/videos?limit={index}&page=2")
+            time.sleep(1)
+            replica_reads = metric_sum(server.url, "db_queries_total", alias="replica1") - before_reads
             report = load.stop()
         acknowledged = report.acknowledged_writes
-        found = {row[0] for row in pair.query("SELECT id FROM videos_video WHERE id = ANY(%s)", (acknowledged,))}
+        found = {
+            row[0] for row in pair.query("SELECT id FROM videos_video WHERE id = ANY(%s)", (acknowledged,))
+        }
         missing = sorted(set(acknowledged) - found)
         burst_ids = box.get("ids", [])
         burst_found = {row[0] for row in pair.query("SELECT id FROM failover_burst")} if burst_ids else set()
@@ -597,6 +640,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> Run:
                 conn.execute("INSERT INTO failover_burst VALUES (-1)")
         except psycopg.errors.ReadOnlySqlTransaction:
             run.old_primary_read_only = True
+        run.replica_reads = int(replica_reads)
         run.notes["statuses"] = report.statuses()
         run.notes["failures"] = _kinds(report)
         return run
@@ -627,24 +671,32 @@ def print_table(runs: list[Run]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
-        help="comma-separated: sync, async (replication), +lag: the standby stalled --lag seconds before the kill",
+        help="comma-separated: sync, async (replication); +lag: WAL shipping stalled --lag s before the kill",
     )
-    parser.add_argument("--lag", type=float, default=1.0, help="seconds the standby's WAL receiver is stopped (+lag)")
+    parser.add_argument("--lag", type=float, default=1.0, help="seconds the WAL sender is stopped (+lag)")
     parser.add_argument("--before", type=float, default=5.0, help="seconds of load before the kill")
     parser.add_argument("--after", type=float, default=8.0, help="seconds of load after the failover")
     parser.add_argument("--threads", type=int, default=6, help="load threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--promote-after", type=float, default=0.0, help="seconds between the kill and the promotion")
+    parser.add_argument(
+        "--promote-after", type=float, default=0.0, help="seconds between the kill and the promotion"
+    )
     parser.add_argument("--template-url", default="", help="a migrated database to copy instead of migrating")
-    parser.add_argument("--ports", default="", help="the pair's two ports (default: PG_FAILOVER_PORTS or free ones)")
+    parser.add_argument(
+        "--ports", default="", help="the pair's two ports (default: PG_FAILOVER_PORTS or free ones)"
+    )
     parser.add_argument("--app-port", type=int, default=0, help="gunicorn's port (default: a free one)")
     args = parser.parse_args(argv)
     args.ports = (
-        [int(port) for port in args.ports.split(",")] if args.ports else ports_from_env("PG_FAILOVER_PORTS", 2)
+        [int(port) for port in args.ports.split(",")]
+        if args.ports
+        else ports_from_env("PG_FAILOVER_PORTS", 2)
     )
     runs = []
     for mode in [item.strip() for item in args.modes.split(",") if item.strip()]:

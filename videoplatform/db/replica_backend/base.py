@@ -98,7 +98,8 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         reach the server that is a standby now (a multi-host URL with target_session_attrs)."""
         from ..replicas import monitor
 
-        if self.connection is not None and not self.in_atomic_block and self._replica_epoch != monitor.epoch(self.alias):
+        stale = self._replica_epoch != monitor.epoch(self.alias)
+        if stale and self.connection is not None and not self.in_atomic_block:
             self.close()
             return
         super().close_if_unusable_or_obsolete()
