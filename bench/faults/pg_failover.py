@@ -31,6 +31,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from typing import Any
 import psycopg
 
 from bench.faults.run import metric_sum
-from bench.faults.stack import Gunicorn
+from bench.faults.stack import PGBOUNCER_BIN, Gunicorn, PgBouncer
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
 from tests.support.processes import PG_BIN, ROOT, base_env, free_port, http_get, wait_until
 
@@ -129,6 +130,34 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@dataclass
+class _Port:
+    """What PgBouncer's set-up reads of the server it fronts."""
+
+    port: int
+
+
+class _PgBouncer(PgBouncer):
+    """Ready when it listens (the database it will serve may not exist yet)."""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [PGBOUNCER_BIN, str(self.ini)],
+            user="postgres",
+            group="postgres",
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def listening() -> bool:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+
+        if not wait_until(listening, timeout=15):
+            raise RuntimeError(f"pgbouncer did not start: {(self.dir / 'pgbouncer.log').read_text()[-2000:]}")
 
 
 def _exists(pid: int) -> bool:
@@ -242,8 +271,13 @@ class PgPair:
         *,
         synchronous: bool = True,
         synchronous_commit: str = "on",
+        pgbouncer_port: int = 0,
     ) -> None:
         self.base_dir = pathlib.Path(base_dir)
+        # With a port: a PgBouncer (the repository's pgbouncer.ini) in front of the primary, which
+        # failover() re-points to the new primary (scripts/pg-failover.sh repoint: edit + RELOAD).
+        self.pgbouncer_port = pgbouncer_port
+        self.pgbouncer: PgBouncer | None = None
         self.synchronous = synchronous
         self.synchronous_commit = synchronous_commit
         self.nodes = [
@@ -301,6 +335,11 @@ class PgPair:
         if self.synchronous:
             primary.set_failover_conf(self._primary_conf(sync=True), reload=True)
             self.wait_streaming(sync=True)
+        if self.pgbouncer_port and self.pgbouncer is None:
+            bouncer = _PgBouncer(_Port(primary.port), {"listen_port": str(self.pgbouncer_port)})
+            bouncer.port = self.pgbouncer_port
+            bouncer.start()
+            self.pgbouncer = bouncer
 
     def wait_streaming(self, *, sync: bool = False, timeout: float = 60) -> None:
         """Until the primary sees its standby streaming (and as its synchronous standby)."""
@@ -320,7 +359,14 @@ class PgPair:
             )
 
     def database_url(self, dbname: str) -> str:
-        """The URL the app uses to follow the primary: both hosts, the first that takes writes."""
+        """The URL the app uses to follow the primary: PgBouncer's when there is one (re-pointed
+        at each failover), else both hosts, libpq keeping the first that takes writes."""
+        if self.pgbouncer_port:
+            return f"postgres://postgres@127.0.0.1:{self.pgbouncer_port}/{dbname}"
+        return self.direct_url(dbname)
+
+    def direct_url(self, dbname: str) -> str:
+        """Both servers, without the pooler: libpq connects to the one that takes writes."""
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
         return f"postgres://postgres@{hosts}/{dbname}?target_session_attrs=read-write"
 
@@ -365,11 +411,26 @@ class PgPair:
             conn.execute("CHECKPOINT")
         timings["promoted"] = time.monotonic() - killed
         self.primary_index = 1 - self.primary_index
+        if self.pgbouncer is not None:
+            self.repoint(old.port, new.port)
+            timings["repointed"] = time.monotonic() - killed
         self.failovers += 1
         if rejoin:
             self.rejoin(timings, killed)
         timings["total"] = time.monotonic() - killed
         return timings
+
+    def repoint(self, old_port: int, new_port: int) -> None:
+        """PgBouncer's [databases] moved from the old primary to the new one, and reloaded."""
+        assert self.pgbouncer is not None
+        admin = f"host=127.0.0.1 port={self.pgbouncer.port} dbname=pgbouncer user=postgres"
+        subprocess.run(
+            [
+                str(ROOT / "scripts" / "pg-failover.sh"), "repoint", str(self.pgbouncer.ini),
+                f"127.0.0.1:{old_port}", f"127.0.0.1:{new_port}", admin,
+            ],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
 
     def _wal_sender(self) -> int | None:
         with _connect(self.primary.port) as conn:
@@ -411,6 +472,9 @@ class PgPair:
 
     def stop(self) -> None:
         """Stops every server it started; safe to call twice."""
+        if self.pgbouncer is not None:
+            self.pgbouncer.destroy()
+            self.pgbouncer = None
         for node in self.nodes:
             node.stop()
 
@@ -437,7 +501,7 @@ class PgPair:
             )
         else:
             env = base_env(
-                DJANGO_SETTINGS_MODULE="settings.test", DATABASE_URL=self.database_url(dbname), REDIS_URL=""
+                DJANGO_SETTINGS_MODULE="settings.test", DATABASE_URL=self.direct_url(dbname), REDIS_URL=""
             )
             subprocess.run(
                 [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=900
@@ -461,11 +525,16 @@ def ports_from_env(name: str, count: int) -> list[int]:
 
 def app_env(pair: PgPair, work: pathlib.Path, dbname: str = DATABASE, **overrides: str) -> dict[str, str]:
     """A gunicorn's environment: the primary and the replica found by libpq, no Redis."""
+    pooled = (
+        {"DATABASE_POOLED": "1", "DATABASE_DIRECT_URL": pair.direct_url(dbname)}
+        if pair.pgbouncer_port
+        else {}
+    )
     return base_env(
         DJANGO_SETTINGS_MODULE="settings.test",
         DATABASE_URL=pair.database_url(dbname),
         DATABASE_REPLICA_URLS=pair.replica_url(dbname),
-        DATABASE_POOLED="0",
+        **pooled,
         DB_REPLICA_CHECK_INTERVAL="1",
         DB_CONNECT_TIMEOUT="2",
         VAR_DIR=str(work / "var"),
@@ -572,14 +641,19 @@ HEADERS = [
 
 
 MODES = ("sync", "async", "sync+lag", "async+lag")
+SUFFIXES = {"lag", "pgbouncer"}
 
 
 def run_mode(args: argparse.Namespace, mode: str) -> Run:
-    synchronous = mode.startswith("sync")
-    lag = args.lag if mode.endswith("+lag") else 0.0
+    base, *suffixes = mode.split("+")
+    synchronous = base == "sync"
+    lag = args.lag if "lag" in suffixes else 0.0
+    bouncer = args.pgbouncer_port if "pgbouncer" in suffixes else 0
     work = pathlib.Path(tempfile.mkdtemp(prefix="vp-failover-"))
     shutil.chown(work, "postgres", "postgres")
-    pair = PgPair(work / "pg", (args.ports[0], args.ports[1]), synchronous=synchronous)
+    pair = PgPair(
+        work / "pg", (args.ports[0], args.ports[1]), synchronous=synchronous, pgbouncer_port=bouncer
+    )
     try:
         started = time.monotonic()
         pair.start()
@@ -677,7 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
-        help="comma-separated: sync, async (replication); +lag: WAL shipping stalled --lag s before the kill",
+        help="comma-separated: sync or async replication; +lag: WAL shipping stalled --lag s before the "
+        "kill; "
+        "+pgbouncer: the app through a PgBouncer that the failover re-points",
     )
     parser.add_argument("--lag", type=float, default=1.0, help="seconds the WAL sender is stopped (+lag)")
     parser.add_argument("--before", type=float, default=5.0, help="seconds of load before the kill")
@@ -692,7 +768,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ports", default="", help="the pair's two ports (default: PG_FAILOVER_PORTS or free ones)"
     )
     parser.add_argument("--app-port", type=int, default=0, help="gunicorn's port (default: a free one)")
+    parser.add_argument(
+        "--pgbouncer-port", type=int, default=0, help="+pgbouncer: its port (default: a free one)"
+    )
     args = parser.parse_args(argv)
+    args.pgbouncer_port = args.pgbouncer_port or free_port()
     args.ports = (
         [int(port) for port in args.ports.split(",")]
         if args.ports
@@ -700,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs = []
     for mode in [item.strip() for item in args.modes.split(",") if item.strip()]:
-        if mode not in MODES:
+        base, *suffixes = mode.split("+")
+        if base not in {"sync", "async"} or not set(suffixes) <= SUFFIXES:
             parser.error(f"unknown mode {mode!r}")
         started = time.monotonic()
         runs.append(run_mode(args, mode))
