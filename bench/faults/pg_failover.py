@@ -156,7 +156,8 @@ class _PgBouncer(PgBouncer):
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             return True
 
-        if not wait_until(listening, timeout=15):
+        if not wait_until(listening, timeout=15) or self.process.poll() is not None:
+            self.stop()
             raise RuntimeError(f"pgbouncer did not start: {(self.dir / 'pgbouncer.log').read_text()[-2000:]}")
 
 
@@ -338,8 +339,8 @@ class PgPair:
         if self.pgbouncer_port and self.pgbouncer is None:
             bouncer = _PgBouncer(_Port(primary.port), {"listen_port": str(self.pgbouncer_port)})
             bouncer.port = self.pgbouncer_port
+            self.pgbouncer = bouncer  # stop() ends it even if the start fails
             bouncer.start()
-            self.pgbouncer = bouncer
 
     def wait_streaming(self, *, sync: bool = False, timeout: float = 60) -> None:
         """Until the primary sees its standby streaming (and as its synchronous standby)."""
@@ -362,8 +363,28 @@ class PgPair:
         """The URL the app uses to follow the primary: PgBouncer's when there is one (re-pointed
         at each failover), else both hosts, libpq keeping the first that takes writes."""
         if self.pgbouncer_port:
+            self._bouncer_entry(dbname)
             return f"postgres://postgres@127.0.0.1:{self.pgbouncer_port}/{dbname}"
         return self.direct_url(dbname)
+
+    def _bouncer_entry(self, dbname: str) -> None:
+        """A [databases] line of its own for ``dbname``: a database PgBouncer made from the ``*``
+        line keeps the host it was made with, so a re-pointed ``*`` would not move it."""
+        if self.pgbouncer is None:
+            return
+        text = self.pgbouncer.ini.read_text()
+        if f"\n{dbname} = " in text:
+            return
+        entry = f"{dbname} = host=127.0.0.1 port={self.primary.port} dbname={dbname}\n"
+        self.pgbouncer.ini.write_text(text.replace("[databases]\n", f"[databases]\n{entry}", 1))
+        self._bouncer_admin("RELOAD")
+
+    def _bouncer_admin(self, command: str) -> None:
+        assert self.pgbouncer is not None
+        admin = f"host=127.0.0.1 port={self.pgbouncer.port} dbname=pgbouncer user=postgres"
+        subprocess.run(
+            ["psql", "-X", "-d", admin, "-c", command], check=True, capture_output=True, timeout=30
+        )
 
     def direct_url(self, dbname: str) -> str:
         """Both servers, without the pooler: libpq connects to the one that takes writes."""
@@ -623,6 +644,7 @@ class Run:
             f"{self.burst_acknowledged} / {self.burst_missing}",
             "yes" if self.old_primary_read_only else "NO",
             str(self.replica_reads),
+            f"{report.max_latency:.2f}",
         ]
 
 
@@ -637,6 +659,7 @@ HEADERS = [
     "burst acked / lost",
     "old primary read-only",
     "reads on replica1 after",
+    "slowest request s",
 ]
 
 
