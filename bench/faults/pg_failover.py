@@ -263,6 +263,11 @@ class PgPair:
     ``synchronous_commit`` (``on`` by default: a commit returns once the standby has flushed it).
     After a promotion the new primary commits alone until the old one is back as its standby
     (Patroni's ``synchronous_mode`` without ``strict``: availability first, then sync again).
+
+    Runs as root: the servers run as ``postgres``, so ``base_dir`` is chowned to it and its parents
+    must be searchable by it (``tempfile.mkdtemp()`` then ``chown``, as the benchmark does).
+    ``stop()`` leaves the data; removing ``base_dir`` is the caller's. ``create_database()`` makes
+    the app's database (a copy of a migrated one, or migrated).
     """
 
     def __init__(

@@ -68,7 +68,7 @@ def create_video(url: str, token: str, title: str) -> httpx.Response:
     )
 
 
-def present(pair: PgPair, port: int, ids: list[str]) -> int:
+def present(port: int, ids: list[str]) -> int:
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=DATABASE) as conn:
         row = conn.execute("SELECT count(*) FROM videos_video WHERE id = ANY(%s)", (ids,)).fetchone()
     return int(row[0]) if row else 0
@@ -90,14 +90,15 @@ def test_primary_killed_standby_promoted_app_follows(pair: PgPair, server: Gunic
     assert pair.primary is new and not new.in_recovery()
 
     # Without a restart of the app: writes are answered again, on the promoted standby.
-    assert wait_until(lambda: create_video(server.url, users[0].token, "after").status_code == 201, timeout=30)
+    token = users[0].token
+    assert wait_until(lambda: create_video(server.url, token, "after").status_code == 201, timeout=30)
     recovered_at = load.now()
 
     # Someone restarts the old primary's server as it was: it comes back read-only.
     old.start()
     assert old.in_recovery()
     with (
-        psycopg.connect(host="127.0.0.1", port=old.port, user="postgres", dbname=DATABASE, autocommit=True) as conn,
+        psycopg.connect(host="127.0.0.1", port=old.port, user="postgres", dbname=DATABASE) as conn,
         pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
     ):
         conn.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('x', 'y', now())")
@@ -114,8 +115,8 @@ def test_primary_killed_standby_promoted_app_follows(pair: PgPair, server: Gunic
     acknowledged = report.acknowledged_writes
     assert acknowledged
     # Every write the app acknowledged is on the new primary, and on its new standby too.
-    assert present(pair, new.port, acknowledged) == len(acknowledged)
-    assert wait_until(lambda: present(pair, old.port, acknowledged) == len(acknowledged), timeout=15)
+    assert present(new.port, acknowledged) == len(acknowledged)
+    assert wait_until(lambda: present(old.port, acknowledged) == len(acknowledged), timeout=15)
     # Failures, if the load met the outage at all, were the API's clean 503s, and stopped.
     assert {s.status for s in report.failures} <= {503}, report.statuses()
     assert not report.unclean_failures
