@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from bench.faults.stack import Gunicorn
 from bench.loadgen import LoadGenerator, seed_users, seed_videos
 from tests.reliability.conftest import CLIENT_TIMEOUT, print_report, ready
 from tests.security.conftest import live_database_url
-from tests.support.processes import wait_until
+from tests.support.processes import ROOT, wait_until
 
 # django_db: so that the test database exists (and is migrated) to be copied.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -68,14 +70,31 @@ def create_video(url: str, token: str, title: str) -> httpx.Response:
     )
 
 
+def db_failover(pair: PgPair, work: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The operator's command, configured like the app (both servers in DATABASE_URL)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "db_failover", *args],
+        cwd=ROOT,
+        env=app_env(pair, work),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def present(port: int, ids: list[str]) -> int:
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=DATABASE) as conn:
         row = conn.execute("SELECT count(*) FROM videos_video WHERE id = ANY(%s)", (ids,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def test_primary_killed_standby_promoted_app_follows(pair: PgPair, server: Gunicorn) -> None:
+def test_primary_killed_standby_promoted_app_follows(
+    pair: PgPair, server: Gunicorn, work: pathlib.Path
+) -> None:
     assert server.process is not None
+    # The operator's promotion is refused while the primary still answers (two primaries).
+    refused = db_failover(pair, work, "promote", f"127.0.0.1:{pair.standby.port}")
+    assert refused.returncode == 1 and "still answers as a primary" in refused.stderr
     master_pid = server.process.pid
     users = seed_users(server.url, count=3, prefix="failover")
     videos = seed_videos(server.url, users, per_user=2)
@@ -105,6 +124,11 @@ def test_primary_killed_standby_promoted_app_follows(pair: PgPair, server: Gunic
 
     # ...and pg_rewind makes it the new primary's standby, streaming synchronously.
     pair.rejoin()
+    status = db_failover(pair, work, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"127.0.0.1:{new.port}  primary" in status.stdout
+    assert "streaming, sync" in status.stdout
+    assert f"127.0.0.1:{old.port}  standby" in status.stdout
     time.sleep(2)
     report = load.stop()
     print_report("primary failover (sync)", report, fault_at, promoted_at)
