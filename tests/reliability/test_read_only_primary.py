@@ -12,11 +12,11 @@ from rest_framework.test import APIClient
 from videos.models import Video
 
 
-# Autocommit, as in production: the session setting applies to the request's own transactions.
+# Autocommit, as in production: the connection setting applies to the request's own transactions.
 @pytest.mark.django_db(transaction=True)
 def test_a_write_refused_as_read_only_is_a_503_with_retry_after(user_client: APIClient, user: Any) -> None:
     with connection.cursor() as cursor:
-        # The session now behaves as a standby's would: every write is refused with 25006.
+        # The connection now behaves as a standby's would: every write is refused with 25006.
         cursor.execute("SET default_transaction_read_only = on")
     try:
         response = user_client.post("/api/videos", {"title": "refused"}, format="json")
