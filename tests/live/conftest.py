@@ -61,7 +61,12 @@ class Ingest:
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "LIVE_HOOK_SECRET": HOOK_SECRET, "LIVE_UPDATE_SECONDS": str(self.update_seconds)}
+        env = {
+            **os.environ,
+            "LIVE_HOOK_SECRET": HOOK_SECRET,
+            "LIVE_UPDATE_SECONDS": str(self.update_seconds),
+            "LIVE_IDLE_PUBLISHER_SECONDS": "3",
+        }
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
