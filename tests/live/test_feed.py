@@ -50,6 +50,7 @@ def test_a_broadcast_is_in_the_feeds_marked_live_while_watchable(client, api_cli
     for path in feeds:
         assert marks(api_client, path) == {video_id: True, older.pk: False}
     assert api_client.get(f"/api/videos/{video_id}").json()["is_live"] is True
+    assert b'class="live">LIVE' in api_client.get("/").content  # the home page marks it too
 
     done(client, settings, key)  # the publisher dropped: viewers keep watching while it may return
     assert marks(api_client, "/api/videos")[video_id] is True
@@ -58,6 +59,7 @@ def test_a_broadcast_is_in_the_feeds_marked_live_while_watchable(client, api_cli
     for path in feeds:  # not recorded: no replay, so the video leaves the feeds
         assert marks(api_client, path) == {older.pk: False}
     assert api_client.get(f"/api/videos/{video_id}").json()["is_live"] is False
+    assert b'class="live">LIVE' not in api_client.get("/").content
 
 
 def test_a_private_broadcast_stays_out_of_others_feeds(client, api_client, settings, user, user_client):
