@@ -5,8 +5,8 @@ reads the live HLS through signed URLs; then a reconnect, the end, and the repla
 from __future__ import annotations
 
 import logging
-import signal
 import re
+import signal
 import subprocess
 import time
 from typing import Any
