@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -90,15 +91,16 @@ def video_media_state_set(*, video_id: str, status: str, duration: float | None 
     selectors.video_cache_refresh(video_ids=[video_id])
 
 
-def video_live_set(*, video_id: str, is_live: bool) -> None:
+def video_live_set(*, video_id: str, is_live: bool, listed_at: datetime | None = None) -> None:
     """Marks the video as broadcasting live now, or no longer (the live services call it as a
-    broadcast becomes watchable and when it ends). A plain UPDATE inside the caller's
-    transaction; the video's cached row and the feed's pages are refreshed after the commit."""
-    if (
-        Video.objects.filter(pk=video_id)
-        .exclude(is_live=is_live)
-        .update(is_live=is_live, updated_at=timezone.now())
-    ):
+    broadcast becomes watchable and when it ends). ``listed_at`` moves its place in the
+    newest-first lists (``created_at``): a broadcast is listed from when it went on air, not
+    from when its video was set aside for it. A plain UPDATE inside the caller's transaction;
+    the video's cached row and the feed's pages are refreshed after the commit."""
+    changes: dict[str, Any] = {"is_live": is_live, "updated_at": timezone.now()}
+    if listed_at is not None:
+        changes["created_at"] = listed_at
+    if Video.objects.filter(pk=video_id).exclude(is_live=is_live).update(**changes):
         selectors.video_cache_refresh(video_ids=[video_id])
 
 

@@ -316,13 +316,17 @@ def live_session_ready(*, session_id: str, renditions: Any) -> LiveSession | Non
     session = LiveSession.objects.select_for_update().filter(pk=session_id).first()
     if session is None or session.status == LiveSession.Status.ENDED:
         return session
+    first_time = session.live_at is None
     session.renditions = cleaned
     session.status = LiveSession.Status.LIVE
     session.live_at = session.live_at or timezone.now()
     session.heartbeat_at = timezone.now()
     session.save(update_fields=["renditions", "status", "live_at", "heartbeat_at"])
-    # The feeds list the video, marked is_live, while its broadcast is watchable.
-    video_services.video_live_set(video_id=session.video_id, is_live=True)
+    # The feeds list the video, marked is_live, while its broadcast is watchable: from the
+    # moment it first went on air (newest first), not from when the stream was created.
+    video_services.video_live_set(
+        video_id=session.video_id, is_live=True, listed_at=session.live_at if first_time else None
+    )
     _event("live.active", session)
     return session
 
