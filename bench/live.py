@@ -7,14 +7,15 @@ the packager), creates N live streams, and publishes a pre-encoded source to eac
 (PSS) of the ingest's processes: the nginx worker, the packager wrappers and their ffmpeg.
 The broadcasters' and the app's CPU are printed beside them as the reference.
 
-It also measures the segment availability delay on one stream: the wall time at which each
-new segment first appears in the media playlist minus the EXT-X-PROGRAM-DATE-TIME of its last
-frame (the packager stamps PDT from the wall clock when it starts, after probing the input, so
-this reads up to ~1 s low), and adds the player's hold-back (hls.js: 3 target durations) for
-an estimate of glass-to-glass latency in each latency mode.
+It also measures glass-to-glass latency on one stream per latency mode: a broadcaster encoding
+live stamps its frames with the wall clock and flashes a white box at known wall times; the
+bench times each flash when its segment becomes fetchable at the origin (plus the watch page's
+hold-back: a model) and, with ``--player``, as displayed by hls.js in headless Chromium playing
+the watch page through the app (the measurement).
 
     python bench/live.py                                   # 4 streams, 720p 3 Mb/s, 20 s per mode
     python bench/live.py --streams 10 --seconds 30 --modes passthrough
+    python bench/live.py --modes "" --latency-seconds 75 --player     # latency only, as a viewer sees it
 
 Throwaway SQLite database and folders unless DATABASE_URL is set. Prints figures; never asserts.
 """
