@@ -296,6 +296,7 @@ FLASH_CYCLE = FLASH_PERIOD * FLASH_KINDS
 # hls.js's hold-back on the watch page (streaming/static/streaming/watch.js: LIVE_SYNC), in
 # target durations; hls.js's own default is 3.
 HOLD_BACK = {"standard": 3, "low": 2}
+SETTLE_SECONDS = 15.0  # of playback, before the "settled" figures
 
 
 def broadcaster_filter(epoch: float) -> str:
@@ -396,7 +397,8 @@ def watch_in_chromium(url: str, epoch: float, seconds: float) -> dict[str, Any]:
         if not wait_for(
             lambda: driver.execute_script("return document.getElementById('video').currentTime") > 1, 60
         ):
-            return {"samples": [], "hls_latency": [], "stalls": None}
+            return {"samples": [], "settled": [], "hls_latency": [], "stalls": None}
+        playing_at = time.time()
         driver.execute_script(FLASH_WATCHER)
         time.sleep(seconds)
         flashes = driver.execute_script("return window.benchFlashes")
@@ -410,7 +412,14 @@ def watch_in_chromium(url: str, epoch: float, seconds: float) -> dict[str, Any]:
         for flash in flashes
     ]
     hls_latency = [float(f["latency"]) for f in flashes if f.get("latency") is not None]
-    return {"samples": samples, "hls_latency": hls_latency, "stalls": stalls}
+    # Once the player has settled: past its start-up (where it started and how long the first
+    # segments took to come decide the latency until hls.js has caught up or jumped).
+    settled = [
+        value
+        for value, flash in zip(samples, flashes, strict=True)
+        if flash["at"] / 1000 >= playing_at + SETTLE_SECONDS
+    ]
+    return {"samples": samples, "settled": settled, "hls_latency": hls_latency, "stalls": stalls}
 
 
 def measure_latency(
@@ -671,6 +680,9 @@ def main() -> None:
             ]
             if measured["player"]:
                 rows.append(("player (Chromium, hls.js)", measured["player"]["samples"]))
+                rows.append(
+                    (f"player after {SETTLE_SECONDS:.0f} s of playback", measured["player"]["settled"])
+                )
                 rows.append(("hls.js's own latency estimate", measured["player"]["hls_latency"]))
             print(f"  {latency_mode} ({measured['target']:.0f} s segments):")
             for label, values in rows:

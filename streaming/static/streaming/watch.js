@@ -176,7 +176,7 @@
   // catch up after a stall (else each stall adds to the latency for good). bench/live.py
   // measures the glass-to-glass latency these give.
   var LIVE_SYNC = {
-    standard: { liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 5, maxLiveSyncPlaybackRate: 1.25 },
+    standard: { liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 4, maxLiveSyncPlaybackRate: 1.25 },
     low: { liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, maxLiveSyncPlaybackRate: 1.25 },
   };
 
