@@ -567,10 +567,11 @@ LIVE_ORIGIN_URL = env_str("LIVE_ORIGIN_URL", "http://127.0.0.1:8935/live")
 # Shared with the ingest: a hook call without it is refused. Empty: every hook call is refused.
 LIVE_HOOK_SECRET = env_str("LIVE_HOOK_SECRET")
 # How often the ingest reports each publisher (nginx-rtmp's notify_update_timeout), and after
-# how long without a report an active session counts as dead (ended by the sweeper).
+# how long without a report an active session counts as dead (ended by the sweeper): with a
+# sweep every 5 s, a broadcast whose ingest died is ended within 30 s of its last report.
 LIVE_UPDATE_INTERVAL = env_int("LIVE_UPDATE_INTERVAL", 10)
-LIVE_STALE_AFTER = env_int("LIVE_STALE_AFTER", 30)
-LIVE_SWEEP_INTERVAL = env_int("LIVE_SWEEP_INTERVAL", 10)
+LIVE_STALE_AFTER = env_int("LIVE_STALE_AFTER", 25)
+LIVE_SWEEP_INTERVAL = env_int("LIVE_SWEEP_INTERVAL", 5)
 # Live streams broadcasting at once per owner, by plan code ("free:1,standard:1,premium:3");
 # a plan not named gets the "free" figure.
 LIVE_CONCURRENT_LIMITS = env_str("LIVE_CONCURRENT_LIMITS", "free:1,standard:1,premium:3")
