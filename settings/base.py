@@ -524,6 +524,12 @@ STREAM_LEASE_TTL = env_int("STREAM_LEASE_TTL", 60)
 STREAM_HEARTBEAT_INTERVAL = env_int("STREAM_HEARTBEAT_INTERVAL", 20)
 # Playback beacon batches (POST /api/playback/events) per client address per minute.
 PLAYBACK_BEACON_LIMIT = env_int("PLAYBACK_BEACON_LIMIT", 120)
+# Per-video QoE (streaming/qoe.py, streaming/analytics.py): beacons are summed per video per day
+# in Redis; the beat job "streaming-qoe-rollup" writes the days' totals to the database every
+# QOE_ROLLUP_INTERVAL seconds. A day's Redis totals live QOE_DAY_TTL seconds (rolled up long before).
+PLAYBACK_QOE_REDIS_URL = env_str("PLAYBACK_QOE_REDIS_URL") or REDIS_URL
+QOE_ROLLUP_INTERVAL = env_int("QOE_ROLLUP_INTERVAL", 300)
+QOE_DAY_TTL = env_int("QOE_DAY_TTL", 3 * 24 * 3600)
 
 # --- Live streaming (streaming/live/; docs/live.md) -------------------------------------------
 # What broadcasters are told to publish to (OBS: server = LIVE_RTMP_URL, key = the stream key).
