@@ -162,13 +162,52 @@
   }
 
   // --- Playback ------------------------------------------------------------------------------
+  // The throughput this browser measured in its last playback (hls.js's estimate, kept in
+  // localStorage): the stream endpoint's bandwidth rule picks the starting rendition from it.
+  // Without one, the browser's own guess (navigator.connection.downlink, capped at 10 Mb/s).
+  var BANDWIDTH_KEY = "videoplatform.bandwidth";
+
+  function measuredBandwidth() {
+    try {
+      var value = parseInt(window.localStorage.getItem(BANDWIDTH_KEY), 10);
+      return value > 0 ? value : null;
+    } catch (e) {
+      return null; // storage disabled
+    }
+  }
+
+  function keepBandwidth(bitsPerSecond) {
+    if (bitsPerSecond > 0 && isFinite(bitsPerSecond)) {
+      try {
+        window.localStorage.setItem(BANDWIDTH_KEY, String(Math.round(bitsPerSecond)));
+      } catch (e) {
+        return;
+      }
+    }
+  }
+
   function streamQuery() {
     var query = "?view_id=" + encodeURIComponent(viewId);
+    var measured = measuredBandwidth();
     var connection = navigator.connection;
-    if (connection && connection.downlink) {
+    if (measured) {
+      query += "&bandwidth=" + measured;
+    } else if (connection && connection.downlink) {
       query += "&bandwidth=" + Math.round(connection.downlink * 1e6);
     }
     return query;
+  }
+
+  // The master playlist made from the stream answer (the same variants as the signed one, with
+  // absolute URLs), so the player goes straight to the media playlist: one round trip fewer.
+  function masterFromAnswer(stream) {
+    var lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"];
+    for (var i = 0; i < stream.renditions.length; i++) {
+      var r = stream.renditions[i];
+      lines.push("#EXT-X-STREAM-INF:BANDWIDTH=" + r.bandwidth + ",RESOLUTION=" + r.width + "x" + r.height + ',CODECS="' + r.codecs + '"');
+      lines.push(r.url);
+    }
+    return URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "application/vnd.apple.mpegurl" }));
   }
 
   function play(stream) {
@@ -188,6 +227,7 @@
       hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) {
         if (data.frag && data.frag.type === "main") {
           mark("first_segment");
+          keepBandwidth(hls.bandwidthEstimate);
         }
       });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function (_event, data) {
@@ -230,7 +270,8 @@
           say("Playback error: " + data.details);
         }
       });
-      hls.loadSource(stream.master_playlist_url);
+      var inline = stream.renditions && stream.renditions.length && window.Blob && window.URL && URL.createObjectURL;
+      hls.loadSource(inline ? masterFromAnswer(stream) : stream.master_playlist_url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = stream.master_playlist_url;
@@ -243,6 +284,7 @@
 
   function load() {
     requestedAt = performance.now();
+    state.askedAt = Math.round(requestedAt); // ms since the page started loading
     state.marks = {};
     fetch(streamUrl + streamQuery(), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
