@@ -166,6 +166,10 @@
   // localStorage): the stream endpoint's bandwidth rule picks the starting rendition from it.
   // Without one, the browser's own guess (navigator.connection.downlink, capped at 10 Mb/s).
   var BANDWIDTH_KEY = "videoplatform.bandwidth";
+  // The share of the measured throughput the start may count on: hls.js's own margin before it
+  // switches up (abrBandWidthUpFactor). At 1.5 Mb/s the rule then starts at 360p, whose first
+  // 1 s segment arrives in about 0.4 s, rather than 480p (about 0.9 s); ABR climbs from there.
+  var START_BANDWIDTH_FACTOR = 0.7;
 
   function measuredBandwidth() {
     try {
@@ -191,7 +195,7 @@
     var measured = measuredBandwidth();
     var connection = navigator.connection;
     if (measured) {
-      query += "&bandwidth=" + measured;
+      query += "&bandwidth=" + Math.round(measured * START_BANDWIDTH_FACTOR);
     } else if (connection && connection.downlink) {
       query += "&bandwidth=" + Math.round(connection.downlink * 1e6);
     }
