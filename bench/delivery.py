@@ -222,15 +222,19 @@ def _playlist(text: str) -> list[tuple[float, str]]:
 
 async def viewer(client: Any, base: str, video_id: str, step: Step, delay: float, until: float) -> None:
     await asyncio.sleep(delay)
-    answer = await client.get(f"{base}/api/videos/{video_id}/stream", params={"bandwidth": BANDWIDTH})
-    step.requests += 1
-    if answer.status_code != 200:
+    try:
+        answer = await client.get(f"{base}/api/videos/{video_id}/stream", params={"bandwidth": BANDWIDTH})
+        step.requests += 1
+        if answer.status_code != 200:
+            step.errors += 1
+            return
+        stream = answer.json()
+        master = await client.get(stream["master_playlist_url"])
+        url = stream["recommended_rendition"]["url"]
+        media = await client.get(url)
+    except Exception:  # noqa: BLE001 - a refused or dropped connection is an error of the step
         step.errors += 1
         return
-    stream = answer.json()
-    master = await client.get(stream["master_playlist_url"])
-    url = stream["recommended_rendition"]["url"]
-    media = await client.get(url)
     step.requests += 2
     if master.status_code != 200 or media.status_code != 200:
         step.errors += 1
