@@ -8,6 +8,7 @@ parts as the watch page marks them (streaming/static/streaming/watch.js):
     media       the first media playlist
     segment     the first segment
     start       decoding and starting playback after the first segment (to ``playing``)
+    page        (apart) from the page starting to load to ``playing``: the HTML, hls.js, then all of the above
 
 under Chromium's own network emulation (DevTools protocol ``Network.emulateNetworkConditions``):
 unthrottled, 20 Mb/s 40 ms, 5 Mb/s 80 ms, 1.5 Mb/s 150 ms. The browser cache is disabled, so
@@ -115,13 +116,14 @@ def play_once(driver: Any, url: str, timeout: float = 90.0) -> dict[str, Any]:
     while True:
         state = driver.execute_script(
             "var p = window.videoplatformPlayer;"
-            "return p ? {marks: p.marks, error: p.error, height: p.height} : null"
+            "return p ? {marks: p.marks, error: p.error, height: p.height, asked: p.askedAt} : null"
         )
         if state and state["error"]:
             raise RuntimeError(f"playback failed: {state['error']}")
         if state and "playing" in state["marks"]:
             marks = dict(state["marks"])
             marks["height"] = state["height"]
+            marks["page"] = (state["asked"] or 0) + marks["playing"]  # from the page starting to load
             return marks
         if time.monotonic() > deadline:
             raise RuntimeError(f"no playback within {timeout:.0f} s: {state}")
@@ -166,21 +168,25 @@ def report(shape: Shape, results: list[dict[str, Any]]) -> str:
     for name, _, _ in PARTS:
         values = [p[name] for p in split]
         cells.append(f"{statistics.median(values):>6.0f}/{percentile(values, 95):<6.0f}")
+    pages = [float(r["page"]) for r in warm]
+    cells.append(f"{statistics.median(pages):>6.0f}/{percentile(pages, 95):<6.0f}")
     cells.append(" " + ",".join(f"{h}p" for h in heights))
     return " ".join(cells)
 
 
 def header() -> str:
     names = " ".join(f"{name + ' p50/p95':>13}" for name, _, _ in PARTS)
-    return f"{'case':<12} {'runs':>4} {'P50 ms':>7} {'P95 ms':>7} {'<2s':>5} {'cold':>7} {names}  start rung"
+    page = "page p50/p95"
+    head = f"{'case':<12} {'runs':>4} {'P50 ms':>7} {'P95 ms':>7} {'<2s':>5} {'cold':>7}"
+    return f"{head} {names} {page:>13}  start rung"
 
 
 # --- The platform under test -------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def _free_port(wanted: int = 0) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", wanted))
         return int(sock.getsockname()[1])
 
 
@@ -242,8 +248,8 @@ def prepare(work: Path, seconds: float) -> tuple[dict[str, str], str]:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], work: Path, workers: int) -> Iterator[str]:
-    port = _free_port()
+def server(env: dict[str, str], work: Path, workers: int, port: int = 0) -> Iterator[str]:
+    port = _free_port(port)
     log = open(work / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py"],
@@ -296,13 +302,14 @@ def main() -> None:
         default="recommended",
         help="start rung: the stream endpoint's recommendation, or the lowest allowed (?start=lowest)",
     )
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: any free one)")
     args = parser.parse_args()
     shapes = [SHAPES[name] for name in args.cases.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="vp-bench-playback-"))
     try:
         env, video_id = prepare(work, args.seconds)
-        with server(env, work, args.workers) as url:
+        with server(env, work, args.workers, args.port) as url:
             driver = chromium_driver()
             try:
                 watch = f"{url}/watch/{video_id}" + ("?start=lowest" if args.start == "lowest" else "")

@@ -543,6 +543,13 @@ TRANSCODE_TIME_LIMIT_PER_SECOND = float(env_str("TRANSCODE_TIME_LIMIT_PER_SECOND
 TRANSCODE_PROGRESS_INTERVAL = float(env_str("TRANSCODE_PROGRESS_INTERVAL", "2"))
 TRANSCODE_THUMBNAIL_INTERVAL = env_int("TRANSCODE_THUMBNAIL_INTERVAL", 10)
 STREAM_URL_TTL = env_int("STREAM_URL_TTL", 3600)
+# Signed media links expire at the end of a bucket of this many seconds (after STREAM_URL_TTL
+# plus the video's duration), so every viewer of a video and plan cap asking within one bucket
+# gets the same URLs: one cache key per file at the CDN instead of one per viewer.
+STREAM_URL_BUCKET = env_int("STREAM_URL_BUCKET", 900)
+# How long a shared cache (the CDN) may keep a file served under a token (s-maxage, never past
+# the token's expiry): a link revoked by an access change stops at the CDN within this time.
+STREAM_SHARED_MAX_AGE = env_int("STREAM_SHARED_MAX_AGE", 600)
 STREAM_SIGNING_KEY = env_str("STREAM_SIGNING_KEY") or SECRET_KEY
 STREAM_DEFAULT_BANDWIDTH = env_int("STREAM_DEFAULT_BANDWIDTH", 2_000_000)
 CLOUDFRONT_DOMAIN = env_str("CLOUDFRONT_DOMAIN")
@@ -557,6 +564,12 @@ STREAM_LEASE_TTL = env_int("STREAM_LEASE_TTL", 60)
 STREAM_HEARTBEAT_INTERVAL = env_int("STREAM_HEARTBEAT_INTERVAL", 20)
 # Playback beacon batches (POST /api/playback/events) per client address per minute.
 PLAYBACK_BEACON_LIMIT = env_int("PLAYBACK_BEACON_LIMIT", 120)
+# Per-video QoE (streaming/qoe.py, streaming/analytics.py): beacons are summed per video per day
+# in Redis; the beat job "streaming-qoe-rollup" writes the days' totals to the database every
+# QOE_ROLLUP_INTERVAL seconds. A day's Redis totals live QOE_DAY_TTL seconds (rolled up long before).
+PLAYBACK_QOE_REDIS_URL = env_str("PLAYBACK_QOE_REDIS_URL") or REDIS_URL
+QOE_ROLLUP_INTERVAL = env_int("QOE_ROLLUP_INTERVAL", 300)
+QOE_DAY_TTL = env_int("QOE_DAY_TTL", 3 * 24 * 3600)
 
 # --- Live streaming (streaming/live/; docs/live.md) -------------------------------------------
 # What broadcasters are told to publish to (OBS: server = LIVE_RTMP_URL, key = the stream key).

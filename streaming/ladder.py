@@ -1,8 +1,9 @@
 """The HLS ladder (source 5.2) and the one ffmpeg command that produces it.
 
 One invocation decodes the source once, splits the decoded frames into every rung, encodes each
-with aligned keyframes (a 2 s GOP forced at the same timestamps in every rung, 4 s segments),
-and writes the poster and the thumbnails from the same decode.
+with aligned keyframes forced at the same timestamps in every rung, one at the start of each
+segment (two 1 s segments first, so that a player can start after one second of video, then 4 s
+segments), and writes the poster and the thumbnails from the same decode.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from .probe import ProbeResult, input_options
 
 # (rung, peak bits per second): the source's ladder, highest first.
 LADDER: tuple[tuple[int, int], ...] = ((1080, 5_000_000), (720, 2_500_000), (480, 1_000_000), (360, 500_000))
-GOP_SECONDS = 2
+# Segments: START_SEGMENTS of START_SEGMENT_SECONDS, then SEGMENT_SECONDS each; a keyframe (IDR)
+# opens every segment and there is none inside one. The short first segments are what a player
+# must fetch before its first frame (at 1.5 Mb/s, 1 s of 480p takes ~0.7 s, 4 s took ~3 s); the
+# long ones after keep the number of requests per minute of video low for the CDN.
+START_SEGMENT_SECONDS = 1
+START_SEGMENTS = 2
 SEGMENT_SECONDS = 4
 AUDIO_BITRATE = 128_000
 MAX_FPS = 60
@@ -145,7 +151,7 @@ def ffmpeg_command(
     (``images=False`` leaves the last two out). ``source`` is an absolute path, read with the
     demuxer the probe found (``-f``) and the ``file`` protocol only."""
     fps = output_fps(probe.fps)
-    gop = max(1, round(fps * GOP_SECONDS))
+    gop = max(1, round(fps * SEGMENT_SECONDS))  # the longest GOP: keyframes are forced below
     count = len(rungs)
     labels = [f"s{i}" for i in range(count)]
     fps_filter = f"fps={MAX_FPS}," if probe.fps > MAX_FPS else ""
@@ -210,15 +216,20 @@ def ffmpeg_command(
         "-sc_threshold",
         "0",
         "-force_key_frames",
-        f"expr:gte(t,n_forced*{GOP_SECONDS})",
+        keyframe_expression(),
     ]
     if probe.has_audio:
         command += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ac", "2", "-ar", "48000"]
     command += [
         "-f",
         "hls",
+        # The muxer cuts at the first keyframe past each boundary; in a VOD playlist it keeps
+        # the initial length for the whole list, so the keyframes alone set every segment's
+        # length (1 s, 1 s, then 4 s) whatever the muxer's own boundaries.
         "-hls_time",
         str(SEGMENT_SECONDS),
+        "-hls_init_time",
+        str(START_SEGMENT_SECONDS),
         "-hls_playlist_type",
         "vod",
         "-hls_flags",
@@ -252,6 +263,30 @@ def ffmpeg_command(
         f"{output_dir}/{THUMBNAIL_DIR}/thumb_%04d.jpg",
     ]
     return command
+
+
+def keyframe_expression() -> str:
+    """ffmpeg's ``-force_key_frames`` expression: a keyframe at each segment's start (0, 1, 2,
+    6, 10, ... s for two 1 s segments then 4 s ones), at the same timestamps in every rung."""
+    head = START_SEGMENT_SECONDS * START_SEGMENTS
+    return (
+        f"expr:if(lt(t,{head}),gte(t,n_forced*{START_SEGMENT_SECONDS}),"
+        f"gte(t,{head}+{SEGMENT_SECONDS}*(n_forced-{START_SEGMENTS})))"
+    )
+
+
+def segment_starts(duration: float) -> list[float]:
+    """Where the segments of a ``duration`` s video start (seconds).
+
+    >>> segment_starts(11)
+    [0, 1, 2, 6, 10]
+    """
+    starts: list[float] = [i * START_SEGMENT_SECONDS for i in range(START_SEGMENTS)]
+    at = float(START_SEGMENT_SECONDS * START_SEGMENTS)
+    while at < duration:
+        starts.append(int(at) if at == int(at) else at)
+        at += SEGMENT_SECONDS
+    return [start for start in starts if start < duration]
 
 
 def master_playlist(rungs: Iterable[Rung | tuple[int, int, int, int, str]]) -> str:

@@ -119,3 +119,40 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quality}p ({self.width}x{self.height})"
+
+
+class VideoQoeDaily(models.Model):
+    """One video's playback quality on one UTC day, from its viewers' beacons.
+
+    Written by the roll-up job from the day's totals in Redis (``streaming/analytics.py``); each
+    roll-up replaces the row with the totals so far, so running it twice changes nothing.
+    """
+
+    video = models.ForeignKey("videos.Video", on_delete=models.CASCADE, related_name="qoe_days")
+    day = models.DateField()
+    views = models.PositiveIntegerField(default=0, help_text="Playbacks that reported a start-up.")
+    startup_histogram = models.JSONField(
+        default=dict, blank=True, help_text="Start-ups per bucket: {upper bound in ms: count}."
+    )
+    startup_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+    startup_p95_ms = models.PositiveIntegerField(null=True, blank=True)
+    watched_ms = models.PositiveBigIntegerField(default=0)
+    rebuffer_ms = models.PositiveBigIntegerField(default=0)
+    rebuffers = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Errors the player recovered from.")
+    fatal_errors = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "day"], name="streaming_qoe_one_per_video_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.video_id} on {self.day}"
+
+    @property
+    def rebuffer_ratio(self) -> float | None:
+        """Time stalled over time stalled and played (None before anything was played)."""
+        total = self.watched_ms + self.rebuffer_ms
+        return round(self.rebuffer_ms / total, 6) if total else None

@@ -6,19 +6,32 @@ rebuffering and watching as seconds (their ratio is the rebuffer ratio), renditi
 errors as counters. Labels are bounded: the rendition (a rung of the ladder, else ``other``),
 the device class (from the User-Agent) and, for errors, a code from hls.js's list (else
 ``other``); never a video or a viewer. No database write per beacon.
+
+Per video, the same batch is summed in Redis (``record_video_events``: one Lua call): a hash per
+video per UTC day holding the views that reported a start-up (one per ``view_id``), start-up
+times as counts in fine buckets, seconds watched and stalled, stalls and errors. The beat job
+``streaming-qoe-rollup`` writes those days' totals to the database (``streaming/analytics.py``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
 import re
+import uuid
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import caches
 from prometheus_client import Counter, Histogram
 
 from . import ladder
+
+logger = logging.getLogger(__name__)
 
 STARTUP = Histogram(
     "video_startup_seconds",
@@ -154,3 +167,152 @@ def record_events(*, events: Iterable[Mapping[str, Any]], user_agent: str) -> No
         elif kind == "error":
             code = event["code"] if event["code"] in ERROR_CODES else "other"
             ERRORS.labels(code, "true" if event["fatal"] else "false", device).inc()
+
+
+# --- per video, per day, in Redis ------------------------------------------------------------
+
+# Upper bounds (ms) of the start-up buckets kept per video: 100 ms steps up to 2 s (the target),
+# coarser beyond. A percentile is read as the upper bound of the bucket that holds it.
+STARTUP_BOUNDS_MS: tuple[int, ...] = (
+    *range(100, 2001, 100),
+    *range(2250, 4001, 250),
+    *range(4500, 8001, 500),
+    *range(9000, 15001, 1000),
+    20_000,
+    30_000,
+    45_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+)
+DAY_PREFIX = "vp:qoe:day:"
+DIRTY_KEY = "vp:qoe:dirty"
+ROLLING_PREFIX = "vp:qoe:rolling:"
+SEEN_PREFIX = "vp:qoe:seen:"
+
+# KEYS: the day's hash, the dirty set, the view's "start-up counted" key. ARGV: the hash's TTL,
+# the dirty member, the start-up bucket field ("" when the batch has no start-up), then field and
+# increment pairs. A view's start-up counts once, however often a player sends it.
+_RECORD = """
+local ttl = tonumber(ARGV[1])
+if ARGV[3] ~= '' and redis.call('SET', KEYS[3], '1', 'NX', 'EX', ttl) then
+  redis.call('HINCRBY', KEYS[1], 'views', 1)
+  redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+end
+for i = 4, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _client(url: str) -> Any:
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def qoe_client() -> Any | None:
+    """The Redis client for per-video QoE, or None on the embedded default (no Redis)."""
+    url = settings.PLAYBACK_QOE_REDIS_URL
+    return _client(url) if url else None
+
+
+@functools.lru_cache(maxsize=4)
+def _record_script(client: Any) -> Any:
+    return client.register_script(_RECORD)
+
+
+def startup_bucket(startup_ms: int) -> int:
+    """The upper bound of the bucket holding ``startup_ms`` (the last one beyond it)."""
+    for bound in STARTUP_BOUNDS_MS:
+        if startup_ms <= bound:
+            return bound
+    return STARTUP_BOUNDS_MS[-1]
+
+
+def day_key(day: str, video_id: str) -> str:
+    return f"{DAY_PREFIX}{day}:{video_id}"
+
+
+def record_video_events(
+    *, video_id: str, view_id: uuid.UUID, events: Iterable[Mapping[str, Any]], now: datetime | None = None
+) -> bool:
+    """Adds one batch to the video's totals for today (UTC) in Redis. False when not recorded
+    (no Redis, or Redis unreachable: a beacon never fails because of it)."""
+    client = qoe_client()
+    if client is None:
+        return False
+    increments: dict[str, int] = {}
+    startup_field = ""
+    for event in events:
+        kind = event["type"]
+        if kind == "startup" and not startup_field:
+            startup_field = f"s{startup_bucket(event['startup_ms'])}"
+        elif kind == "rebuffer":
+            increments["rebuffers"] = increments.get("rebuffers", 0) + 1
+            increments["rebuffer_ms"] = increments.get("rebuffer_ms", 0) + event["duration_ms"]
+        elif kind in ("heartbeat", "stop") and event.get("watched_ms"):
+            increments["watched_ms"] = increments.get("watched_ms", 0) + event["watched_ms"]
+        elif kind == "error":
+            name = "fatal_errors" if event["fatal"] else "errors"
+            increments[name] = increments.get(name, 0) + 1
+    if not startup_field and not increments:
+        return False
+    day = (now or datetime.now(UTC)).date().isoformat()
+    args: list[Any] = [settings.QOE_DAY_TTL, f"{day}:{video_id}", startup_field]
+    for field, value in increments.items():
+        args += [field, value]
+    try:
+        _record_script(client)(
+            keys=[day_key(day, video_id), DIRTY_KEY, f"{SEEN_PREFIX}{view_id}:{video_id}"], args=args
+        )
+    except redis.RedisError as exc:
+        logger.warning("per-video QoE not recorded (Redis unavailable): %s", exc)
+        return False
+    return True
+
+
+def take_dirty(client: Any) -> list[str]:
+    """Moves the set of (day, video) totals changed since the last roll-up aside; returns every
+    set to roll up, including ones an earlier roll-up left behind (it stopped before the end)."""
+    keys = [key.decode() if isinstance(key, bytes) else key for key in client.scan_iter(f"{ROLLING_PREFIX}*")]
+    fresh = f"{ROLLING_PREFIX}{uuid.uuid4().hex}"
+    try:
+        client.rename(DIRTY_KEY, fresh)
+        keys.append(fresh)
+    except redis.ResponseError:
+        pass  # nothing changed
+    return keys
+
+
+def read_totals(client: Any, member: str) -> dict[str, int]:
+    """The totals of one ``<day>:<video>`` member so far ({} when they expired)."""
+    day, _, video_id = member.partition(":")
+    return {
+        (field.decode() if isinstance(field, bytes) else field): int(value)
+        for field, value in client.hgetall(day_key(day, video_id)).items()
+    }
+
+
+def percentile_ms(histogram: Mapping[int, int], quantile: float) -> int | None:
+    """The upper bound of the bucket holding the ``quantile`` of the start-ups counted in
+    ``histogram`` (bucket upper bound in ms -> count), None when it is empty.
+
+    >>> percentile_ms({500: 3, 900: 1}, 0.5)
+    500
+    >>> percentile_ms({500: 3, 900: 1}, 0.95)
+    900
+    """
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(round(quantile * total, 6)))
+    seen = 0
+    for bound in sorted(histogram):
+        seen += histogram[bound]
+        if seen >= rank:
+            return bound
+    return max(histogram)

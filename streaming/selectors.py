@@ -204,7 +204,11 @@ def stream_manifest(
     ttl = settings.STREAM_URL_TTL + math.ceil(ladder.duration or 0)
     run_token = ladder.output_prefix.rsplit("/", 1)[-1]
     grant = signing.StreamGrant(
-        video_id=video.pk, run_token=run_token, cap=cap, expires=int(now) + ttl, epoch=video.access_epoch
+        video_id=video.pk,
+        run_token=run_token,
+        cap=cap,
+        expires=signing.expiry(now, ttl),
+        epoch=video.access_epoch,
     )
     root = f"{base_url.rstrip('/')}/media/s/{signing.token_for(grant)}/"
     renditions = [
@@ -263,7 +267,7 @@ def poster_urls(*, videos: Iterable[Video], now: float | None = None) -> dict[st
             video_id=video_id,
             run_token=ladder.output_prefix.rsplit("/", 1)[-1],
             cap=ladder.rungs[-1].quality,
-            expires=int(now) + settings.STREAM_URL_TTL,
+            expires=signing.expiry(now, settings.STREAM_URL_TTL),
             epoch=epochs[video_id],
         )
         if signing.cloudfront_enabled():

@@ -3,6 +3,9 @@
 Embedded default: the app serves media itself under ``/media/s/<token>/<path>``; the token
 (HMAC-SHA256 over video, run, resolution cap, expiry and the video's access epoch) sits in the
 path, so the relative URIs inside playlists (``720p/index.m3u8``, ``seg_00001.ts``) inherit it.
+Nothing in a token is about the viewer, and its expiry is rounded up to a bucket
+(``STREAM_URL_BUCKET``): viewers of a video with the same plan cap share URLs, so a CDN keeps
+one copy of each file per bucket rather than one per viewer.
 
 With a CDN configured: segments and images come from CloudFront with signed URLs made by
 botocore's ``CloudFrontSigner`` (a custom policy per rendition folder, so one signature covers
@@ -54,6 +57,17 @@ class StreamGrant:
 
     def seconds_left(self, now: float | None = None) -> int:
         return max(0, int(self.expires - (time.time() if now is None else now)))
+
+
+def expiry(now: float, ttl: int) -> int:
+    """When a link made at ``now`` to live ``ttl`` seconds expires: the end of the
+    ``STREAM_URL_BUCKET`` it falls in, so links made within one bucket are the same URL.
+
+    >>> expiry(1000, 3600)  # with a 900 s bucket
+    4500
+    """
+    bucket = max(1, settings.STREAM_URL_BUCKET)
+    return -(-(int(now) + ttl) // bucket) * bucket
 
 
 def _signature(payload: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import services
+from . import analytics, services
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +62,11 @@ def transcode_media_file(self: Any, media_file_id: str) -> str:
 def flush_view_counts() -> int:
     """Adds the Redis play counts to ``Video.view_count`` (beat, every VIEW_FLUSH_INTERVAL s)."""
     return services.video_views_flush()
+
+
+# On "default" too (not "streaming.tasks.*"): a few upserts every few minutes.
+@shared_task(name="streaming.qoe.rollup")
+def rollup_qoe() -> int:
+    """Writes the per-video daily QoE totals from Redis to the database (beat, every
+    QOE_ROLLUP_INTERVAL s)."""
+    return analytics.video_qoe_rollup()

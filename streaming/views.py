@@ -22,9 +22,6 @@ from videos.selectors import video_access_epoch, video_get
 from . import ladder, signing, storage
 from .live.selectors import live_stream_id_for_video
 
-# A token is per viewer and revocable (deletion, access epoch): only the viewer's browser keeps
-# what it fetched, never a shared cache that would go on serving it after a revocation.
-SEGMENT_CACHE = "private, max-age=31536000, immutable"
 # Playlists are re-checked at least this often (the player fetches them again with the same URL).
 PLAYLIST_MAX_AGE = 60
 _RENDITION_FILE = re.compile(r"^(\d{2,4})p/(index\.m3u8|seg_\d{5,}\.ts)$")
@@ -56,6 +53,15 @@ def _cdn_playlist(text: str, prefix: str, folder: str, grant: signing.StreamGran
         line if not line or line.startswith("#") else f"{base}/{line}?{query}" for line in text.splitlines()
     ]
     return "\n".join(lines) + "\n"
+
+
+def file_cache_control(grant: signing.StreamGrant) -> str:
+    """Segments and images under a token: a token names no viewer and is shared by everyone
+    asking within its expiry bucket, so shared caches may keep the file, but no longer than
+    ``STREAM_SHARED_MAX_AGE`` (a revocation reaches the CDN within that) nor past the token's
+    expiry; the viewer's browser keeps it until the token expires (the file never changes)."""
+    left = grant.seconds_left()
+    return f"public, max-age={left}, s-maxage={min(left, settings.STREAM_SHARED_MAX_AGE)}, immutable"
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
@@ -100,7 +106,7 @@ def _binary(request: HttpRequest, name: str, grant: signing.StreamGrant) -> Http
     if isinstance(wanted, tuple):
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
-    response["Cache-Control"] = SEGMENT_CACHE
+    response["Cache-Control"] = file_cache_control(grant)
     return response
 
 
@@ -108,9 +114,10 @@ def _binary(request: HttpRequest, name: str, grant: signing.StreamGrant) -> Http
 def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase:
     """Serves one file of a video's ladder to the holder of a valid token.
 
-    Segments and images are immutable (``public, max-age=31536000, immutable``); playlists may be
-    cached until the token expires. A rung above the token's cap is refused; so is every file of
-    a deleted video (404) or of a token signed before the video's access changed (403).
+    Segments and images are immutable and cacheable by shared caches for a bounded time
+    (``file_cache_control``); playlists for a minute at most. A rung above the token's cap is
+    refused; so is every file of a deleted video (404) or of a token signed before the video's
+    access changed (403).
     """
     try:
         grant = signing.grant_from_token(token)
@@ -146,7 +153,7 @@ def media_serve(request: HttpRequest, token: str, path: str) -> HttpResponseBase
             b"" if request.method == "HEAD" else text.encode(), content_type="application/vnd.apple.mpegurl"
         )
         response["Content-Length"] = str(len(text.encode()))
-        response["Cache-Control"] = f"private, max-age={min(grant.seconds_left(), PLAYLIST_MAX_AGE)}"
+        response["Cache-Control"] = f"public, max-age={min(grant.seconds_left(), PLAYLIST_MAX_AGE)}"
     else:
         response = _binary(request, name, grant)
     response["Access-Control-Allow-Origin"] = "*"

@@ -168,7 +168,9 @@ class PlaybackEventsView(APIView):
             qoe.BEACONS.labels("invalid").inc()
             batch.is_valid(raise_exception=True)
         data = batch.validated_data
-        video_get(video_id=data["video_id"], viewer=request.user, fields=("id",))  # 404 if not visible
+        video = video_get(
+            video_id=data["video_id"], viewer=request.user, fields=("id",)
+        )  # 404 if not visible
         lease = str(data["view_id"])
         for event in data["events"]:
             if event["type"] == "heartbeat":
@@ -176,5 +178,6 @@ class PlaybackEventsView(APIView):
             elif event["type"] == "stop":
                 sessions.stream_lease_release(user=request.user, lease=lease)
         qoe.record_events(events=data["events"], user_agent=request.headers.get("User-Agent", ""))
+        qoe.record_video_events(video_id=video.pk, view_id=data["view_id"], events=data["events"])
         qoe.BEACONS.labels("accepted").inc()
         return Response(status=status.HTTP_202_ACCEPTED)

@@ -122,6 +122,21 @@ def test_flush_view_counts_adds_buffered_plays_to_view_counts(scheduled_worker: 
     assert video.view_count == 2
 
 
+def test_qoe_rollup_writes_each_videos_daily_playback_quality(scheduled_worker: Path) -> None:
+    import uuid
+
+    from streaming import qoe
+    from streaming.models import VideoQoeDaily
+
+    video = VideoFactory(ready=True)
+    for startup in (600, 1400):
+        events = [{"type": "startup", "startup_ms": startup}, {"type": "rebuffer", "duration_ms": 500}]
+        assert qoe.record_video_events(video_id=video.pk, view_id=uuid.uuid4(), events=events)
+    run_scheduled("streaming-qoe-rollup")
+    row = VideoQoeDaily.objects.get(video=video)
+    assert (row.views, row.startup_p50_ms, row.startup_p95_ms, row.rebuffers) == (2, 600, 1400, 2)
+
+
 def test_cache_warm_fills_the_shared_cache(scheduled_worker: Path, django_assert_num_queries: Any) -> None:
     from subscriptions.selectors import plan_list_active
     from videoplatform import cache

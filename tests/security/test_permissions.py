@@ -40,6 +40,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("api/videos/<str:video_id>/upload", "PUT"): (401, 404, 202, 202),
     ("api/videos/<str:video_id>/upload/complete", "POST"): (401, 404, 409, 409),
     ("api/videos/<str:video_id>/media", "GET"): (401, 404, 200, 200),
+    ("api/videos/<str:video_id>/analytics", "GET"): (401, 404, 200, 200),
     ("api/videos/<str:video_id>/recommendations", "GET"): (404, 404, 200, 200),
     ("api/videos/<str:video_id>/stream", "GET"): (404, 404, 409, 409),
     # A beacon about the owner's private video: only those who may see it may report on it.

@@ -35,8 +35,9 @@ def test_start_time_is_measured_in_parts_under_network_emulation(live_server: An
         assert all(value >= 0 for value in parts.values()), marks
         assert sum(parts.values()) == marks["playing"]
         assert marks["height"] in (480, 360)
-    # Two round trips of 80 ms at least (the stream answer, then the master playlist) and more.
+        assert marks["page"] >= marks["playing"]  # the page loaded before it asked to play
+    # Two round trips of 80 ms at least (the stream answer, then the media playlist) and more.
     assert min(m["playing"] for m in slow) >= 160
     line = playback.report(playback.SHAPES["5mbps"], slow)
-    # case, runs, P50, P95, <2s, cold, five parts, the start rung: one cell per column.
-    assert line.startswith("5mbps") and len(line.split()) == 12
+    # case, runs, P50, P95, <2s, cold, five parts, from the page, the start rung: a cell per column.
+    assert line.startswith("5mbps") and len(line.split()) == 13

@@ -202,13 +202,25 @@ def test_tampered_or_expired_links_are_403(api_client, ready_video):
     assert api_client.get(url).status_code == 200
 
 
+def test_viewers_asking_within_one_bucket_share_the_same_urls(api_client, user_client, ready_video, settings):
+    """No viewer in a token and its expiry rounded to STREAM_URL_BUCKET: one cache key per file."""
+    video = ready_video()
+    first = api_client.get(f"/api/videos/{video.pk}/stream").json()
+    second = user_client.get(f"/api/videos/{video.pk}/stream").json()  # a signed-in free viewer
+    assert first["master_playlist_url"] == second["master_playlist_url"]
+    assert [r["url"] for r in first["renditions"]] == [r["url"] for r in second["renditions"]]
+    expires = int(first["master_playlist_url"].split("/media/s/", 1)[1].split(".")[3])
+    assert expires % settings.STREAM_URL_BUCKET == 0
+    assert expires - time.time() >= settings.STREAM_URL_TTL  # never shorter than the TTL
+
+
 def test_segments_are_served_with_range_and_immutable_cache(api_client, ready_video, shared_ladder):
     video = ready_video()
     body = api_client.get(f"/api/videos/{video.pk}/stream").json()
     rendition = body["renditions"][-1]
     playlist = api_client.get(_path(rendition["url"]))
     assert playlist.status_code == 200
-    assert playlist["Cache-Control"] == "private, max-age=60"
+    assert playlist["Cache-Control"] == "public, max-age=60"
     segment_name = next(
         line for line in playlist.content.decode().splitlines() if line and not line.startswith("#")
     )
@@ -217,7 +229,13 @@ def test_segments_are_served_with_range_and_immutable_cache(api_client, ready_vi
 
     whole = api_client.get(segment_url)
     assert whole.status_code == 200
-    assert whole["Cache-Control"] == "private, max-age=31536000, immutable"
+    # Shared caches may keep it (bounded: a revocation reaches them within 10 minutes); the
+    # browser until the token expires.
+    directives = dict(item.strip().partition("=")[::2] for item in whole["Cache-Control"].split(","))
+    assert set(directives) == {"public", "max-age", "s-maxage", "immutable"}
+    assert int(directives["s-maxage"]) == 600
+    assert 3600 <= int(directives["max-age"]) <= 3600 + 900 + 3  # the TTL, its bucket, the duration
+    assert "Cookie" not in whole.get("Vary", "") and not whole.cookies
     assert whole["Content-Type"] == "video/mp2t"
     assert whole["Accept-Ranges"] == "bytes"
     assert b"".join(whole.streaming_content) == on_disk

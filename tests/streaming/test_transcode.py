@@ -6,8 +6,6 @@ Clips are 2-3 s, 10-12 fps, encoded with ``-preset ultrafast`` (sources) and the
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -80,9 +78,13 @@ def _validate_ladder(media_file: MediaFile, media_root: Path, expected: list[tup
         assert times == keyframes
         assert segments == durations
         assert sum(segments) == pytest.approx(media_file.duration, abs=0.3)
-    # A keyframe every 2 s (the GOP), forced at the same times in every rendition.
-    assert keyframes is not None and len(keyframes) == math.ceil(media_file.duration / 2 - 0.05)
-    assert all(b - a == pytest.approx(2.0, abs=0.11) for a, b in itertools.pairwise(keyframes))
+    # A keyframe opening each segment and none inside one, at the same times in every rendition:
+    # two 1 s segments first (a player starts after one second of video), then 4 s ones.
+    assert keyframes is not None and durations is not None
+    starts = ladder.segment_starts(media_file.duration or 0)
+    assert [t - keyframes[0] for t in keyframes] == pytest.approx(starts, abs=0.11)
+    assert len(durations) == len(starts)
+    assert durations[:2] == pytest.approx([1.0, 1.0], abs=0.11)
     assert (root / ladder.POSTER).exists() and media_file.poster_path
     assert media_file.thumbnail_paths and all((media_root / p).exists() for p in media_file.thumbnail_paths)
 
@@ -106,6 +108,15 @@ def test_1080p_landscape_gets_the_full_ladder(clip, media_root):
     )
     bandwidths = list(Rendition.objects.filter(media_file=media_file).values_list("bandwidth", flat=True))
     assert bandwidths == [5_000_000, 2_500_000, 1_000_000, 500_000]
+
+
+def test_a_player_starts_on_one_second_segments_then_gets_four_second_ones(clip, media_root):
+    media_file = _uploaded(clip(width=640, height=360, duration=9.0, fps=8))
+    _transcode(media_file)
+    _validate_ladder(media_file, media_root, [(360, 640, 360)])
+    playlist = media_root / media_file.renditions.get().playlist_path
+    assert segment_durations(playlist) == pytest.approx([1.0, 1.0, 4.0, 3.0], abs=0.15)
+    assert "#EXT-X-TARGETDURATION:4" in playlist.read_text()
 
 
 def test_480p_source_is_not_upscaled(clip, media_root):

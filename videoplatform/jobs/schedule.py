@@ -84,6 +84,13 @@ def scheduled_jobs() -> list[ScheduledJob]:
             expires=flush,
         ),
         ScheduledJob(
+            name="streaming-qoe-rollup",
+            task="streaming.qoe.rollup",
+            schedule=schedule(timedelta(seconds=settings.QOE_ROLLUP_INTERVAL)),
+            summary="Write each video's daily playback quality (from the players' beacons) for its owner.",
+            expires=float(settings.QOE_ROLLUP_INTERVAL),
+        ),
+        ScheduledJob(
             name="live-sweep-sessions",
             task="streaming.live.tasks.sweep_sessions",
             schedule=schedule(timedelta(seconds=settings.LIVE_SWEEP_INTERVAL)),

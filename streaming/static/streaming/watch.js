@@ -162,10 +162,41 @@
   }
 
   // --- Playback ------------------------------------------------------------------------------
+  // The throughput this browser measured in its last playback (hls.js's estimate, kept in
+  // localStorage): the stream endpoint's bandwidth rule picks the starting rendition from it.
+  // Without one, the browser's own guess (navigator.connection.downlink, capped at 10 Mb/s).
+  var BANDWIDTH_KEY = "videoplatform.bandwidth";
+  // The share of the measured throughput the start may count on: hls.js's own margin before it
+  // switches up (abrBandWidthUpFactor). At 1.5 Mb/s the rule then starts at 360p, whose first
+  // 1 s segment arrives in about 0.4 s, rather than 480p (about 0.9 s); ABR climbs from there.
+  var START_BANDWIDTH_FACTOR = 0.7;
+
+  function measuredBandwidth() {
+    try {
+      var value = parseInt(window.localStorage.getItem(BANDWIDTH_KEY), 10);
+      return value > 0 ? value : null;
+    } catch (e) {
+      return null; // storage disabled
+    }
+  }
+
+  function keepBandwidth(bitsPerSecond) {
+    if (bitsPerSecond > 0 && isFinite(bitsPerSecond)) {
+      try {
+        window.localStorage.setItem(BANDWIDTH_KEY, String(Math.round(bitsPerSecond)));
+      } catch (e) {
+        return;
+      }
+    }
+  }
+
   function streamQuery() {
     var query = "?view_id=" + encodeURIComponent(viewId);
+    var measured = measuredBandwidth();
     var connection = navigator.connection;
-    if (connection && connection.downlink) {
+    if (measured) {
+      query += "&bandwidth=" + Math.round(measured * START_BANDWIDTH_FACTOR);
+    } else if (connection && connection.downlink) {
       query += "&bandwidth=" + Math.round(connection.downlink * 1e6);
     }
     return query;
@@ -191,6 +222,18 @@
     return config;
   }
 
+  // The master playlist made from the stream answer (the same variants as the signed one, with
+  // absolute URLs), so the player goes straight to the media playlist: one round trip fewer.
+  function masterFromAnswer(stream) {
+    var lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"];
+    for (var i = 0; i < stream.renditions.length; i++) {
+      var r = stream.renditions[i];
+      lines.push("#EXT-X-STREAM-INF:BANDWIDTH=" + r.bandwidth + ",RESOLUTION=" + r.width + "x" + r.height + ',CODECS="' + r.codecs + '"');
+      lines.push(r.url);
+    }
+    return URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "application/vnd.apple.mpegurl" }));
+  }
+
   function play(stream) {
     if (stream.poster_url) {
       video.poster = stream.poster_url;
@@ -208,6 +251,7 @@
       hls.on(window.Hls.Events.FRAG_LOADED, function (_event, data) {
         if (data.frag && data.frag.type === "main") {
           mark("first_segment");
+          keepBandwidth(hls.bandwidthEstimate);
         }
       });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function (_event, data) {
@@ -250,7 +294,9 @@
           say("Playback error: " + data.details);
         }
       });
-      hls.loadSource(stream.master_playlist_url);
+      // VOD only: a live's master playlist is the ingest's own (its variants change with the broadcast).
+      var inline = !stream.latency_mode && stream.renditions && stream.renditions.length && window.Blob && window.URL && URL.createObjectURL;
+      hls.loadSource(inline ? masterFromAnswer(stream) : stream.master_playlist_url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = stream.master_playlist_url;
@@ -263,6 +309,7 @@
 
   function load() {
     requestedAt = performance.now();
+    state.askedAt = Math.round(requestedAt); // ms since the page started loading
     state.marks = {};
     fetch(streamUrl + streamQuery(), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
