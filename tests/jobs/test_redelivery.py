@@ -43,7 +43,9 @@ def test_a_job_longer_than_the_visibility_timeout_runs_once(
     assert probe.llen(f"{key}:finished") == 1
 
 
-def test_the_job_of_a_killed_worker_runs_again_on_another(redis_broker: str, probe: Any, tmp_path: Path) -> None:
+def test_the_job_of_a_killed_worker_runs_again_on_another(
+    redis_broker: str, probe: Any, tmp_path: Path
+) -> None:
     from videoplatform.celery import app
 
     key = unique_key("killed")

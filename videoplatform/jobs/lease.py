@@ -65,7 +65,7 @@ def renew(consumer: Any) -> int:
     try:
         with channel.conn_or_acquire() as client:
             client.zadd(index, dict.fromkeys(tags, now), xx=True)
-    except Exception:  # noqa: BLE001 - a lost broker must not stop the event loop
+    except Exception:  # a lost broker must not stop the event loop
         logger.warning("could not renew the leases of %d jobs", len(tags), exc_info=True)
         return 0
     return len(tags)
