@@ -10,8 +10,8 @@
   reaching every node) while its ``preStop`` sleep runs, then gets SIGTERM (gunicorn finishes
   in-flight requests and answers requests on kept-alive connections with ``Connection: close``
   within ``graceful_timeout``) and SIGKILL after ``terminationGracePeriodSeconds``.
-- ``Deployment.reload`` is the path without Kubernetes: SIGHUP to each gunicorn master, which
-  starts new workers (new code) and stops the old ones gracefully on the same listening socket.
+- ``Deployment.reload`` is the path without Kubernetes: new gunicorn workers (new code) replace
+  the old ones on the same listening socket, by SIGHUP or by a TTIN/TTOU rotation.
 
 Used by ``python -m bench.faults rollout``, ``bench/chaos.py`` and
 ``tests/reliability/test_rolling_restart.py``.
@@ -137,6 +137,10 @@ class Pod:
     def workers(self) -> list[int]:
         return self.server.workers
 
+    def logged_ready(self, pid: int) -> bool:
+        """Whether worker ``pid`` has loaded the application (gunicorn.conf.py's post_worker_init)."""
+        return f"Worker ready (pid: {pid})" in self.server.log.read_text(errors="replace")
+
     def signal(self, sig: int) -> None:
         if self.server.process is not None:
             self.server.process.send_signal(sig)
@@ -217,7 +221,6 @@ class Deployment:
         """Replaces every pod, one at a time (maxSurge 1, maxUnavailable 0)."""
         started = time.monotonic()
         old = list(self.pods)
-        readiness: list[float] = []
         for pod in old:
             fresh = self._new_pod()
             fresh.start()
@@ -227,7 +230,6 @@ class Deployment:
                 if time.monotonic() - begun > 120:
                     raise RuntimeError(f"{fresh.name} never became ready")
                 time.sleep(self.probe_period)
-            readiness.append(time.monotonic() - fresh.started_at)
             self.balancer.set_endpoints([*self.balancer.endpoints, fresh.port])
             self.pods.append(fresh)
             self._note("pod ready", pod=fresh.name)
@@ -241,24 +243,44 @@ class Deployment:
         return {
             "replaced": len(old),
             "seconds": round(time.monotonic() - started, 1),
-            "readiness_after_start_s": [round(value, 1) for value in readiness],
         }
 
-    def reload(self, timeout: float = 60) -> dict[str, Any]:
-        """SIGHUP to every master: new workers, old ones stopped gracefully (no Kubernetes)."""
+    def reload(self, mode: str = "rotate", timeout: float = 90) -> dict[str, Any]:
+        """A deploy without Kubernetes, pod by pod: new workers (new code) on the same socket.
+
+        ``hup``: SIGHUP to the master, which starts new workers and stops the old ones at once,
+        so requests wait in the listen backlog while the new ones load the application.
+        ``rotate``: SIGTTIN once per worker, wait until every new worker has logged "Worker
+        ready" (gunicorn.conf.py), then SIGTTOU as many times: the oldest workers stop,
+        gracefully, only once their replacements accept.
+        """
         started = time.monotonic()
         for pod in self.pods:
             before = set(pod.workers)
-            pod.signal(signal.SIGHUP)
             wanted = int(pod.server.env["GUNICORN_WORKERS"])
+            if mode == "hup":
+                pod.signal(signal.SIGHUP)
+            else:
+                for _ in range(wanted):
+                    pod.signal(signal.SIGTTIN)
+                    time.sleep(0.2)  # one signal per turn of the master's loop is counted
+
+                def booted(p: Pod = pod, b: set[int] = before, n: int = wanted) -> bool:
+                    fresh = set(p.workers) - b
+                    return len(fresh) >= n and all(p.logged_ready(pid) for pid in fresh)
+
+                if not wait_until(booted, timeout=timeout):
+                    raise RuntimeError(f"{pod.name}: the new workers did not start")
+                for _ in range(wanted):
+                    pod.signal(signal.SIGTTOU)
+                    time.sleep(0.2)
 
             def replaced_all(p: Pod = pod, b: set[int] = before, n: int = wanted) -> bool:
                 return len(p.workers) == n and not set(p.workers) & b
 
-            replaced = wait_until(replaced_all, timeout=timeout)
-            if not replaced:
-                raise RuntimeError(f"{pod.name}: the workers were not replaced after SIGHUP")
-        return {"reloaded": len(self.pods), "seconds": round(time.monotonic() - started, 1)}
+            if not wait_until(replaced_all, timeout=timeout):
+                raise RuntimeError(f"{pod.name}: the workers were not replaced ({mode})")
+        return {"reloaded": len(self.pods), "mode": mode, "seconds": round(time.monotonic() - started, 1)}
 
     def stop(self) -> None:
         for thread in self._terminations:

@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         help="worker fault: CELERY_VISIBILITY_TIMEOUT for the run (shipped: 300)",
     )
-    parser.add_argument("--pre-stop", type=float, default=10.0, help="rollout: the preStop sleep (manifest: 10)")
+    parser.add_argument(
+        "--pre-stop", type=float, default=10.0, help="rollout: the preStop sleep (manifest: 10)"
+    )
     parser.add_argument(
         "--propagation", type=float, default=1.0, help="rollout: seconds until a pod leaves the endpoints"
     )

@@ -1,9 +1,10 @@
 """Deploys under a steady mixed load lose nothing: the API replaced pod by pod as a Kubernetes
 RollingUpdate does it (new pod ready before it gets traffic, the old one leaving the endpoints
-during its preStop sleep, then SIGTERM and gunicorn's graceful drain), and gunicorn's own SIGHUP
-reload (new workers on the same socket). The Service is the TCP balancer of bench/faults/rollout.py,
-which keeps keep-alive connections on their pod as kube-proxy does. Timings are the manifests'
-scaled down (a 2 s preStop instead of 10 s, endpoints updated after 0.5 s instead of about 1 s)."""
+during its preStop sleep, then SIGTERM and gunicorn's graceful drain), and the deploy without
+Kubernetes (new gunicorn workers on the same socket: TTIN, wait until they are ready, TTOU).
+The Service is the TCP balancer of bench/faults/rollout.py, which keeps keep-alive connections
+on their pod as kube-proxy does. Timings are the manifests' scaled down (a 2 s preStop instead
+of 10 s, endpoints updated after 0.5 s instead of about 1 s)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def _cast() -> tuple[list[User], list[str]]:
     return users, [VideoFactory(ready=True).pk for _ in range(5)]
 
 
-def test_rolling_restart_and_reload_under_load_fail_no_request(deployment: Deployment) -> None:
+def test_rolling_restart_and_worker_rotation_under_load_fail_no_request(deployment: Deployment) -> None:
     users, videos = _cast()
     old_pods = {pod.pid for pod in deployment.pods}
     load = LoadGenerator(deployment.url, users=users, video_ids=videos, threads=4, timeout=CLIENT_TIMEOUT)
@@ -66,10 +67,10 @@ def test_rolling_restart_and_reload_under_load_fail_no_request(deployment: Deplo
     deployment.rolling_restart()
     rolled_at = load.now()
     old_workers = {pid for pod in deployment.pods for pid in pod.workers}
-    deployment.reload()
+    deployment.reload("rotate")
     time.sleep(2)
     report = load.stop()
-    print_report("rolling restart, then SIGHUP", report, fault_at, rolled_at)
+    print_report("rolling restart, then a worker rotation", report, fault_at, rolled_at)
 
     assert not old_pods & {pod.pid for pod in deployment.pods}, "every pod was replaced"
     assert not old_workers & {pid for pod in deployment.pods for pid in pod.workers}, "and every worker"
