@@ -71,7 +71,8 @@ def fault_rollout(args: argparse.Namespace) -> Outcome:
         )
         outcome.notes["phases (s)"] = (
             f"rolling restart {fault_at:.1f}-{rolled_at:.1f}, SIGHUP {reload_at:.1f}-"
-            f"{reload_at + reload['seconds']:.1f}, rotation {rotate_at:.1f}-{rotate_at + rotate['seconds']:.1f}"
+            f"{reload_at + reload['seconds']:.1f}, "
+            f"rotation {rotate_at:.1f}-{rotate_at + rotate['seconds']:.1f}"
         )
         outcome.notes["failures at (s)"] = sorted({round(f.at, 1) for f in report.failures})
         missing = acknowledged_missing(built, report.acknowledged_writes)
