@@ -92,7 +92,8 @@ class RedisCluster:
     def healthy(self) -> bool:
         alive = [port for port in self.ports if port in self.processes]
         with contextlib.suppress(redis.RedisError, IndexError):
-            return bool(self.client(alive[0]).cluster_info().get("cluster_state") == "ok")
+            info = self.client(alive[0]).execute_command("CLUSTER INFO")
+            return bool(info.get("cluster_state") == "ok")
         return False
 
     def masters(self) -> list[int]:
@@ -235,13 +236,13 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
             built.redis.stop()
             built.redis.port, built.redis.url = base + 7, f"redis://127.0.0.1:{base + 7}/0"
             built.redis.start()
-        cluster.start()
-        broker.start()
         env = built.app_env(REDIS_CLUSTER_URL=cluster.url, CELERY_BROKER_URL=broker.url)
         worker_env = {**env, "CELERY_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}
         deployment = Deployment(env, replicas=2, workers=1, probe_period=1.0)
         result = Platform(built, broker, cluster, deployment, worker_env)
         try:
+            cluster.start()
+            broker.start()
             deployment.start()
             for _ in range(2):
                 result.new_worker()
