@@ -7,9 +7,9 @@ order (``--seed``), on a throwaway platform of its own on loopback; then a check
 
 The platform: a PostgreSQL primary, the app's standalone Redis (sessions, tokens, throttles),
 a Redis Cluster of 3 masters with one replica each (the L2 cache, ``REDIS_CLUSTER_URL``), a
-Redis for the Celery broker, two Celery workers on the queues the writes feed (indexing,
-recommendation), and the API as two gunicorn pods behind the Service stand-in of
-``bench/faults/rollout.py``. The faults (``FAULTS``; ``@fault`` registers another):
+Redis for the Celery broker, two Celery workers on every queue but transcoding, and the API as
+two gunicorn pods behind the Service stand-in of ``bench/faults/rollout.py``. The faults
+(``FAULTS``; ``@fault`` registers another):
 
 - ``api-rollout``: a rolling restart of the API with the manifests' timings;
 - ``worker-kill``: a Celery worker SIGKILLed (master and pool) and a new one started, as a
@@ -50,7 +50,9 @@ from bench.faults.stack import Stack, pg_connect, stack
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
 from tests.support.processes import ROOT, VENV_BIN, RedisServer, free_port, wait_until
 
-QUEUES = "indexing,recommendation,default"
+# Every queue but transcoding (the load uploads no media): registrations send email, writes
+# feed indexing and recommendations.
+QUEUES = "email,notification,indexing,recommendation,default"
 
 
 class RedisCluster:
@@ -257,7 +259,12 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
 
 def queues_empty(broker_url: str) -> bool:
     client = redis.Redis.from_url(broker_url)
-    waiting = sum(client.llen(key) for key in client.scan_iter("*") if client.type(key) == b"list")
+    names = tuple(name.encode() for name in QUEUES.split(","))
+    waiting = sum(
+        client.llen(key)
+        for key in client.scan_iter("*")
+        if key.startswith(names) and client.type(key) == b"list"
+    )
     return waiting == 0 and client.hlen("unacked") == 0
 
 
@@ -350,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  longest error window after {name:<20} {span:6.2f} s")
     print(f"  queues drained      {drained}")
     for key, value in checked.items():
-        print(f"  {key:<20}{value}")
+        print(f"  {key:<26}{value}")
     statuses: dict[str, int] = {}
     for sample in report.failures:
         label = f"{sample.status} {sample.op}: {sample.error[:70]}"

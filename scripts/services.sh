@@ -134,7 +134,10 @@ cluster_node_ok() { [[ "$(cluster_info "$1")" == *cluster_state:ok* ]]; }
 cluster_up() {
     local p
     for p in "${CLUSTER_ALL_PORTS[@]}"; do cluster_node_ok "$p" || return 1; done
-    [[ "$(cluster_info "${CLUSTER_PORTS[0]}")" == *cluster_known_nodes:${#CLUSTER_ALL_PORTS[@]}* ]]
+    [[ "$(cluster_info "${CLUSTER_PORTS[0]}")" == *cluster_known_nodes:${#CLUSTER_ALL_PORTS[@]}* ]] || return 1
+    # Every replica attached (to whichever node is its master now, after a failover or not).
+    (($(redis-cli -h 127.0.0.1 -p "${CLUSTER_PORTS[0]}" cluster nodes 2>/dev/null | grep -c ' slave ') \
+        == ${#CLUSTER_REPLICA_PORTS[@]}))
 }
 # The masters formed without (some of) the replicas: a cluster created before they were configured.
 cluster_masters_only() {
