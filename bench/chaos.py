@@ -32,11 +32,9 @@ import argparse
 import contextlib
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,79 +43,15 @@ from typing import Any
 
 import redis
 
+from bench.faults.redis_cluster import RedisCluster
 from bench.faults.rollout import Deployment
 from bench.faults.stack import Stack, pg_connect, stack
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
-from tests.support.processes import ROOT, VENV_BIN, RedisServer, free_port, wait_until
+from tests.support.processes import ROOT, VENV_BIN, RedisServer, wait_until
 
 # Every queue but transcoding (the load uploads no media): registrations send email, writes
 # feed indexing and recommendations.
 QUEUES = "email,notification,indexing,recommendation,default"
-
-
-class RedisCluster:
-    """Six redis-server nodes, 3 masters and 3 replicas (``redis-cli --cluster create``)."""
-
-    def __init__(self, port_base: int = 0, node_timeout_ms: int = 2000) -> None:
-        self.ports = [port_base + i for i in range(6)] if port_base else [free_port() for _ in range(6)]
-        self.dir = Path(tempfile.mkdtemp(prefix="vp-cluster-"))
-        self.node_timeout_ms = node_timeout_ms
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.url = ",".join(f"redis://127.0.0.1:{port}" for port in self.ports)
-
-    def start_node(self, port: int) -> None:
-        self.processes[port] = subprocess.Popen(
-            [
-                "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no",
-                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                "--cluster-node-timeout", str(self.node_timeout_ms), "--dir", str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert wait_until(lambda: self.client(port).ping(), timeout=10)
-
-    def client(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
-
-    def start(self) -> None:
-        for port in self.ports:
-            self.start_node(port)
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", "1", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        assert wait_until(self.healthy, timeout=30), "the cluster did not come up"
-
-    def healthy(self) -> bool:
-        alive = [port for port in self.ports if port in self.processes]
-        with contextlib.suppress(redis.RedisError, IndexError):
-            info = self.client(alive[0]).execute_command("CLUSTER INFO")
-            return bool(info.get("cluster_state") == "ok")
-        return False
-
-    def masters(self) -> list[int]:
-        found = []
-        for port in list(self.processes):
-            with contextlib.suppress(redis.RedisError):
-                role = self.client(port).execute_command("ROLE")
-                if role and role[0] in (b"master", "master"):
-                    found.append(port)
-        return sorted(found)
-
-    def kill(self, port: int) -> None:
-        process = self.processes.pop(port)
-        process.kill()
-        process.wait(timeout=10)
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.kill()
-            process.wait(timeout=10)
-        self.processes.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Worker:
