@@ -174,7 +174,8 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
             built.redis.start()
         env = built.app_env(REDIS_CLUSTER_URL=cluster.url, CELERY_BROKER_URL=broker.url)
         worker_env = {**env, "CELERY_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}
-        deployment = Deployment(env, replicas=2, workers=1, probe_period=1.0)
+        (built.work / "pods").mkdir()
+        deployment = Deployment(env, replicas=2, workers=1, probe_period=1.0, log_dir=built.work / "pods")
         result = Platform(built, broker, cluster, deployment, worker_env)
         try:
             cluster.start()
@@ -202,9 +203,29 @@ def queues_empty(broker_url: str) -> bool:
     return waiting == 0 and client.hlen("unacked") == 0
 
 
+def logged(built: Stack, text: str) -> int:
+    """How many lines of the pods' and workers' logs contain ``text``."""
+    paths = [*(built.work / "pods").glob("*.log"), built.work / "workers.log"]
+    return sum(
+        line.count(text)
+        for path in paths
+        if path.exists()
+        for line in path.read_text(errors="replace").splitlines()
+    )
+
+
 def check(built: Stack, report: Report) -> dict[str, Any]:
     acknowledged = report.acknowledged_writes
+    created_at = {s.created_id: s.at for s in report.samples if s.created_id}
     with pg_connect(built.primary.port) as conn:
+        unindexed = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM videos_video v WHERE id = ANY(%s) AND NOT EXISTS "
+                "(SELECT 1 FROM videos_videosearchdocument d WHERE d.video_id = v.id)",
+                (acknowledged,),
+            )
+        ]
         present = conn.execute(
             "SELECT count(*) FROM videos_video WHERE id = ANY(%s)", (acknowledged,)
         ).fetchone()
@@ -220,6 +241,9 @@ def check(built: Stack, report: Report) -> dict[str, Any]:
         "lost": len(acknowledged) - int(present[0] if present else 0),
         "duplicated": int(duplicates[0] if duplicates else 0),
         "without search document": len(acknowledged) - int(indexed[0] if indexed else 0),
+        "unindexed written at (s)": sorted(round(created_at.get(i, -1), 1) for i in unindexed),
+        "enqueue refused (logged)": logged(built, "could not enqueue"),
+        "tracebacks in logs": logged(built, "Traceback"),
     }
 
 

@@ -27,6 +27,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.faults.stack import Gunicorn
@@ -117,9 +118,9 @@ class Balancer:
 class Pod:
     """One API pod: a gunicorn of its own."""
 
-    def __init__(self, env: dict[str, str], name: str, workers: int) -> None:
+    def __init__(self, env: dict[str, str], name: str, workers: int, log: Path | None = None) -> None:
         self.name = name
-        self.server = Gunicorn(env, workers=workers)
+        self.server = Gunicorn(env, workers=workers, log=log)
         self.port = self.server.port
         self.started_at = 0.0
 
@@ -180,6 +181,7 @@ class Deployment:
     probe_period: float = PROBE_PERIOD
     propagation: float = 1.0
     port: int = 0
+    log_dir: Path | None = None  # keeps every pod's gunicorn log there (else removed with the pod)
     pods: list[Pod] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     _serial: itertools.count[int] = field(default_factory=itertools.count)
@@ -190,7 +192,8 @@ class Deployment:
         self.url = self.balancer.url
 
     def _new_pod(self) -> Pod:
-        return Pod(self.env, f"api-{next(self._serial)}", self.workers)
+        name = f"api-{next(self._serial)}"
+        return Pod(self.env, name, self.workers, self.log_dir / f"{name}.log" if self.log_dir else None)
 
     def start(self) -> None:
         self.balancer.start()
