@@ -590,6 +590,8 @@ JOBS_STATS_REDIS_URL = (
     or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
 )
 JOBS_FAILURES_KEEP_DAYS = env_int("JOBS_FAILURES_KEEP_DAYS", 30)
+# The search-index sweep leaves videos changed within this many seconds to their own jobs.
+SEARCH_SWEEP_SETTLE = env_int("SEARCH_SWEEP_SETTLE", 600)
 CACHE_WARM_INTERVAL = env_int("CACHE_WARM_INTERVAL", 300)
 # Videos still waiting for their file this long after creation are deleted by the daily clean-up,
 # with any partial upload; temporary transcode folders this old are removed (a crashed worker's).
