@@ -68,7 +68,9 @@ def search_index_update(*, video_ids: Iterable[str]) -> int:
         return int(cursor.rowcount)
 
 
-def search_index_sweep(*, settle: timedelta | None = None, batch_size: int = 500, max_batches: int = 20) -> int:
+def search_index_sweep(
+    *, settle: timedelta | None = None, batch_size: int = 500, max_batches: int = 20
+) -> int:
     """Indexes again the videos whose indexing job was lost; how many documents were written.
 
     A job can be lost between the commit and the broker (a refused publish is only logged) or
@@ -79,7 +81,9 @@ def search_index_sweep(*, settle: timedelta | None = None, batch_size: int = 500
     """
     if not full_text_available():
         return 0
-    cutoff = timezone.now() - (settle if settle is not None else timedelta(seconds=settings.SEARCH_SWEEP_SETTLE))
+    if settle is None:
+        settle = timedelta(seconds=settings.SEARCH_SWEEP_SETTLE)
+    cutoff = timezone.now() - settle
     alias = router.db_for_write(VideoSearchDocument)
     done = 0
     for _ in range(max_batches):
