@@ -1,8 +1,11 @@
 """Reads of users and tokens.
 
-Everything here reads the primary ("default"): a token must stop working the moment it is
-revoked and work the moment it is issued, and a login must see an account registered a
-moment ago. Replica lag would break all three.
+User reads here read the primary ("default"): a login must see an account registered a moment
+ago. A bearer-token lookup that misses the "tokens" cache reads a replica only when the replica
+has replayed everything the answer depends on, by WAL position (docs/data-layer.md, "Token
+lookups"): the token's pins (its client's writes; a token just issued is pinned to its commit), the last
+revocation or user change (recorded with its commit position), and the position a STALE marker
+carries. Anything unknown reads the primary, and so does a token a replica does not know.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from django.utils import timezone
 
 from videoplatform import cache
 from videoplatform.db import PRIMARY
+from videoplatform.db.routing import (
+    REVOCATIONS_KEY,
+    entry_and_pins,
+    learn_pin,
+    new_token_pin_key,
+    revocations_reestablish,
+    token_pin_key,
+    token_route,
+)
 
 from . import token_cache
 from .models import AuthToken, User
@@ -72,7 +84,7 @@ def token_viewer_get(*, token: str) -> TokenViewer | User:
     a token with no snapshot cached goes through ``token_user_get``. Raises TokenRejected."""
     if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
         raise _invalid()
-    entry = token_cache.tokens_cache().get(token_cache.cache_key(token_cache.token_digest(token)))
+    _, entry, _, _ = _cached(token)
     if not token_cache.is_snapshot(entry):
         return token_user_get(token=token)[0]  # markers and misses: the full path decides
     assert isinstance(entry, dict)
@@ -89,8 +101,7 @@ def token_user_get(*, token: str) -> tuple[User, TokenAuth]:
     """
     if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
         raise _invalid()
-    digest = token_cache.token_digest(token)
-    entry = token_cache.tokens_cache().get(token_cache.cache_key(digest))
+    digest, entry, required, record_lost = _cached(token)
     if entry == token_cache.REVOKED:
         raise _invalid()
     if entry == token_cache.EXPIRED:
@@ -100,7 +111,15 @@ def token_user_get(*, token: str) -> tuple[User, TokenAuth]:
         auth = TokenAuth(digest=digest, expires_at=entry["expires_at"])
         return _checked(token_cache.user_from_snapshot(entry["user"]), auth)
 
-    row = AuthToken.objects.using(PRIMARY).select_related("user").filter(digest=digest).first()
+    stale = token_cache.stale_position(entry)
+    if stale is not None and required is not None:
+        required = max(required, stale)
+    alias, _ = token_route(required)
+    if record_lost:
+        revocations_reestablish()  # e.g. Redis restarted: this read is on the primary anyway
+    row = _token_row(alias, digest)
+    if row is None and alias != PRIMARY:  # a token a replica does not know: the primary decides
+        row = _token_row(PRIMARY, digest)
     if row is None:
         token_cache.marker_add(digest=digest, marker=token_cache.REVOKED)
         raise _invalid()
@@ -113,6 +132,31 @@ def token_user_get(*, token: str) -> tuple[User, TokenAuth]:
             digest=digest, entry=token_cache.snapshot_entry(user=row.user, expires_at=row.expires_at)
         )
     return _checked(row.user, auth)
+
+
+def _cached(token: str) -> tuple[str, object, int | None, bool]:
+    """(digest, the token's "tokens" cache entry, the WAL position a database read of it needs
+    (None: unknown), whether the revocation record is missing while Redis answers). One Redis
+    round trip for the entry, the token's pin and the revocation record; the pin is kept for
+    the request's other decisions (``learn_pin``)."""
+    digest = token_cache.token_digest(token)
+    pin_key = token_pin_key(token)
+    entry, pins = entry_and_pins(
+        token_cache.tokens_cache(),
+        token_cache.cache_key(digest),
+        [pin_key, new_token_pin_key(token), REVOCATIONS_KEY],
+    )
+    if pins is None:
+        return digest, entry, None, False
+    pin, issued, revocations = pins
+    learn_pin(pin_key, pin or 0)  # the client's own writes: the request's other reads need it too
+    if revocations is None:
+        return digest, entry, None, True
+    return digest, entry, max(pin or 0, issued or 0, revocations), False
+
+
+def _token_row(alias: str, digest: str) -> AuthToken | None:
+    return AuthToken.objects.using(alias).select_related("user").filter(digest=digest).first()
 
 
 def user_get_for_login(*, identifier: str) -> User | None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from videoplatform.db import pin_user
+from videoplatform.db.routing import new_token_pin_key, pin_new_client
 from videoplatform.errors import DomainError
 
 from . import notifications, throttling, token_cache
@@ -121,7 +122,9 @@ def token_issue(*, user: User, user_agent: str = "", ip_address: str | None = No
         ip_address=ip_address or None,
     )
     # Not cached here: the first request reads the row, so a user change racing with this
-    # login can never leave a snapshot older than the change (see token_cache).
+    # login can never leave a snapshot older than the change (see token_cache). Pinned to the
+    # commit that creates it: its first lookups read a replica only once it has replayed it.
+    pin_new_client(new_token_pin_key(token))
     return IssuedToken(token=token, expires_at=expires_at, user=user)
 
 

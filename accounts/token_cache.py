@@ -4,7 +4,8 @@ One key per token digest, holding one of:
 - a snapshot of the token's user and expiry: the check needs no query;
 - ``REVOKED``: the token was revoked or never existed: 401 with no query;
 - ``EXPIRED``: 401 with no query;
-- ``STALE``: the user changed a moment ago: read the database and do not cache.
+- ``STALE`` (``stale:<position>``): the user changed a moment ago, in a commit at that WAL
+  position: read the database (a replica that has replayed it, else the primary) and do not cache.
 
 Readers only ever ``add`` (SET NX) an entry after a database read; writers ``set`` markers after
 their commit. So a reader that read the row just before a revocation or a user change cannot
@@ -23,6 +24,9 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.utils import timezone
+
+from videoplatform.db.lsn import UNKNOWN, from_hex, to_hex
+from videoplatform.db.routing import current_commit_position, revocation_recorded
 
 from .models import User
 
@@ -103,13 +107,34 @@ def marker_add(*, digest: str, marker: str) -> None:
 
 
 def mark_revoked(digests: Iterable[str]) -> None:
+    """After the commit that revoked these tokens: refused with no query from now on, and the
+    revocation's commit position recorded, so that a lookup that misses the cache (the marker
+    evicted or lost) reads only a replica that has replayed it."""
     # Kept for as long as a snapshot may live, so it also outlives any stray snapshot write.
     entries = dict.fromkeys((cache_key(d) for d in digests), REVOKED)
     if entries:
         tokens_cache().set_many(entries, timeout=settings.AUTH_TOKEN_CACHE_TTL)
+        revocation_recorded()
 
 
 def mark_stale(digests: Iterable[str]) -> None:
-    entries = dict.fromkeys((cache_key(d) for d in digests), STALE)
-    if entries:
-        tokens_cache().set_many(entries, timeout=FENCE_TTL)
+    """After the commit that changed these tokens' user: lookups read the database, on a
+    replica that has replayed the change (its commit position is in the marker), else the
+    primary, and do not cache what they read until the fence lapses."""
+    wanted = list(digests)
+    if not wanted:
+        return
+    position = current_commit_position()
+    marker = STALE if position >= UNKNOWN else f"{STALE}:{to_hex(position)}"
+    tokens_cache().set_many(dict.fromkeys((cache_key(d) for d in wanted), marker), timeout=FENCE_TTL)
+    revocation_recorded(position)
+
+
+def stale_position(entry: object) -> int | None:
+    """The position a STALE marker asks a database read to reflect (``UNKNOWN``: the primary);
+    None for any other entry."""
+    if not isinstance(entry, str) or not entry.startswith(STALE):
+        return None
+    _, sep, lsn = entry.partition(":")
+    position = from_hex(lsn) if sep else None
+    return UNKNOWN if position is None else position

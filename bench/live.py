@@ -7,14 +7,15 @@ the packager), creates N live streams, and publishes a pre-encoded source to eac
 (PSS) of the ingest's processes: the nginx worker, the packager wrappers and their ffmpeg.
 The broadcasters' and the app's CPU are printed beside them as the reference.
 
-It also measures the segment availability delay on one stream: the wall time at which each
-new segment first appears in the media playlist minus the EXT-X-PROGRAM-DATE-TIME of its last
-frame (the packager stamps PDT from the wall clock when it starts, after probing the input, so
-this reads up to ~1 s low), and adds the player's hold-back (hls.js: 3 target durations) for
-an estimate of glass-to-glass latency in each latency mode.
+It also measures glass-to-glass latency on one stream per latency mode: a broadcaster encoding
+live stamps its frames with the wall clock and flashes a white box at known wall times; the
+bench times each flash when its segment becomes fetchable at the origin (plus the watch page's
+hold-back: a model) and, with ``--player``, as displayed by hls.js in headless Chromium playing
+the watch page through the app (the measurement).
 
     python bench/live.py                                   # 4 streams, 720p 3 Mb/s, 20 s per mode
     python bench/live.py --streams 10 --seconds 30 --modes passthrough
+    python bench/live.py --modes "" --latency-seconds 75 --player     # latency only, as a viewer sees it
 
 Throwaway SQLite database and folders unless DATABASE_URL is set. Prints figures; never asserts.
 """
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -59,10 +61,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bitrate", default="3000k")
     parser.add_argument("--latency-mode", default="standard", choices=["standard", "low"])
     parser.add_argument("--latency-seconds", type=float, default=40.0, help="0: skip the latency runs")
+    parser.add_argument("--latency-modes", default="standard,low")
+    parser.add_argument(
+        "--player",
+        action="store_true",
+        help="also watch each latency run in headless Chromium (the watch page)",
+    )
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="take ports from here up (else any free ones)"
+    )
     return parser.parse_args()
 
 
+PORTS: dict[str, int] = {"next": 0}
+
+
 def free_port() -> int:
+    """The next port from ``--port-base`` (a range of its own on a shared machine), else any free one."""
+    if PORTS["next"]:
+        PORTS["next"] += 1
+        return PORTS["next"] - 1
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -269,11 +287,44 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait()
 
 
-FLASH_PERIOD = 5.0  # a white box every 5 s of the broadcaster's media time
+# The broadcaster flashes a white box every FLASH_PERIOD s of wall-clock time, its width telling
+# which of FLASH_KINDS flashes it is (a quarter, half... of the frame), so that a flash seen up
+# to FLASH_PERIOD * FLASH_KINDS s later is matched to the right capture time.
+FLASH_PERIOD = 5.0
+FLASH_KINDS = 4
+FLASH_CYCLE = FLASH_PERIOD * FLASH_KINDS
+# hls.js's hold-back on the watch page (streaming/static/streaming/watch.js: LIVE_SYNC), in
+# target durations; hls.js's own default is 3.
+HOLD_BACK = {"standard": 3, "low": 2}
+SETTLE_SECONDS = 15.0  # of playback, before the "settled" figures
 
 
-def edges(segment: bytes, work: Path) -> tuple[list[float], float]:
-    """Media times (segment-relative) where the picture turns white, and the segment's length."""
+def broadcaster_filter(epoch: float) -> str:
+    """Frames stamped with the wall clock (microseconds since ``epoch``) when they are made, and
+    a white box of width (k + 1) / 4 for 0.5 s from ``epoch + FLASH_PERIOD * (4 m + k)``."""
+    stamps = f"settb=AVTB,setpts='RTCTIME-{int(epoch * 1e6)}'"
+    boxes = [
+        f"drawbox=x=0:y=0:w=iw*{k + 1}/{FLASH_KINDS}:h=ih:color=white:t=fill:"
+        f"enable='between(mod(t,{FLASH_CYCLE}),{k * FLASH_PERIOD},{k * FLASH_PERIOD + 0.5})'"
+        for k in range(FLASH_KINDS)
+    ]
+    return ",".join([stamps, *boxes])
+
+
+def flash_kind(level: float) -> int:
+    """Which flash (0..3) from the lit fraction of the picture (0..1)."""
+    return min(FLASH_KINDS - 1, max(0, round(level * FLASH_KINDS) - 1))
+
+
+def captured_at(epoch: float, kind: int, seen: float) -> float:
+    """The wall time flash ``kind`` was made, for a flash seen at ``seen``: the latest one before."""
+    offset = epoch + kind * FLASH_PERIOD
+    return offset + FLASH_CYCLE * ((seen - offset) // FLASH_CYCLE)
+
+
+def edges(segment: bytes, work: Path) -> tuple[list[tuple[float, int]], float]:
+    """(media time, segment-relative; flash kind) where the picture turns white, and the
+    segment's length."""
     path = work / "probe.ts"
     path.write_bytes(segment)
     out = subprocess.run(
@@ -286,26 +337,101 @@ def edges(segment: bytes, work: Path) -> tuple[list[float], float]:
         if line.startswith("frame:"):
             times.append(float(line.rsplit("pts_time:", 1)[1]))
         elif "YAVG=" in line:
-            levels.append(float(line.split("=", 1)[1]))
+            levels.append((float(line.split("=", 1)[1]) - 16) / 219)  # limited range: black 16, white 235
     if not times:
         return [], 0.0
     start, step = times[0], (times[-1] - times[0]) / max(1, len(times) - 1)
-    found = [
-        t - start
-        for i, (t, y) in enumerate(zip(times, levels, strict=False))
-        if y > 128 and (i == 0 or levels[i - 1] <= 128)
-    ]
+    found = []
+    for i, (t, level) in enumerate(zip(times, levels, strict=False)):
+        if level > 0.1 and (i == 0 or levels[i - 1] <= 0.1):
+            # The first lit frame may be blended by the encoder: its kind from the next frame.
+            steady = levels[min(i + 1, len(levels) - 1)]
+            found.append((t - start, flash_kind(max(level, steady))))
     return found, times[-1] - start + step
+
+
+# Injected into the watch page: for every frame shown, the mean red level of an 32x18 copy; a
+# dark-to-lit change is a flash, recorded with the wall time the frame was to be displayed.
+FLASH_WATCHER = """
+var video = document.getElementById('video');
+var canvas = document.createElement('canvas'); canvas.width = 32; canvas.height = 18;
+var g = canvas.getContext('2d', {willReadFrequently: true});
+var lit = false;
+window.benchFlashes = [];
+function onFrame(now, meta) {
+  g.drawImage(video, 0, 0, 32, 18);
+  var d = g.getImageData(0, 0, 32, 18).data, sum = 0;
+  for (var i = 0; i < d.length; i += 4) { sum += d[i]; }
+  var level = sum / (d.length / 4) / 255;
+  if (level > 0.1 && !lit) {
+    window.benchFlashes.push({at: performance.timeOrigin + (meta.expectedDisplayTime || now), level: level,
+                              latency: window.videoplatformPlayer.hls ? window.videoplatformPlayer.hls.latency : null});
+  } else if (lit && window.benchFlashes.length) {
+    var last = window.benchFlashes[window.benchFlashes.length - 1];
+    last.level = Math.max(last.level, level);
+  }
+  lit = level > 0.1;
+  video.requestVideoFrameCallback(onFrame);
+}
+video.requestVideoFrameCallback(onFrame);
+"""
+
+
+def watch_in_chromium(url: str, epoch: float, seconds: float) -> dict[str, Any]:
+    """Plays the live watch page in headless Chromium for ``seconds``; glass-to-glass per flash
+    (display time minus capture time) and hls.js's own latency estimate."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+        options=options,
+    )
+    try:
+        driver.get(url)
+        if not wait_for(
+            lambda: driver.execute_script("return document.getElementById('video').currentTime") > 1, 60
+        ):
+            return {"samples": [], "settled": [], "hls_latency": [], "stalls": None}
+        playing_at = time.time()
+        driver.execute_script(FLASH_WATCHER)
+        time.sleep(seconds)
+        flashes = driver.execute_script("return window.benchFlashes")
+        stalls = driver.execute_script(
+            "return window.videoplatformPlayer.sent.filter(e => e.type === 'rebuffer').length"
+        )
+    finally:
+        driver.quit()
+    samples = [
+        flash["at"] / 1000 - captured_at(epoch, flash_kind(flash["level"]), flash["at"] / 1000)
+        for flash in flashes
+    ]
+    hls_latency = [float(f["latency"]) for f in flashes if f.get("latency") is not None]
+    # Once the player has settled: past its start-up (where it started and how long the first
+    # segments took to come decide the latency until hls.js has caught up or jumped).
+    settled = [
+        value
+        for value, flash in zip(samples, flashes, strict=True)
+        if flash["at"] / 1000 >= playing_at + SETTLE_SECONDS
+    ]
+    return {"samples": samples, "settled": settled, "hls_latency": hls_latency, "stalls": stalls}
 
 
 def measure_latency(
     args: argparse.Namespace, work: Path, mode: str, latency_mode: str, seconds: float
 ) -> dict[str, Any]:
-    """Glass-to-glass on one passthrough stream: a broadcaster encoding live (x264 zerolatency)
-    draws a white box at media times 0, 5, 10 s...; the bench polls the media playlist, decodes
-    each new segment, and takes, for each white edge, the time the segment became fetchable
-    minus the edge's capture time (broadcaster start + its media time). The player's hold-back
-    (hls.js keeps 3 target durations behind the live edge) is added for glass-to-glass."""
+    """Glass-to-glass on one passthrough stream. A broadcaster encoding live (x264 zerolatency,
+    a keyframe per segment) stamps its frames with the wall clock and flashes a white box at
+    known wall times (``broadcaster_filter``). The bench polls the media playlist at the origin,
+    decodes each new segment, and takes, for each flash, the time its segment became fetchable
+    minus its capture time, then adds the watch page's hold-back (HOLD_BACK target durations):
+    the model. With ``--player`` it also plays the watch page in headless Chromium and times
+    each flash as displayed: the measurement."""
     from django.contrib.auth import get_user_model
 
     from streaming.live import services
@@ -322,22 +448,32 @@ def measure_latency(
     stream, key = services.live_stream_create(
         owner=user, title="latency", latency_mode=latency_mode, record=False
     )
-    started = time.time()
+    epoch = float(int(time.time()))
     publisher = subprocess.Popen(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
          "-f", "lavfi", "-i", f"color=c=black:s=640x360:r={args.fps}",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-vf", f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t,{FLASH_PERIOD}),0.5)'",
+         "-vf", broadcaster_filter(epoch),
          "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(gop), "-keyint_min", str(gop),
          "-sc_threshold", "0", "-b:v", "800k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
          "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/{key}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    samples: list[float] = []
+    availability: list[float] = []
     target = 2.0
+    player: dict[str, Any] = {}
     try:
         wait_for(lambda: LiveSession.objects.filter(stream_id=stream.pk, status="live").exists(), 30)
         session = LiveSession.objects.get(stream_id=stream.pk)
+        watcher = None
+        if args.player:  # beside the polling below, for the same broadcast
+            watcher = threading.Thread(
+                target=lambda: player.update(
+                    watch_in_chromium(f"{app_url}/watch/live/{stream.pk}", epoch, seconds)
+                ),
+                daemon=True,
+            )
+            watcher.start()
         url = f"http://127.0.0.1:{http_port}/live/{session.pk}/src/index.m3u8"
         seen: set[str] = set()
         first = True
@@ -360,21 +496,30 @@ def measure_latency(
                     if status != 200:
                         continue
                     found, length = edges(segment, work)
-                    for offset in found:
-                        # The edge's media time in the broadcaster's timeline is a multiple of
-                        # FLASH_PERIOD: the latest one captured before the segment appeared.
-                        captured = started + FLASH_PERIOD * int((now - started) // FLASH_PERIOD)
-                        while captured > now:
-                            captured -= FLASH_PERIOD
-                        availability = now - captured - (length - offset)  # of the segment's last frame
-                        samples.append(availability + 3 * target)
+                    for offset, kind in found:
+                        last_frame = now - (length - offset)  # no later than when the flash's segment ended
+                        captured = captured_at(epoch, kind, last_frame)
+                        availability.append(now - captured - (length - offset))  # of the segment's last frame
                 first = False
             time.sleep(0.05)
+        if watcher is not None:
+            watcher.join(90)
     finally:
         stop(publisher, signal.SIGINT)
         stop(ingest)
         stop(app)
-    return {"samples": samples, "target": target}
+    return {"availability": availability, "target": target, "player": player}
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return (
+        f"P50 {statistics.median(ordered):.2f} s, P95 {p95:.2f} s, "
+        f"min {ordered[0]:.2f} s, max {ordered[-1]:.2f} s ({len(ordered)} samples)"
+    )
 
 
 def run_mode(mode: str, args: argparse.Namespace, work: Path, source: Path) -> dict[str, Any]:
@@ -463,6 +608,7 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path, source: Path) -> d
 
 def main() -> None:
     args = parse_args()
+    PORTS["next"] = args.port_base
     work = Path(tempfile.mkdtemp(prefix="vp-bench-live-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
     os.environ["MEDIA_ROOT"] = str(work / "media")
@@ -484,7 +630,7 @@ def main() -> None:
         f"{args.latency_mode} latency, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
     report: dict[str, Any] = {}
-    for mode in args.modes.split(","):
+    for mode in [name for name in args.modes.split(",") if name]:
         result = run_mode(mode, args, work, source)
         report[mode] = result
         live = result["live"] or 1
@@ -519,22 +665,31 @@ def main() -> None:
                 )
         result["ingest_mb_per_stream"] = ingest_mb / live
 
-    if args.latency_seconds > 0:
+    if args.latency_seconds > 0 and args.latency_modes:
         print(
-            "\n== glass-to-glass latency (one passthrough stream; capture → segment fetchable + hls.js hold-back)"
+            "\n== glass-to-glass latency (one passthrough stream, a keyframe per segment; capture → segment"
+            " fetchable at the origin + the watch page's hold-back; with --player: as displayed by hls.js in Chromium)"
         )
-        for latency_mode in ("standard", "low"):
+        for latency_mode in args.latency_modes.split(","):
             measured = measure_latency(args, work, "latency", latency_mode, args.latency_seconds)
-            values = sorted(measured["samples"])
             report[f"latency-{latency_mode}"] = measured
-            if values:
-                p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
-                print(
-                    f"  {latency_mode:8} segments {measured['target']:.0f} s: P50 {statistics.median(values):.2f} s, "
-                    f"P95 {p95:.2f} s, min {values[0]:.2f} s ({len(values)} samples)"
+            hold = HOLD_BACK[latency_mode] * measured["target"]
+            rows = [
+                ("segment fetchable", measured["availability"]),
+                (f"model: + hold-back {hold:.0f} s", [v + hold for v in measured["availability"]]),
+            ]
+            if measured["player"]:
+                rows.append(("player (Chromium, hls.js)", measured["player"]["samples"]))
+                rows.append(
+                    (f"player after {SETTLE_SECONDS:.0f} s of playback", measured["player"]["settled"])
                 )
-            else:
-                print(f"  {latency_mode:8} no samples")
+                rows.append(("hls.js's own latency estimate", measured["player"]["hls_latency"]))
+            print(f"  {latency_mode} ({measured['target']:.0f} s segments):")
+            for label, values in rows:
+                print(f"    {label:32} {percentiles(values)}")
+            if measured["player"]:
+                print(f"    {'player stalls (rebuffers)':32} {measured['player']['stalls']}")
+        print(f"  load average after: {os.getloadavg()[0]:.2f}")
     usable = 1.4
     report = {mode: result for mode, result in report.items() if "ingest_cores_per_stream" in result} | {
         key: value for key, value in report.items() if key.startswith("latency")

@@ -78,6 +78,7 @@ sed -e "s|@USER_LINE@|$USER_LINE|" \
     -e "s|@HOOKS_URL@|${HOOKS_URL%/}|g" \
     -e "s|@HOOK_QUERY@|${HOOK_QUERY//&/\\&}|g" \
     -e "s|@UPDATE_SECONDS@|${LIVE_UPDATE_SECONDS:-10}|g" \
+    -e "s|@IDLE_PUBLISHER_SECONDS@|${LIVE_IDLE_PUBLISHER_SECONDS:-10}|g" \
     -e "s|@PYTHON@|$PYTHON|g" \
     "$TEMPLATE" >"$DIR/nginx.conf"
 "$NGINX" -t -q -p "$DIR/tmp" -c "$DIR/nginx.conf"

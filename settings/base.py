@@ -12,6 +12,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -37,6 +38,18 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_urls(name: str) -> list[str]:
+    """A comma-separated list of URLs, where one URL may itself list hosts with commas
+    (``postgres://u@h1:5432,h2:5432/db``): a piece without ``://`` belongs to the URL before it."""
+    urls: list[str] = []
+    for item in env_list(name):
+        if "://" not in item and urls:
+            urls[-1] = f"{urls[-1]},{item}"
+        else:
+            urls.append(item)
+    return urls
 
 
 def env_networks(name: str, default: str = "") -> list[str]:
@@ -135,10 +148,30 @@ DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 REPLICA_ENGINE = "videoplatform.db.replica_backend"
 
 
+def parse_database_url(url: str) -> dict[str, Any]:
+    """dj_database_url's parse, plus libpq's multi-host form for PostgreSQL.
+
+    ``postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write`` becomes HOST
+    ``"h1,h2"`` and PORT ``"5432,5433"``, which Django hands to libpq as they are: a new
+    connection tries the hosts in turn and keeps the first that accepts writes, so the app follows
+    a promoted standby without a restart (docs/reliability.md, "Primary failover").
+    """
+    netloc = urlsplit(url).netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return dict(dj_database_url.parse(url, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True))
+    entries = [urlsplit(f"//{entry}") for entry in hosts.split(",")]
+    first = url.replace(netloc, f"{userinfo}{at}{hosts.split(',')[0]}", 1)
+    config = dict(dj_database_url.parse(first, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True))
+    config["HOST"] = ",".join(entry.hostname or "" for entry in entries)
+    ports = [entry.port for entry in entries]
+    # libpq wants one port for all hosts or one per host.
+    config["PORT"] = ",".join(str(port or 5432) for port in ports) if any(ports) else ""
+    return config
+
+
 def database_config(url: str, *, pooled: bool = False, replica: bool = False) -> dict[str, Any]:
-    config: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)
-    )
+    config: dict[str, Any] = parse_database_url(url)
     if config["ENGINE"] == "django.db.backends.postgresql":
         options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
@@ -161,8 +194,8 @@ DATABASE_URL = env_str("DATABASE_URL", DEFAULT_SQLITE_URL)
 if DATABASE_URL == DEFAULT_SQLITE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_DIRECT_URL = env_str("DATABASE_DIRECT_URL")
-DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS")
-DATABASE_SHARD_URLS = env_list("DATABASE_SHARD_URLS")
+DATABASE_REPLICA_URLS = env_urls("DATABASE_REPLICA_URLS")
+DATABASE_SHARD_URLS = env_urls("DATABASE_SHARD_URLS")
 DATABASES: dict[str, dict[str, Any]] = {"default": database_config(DATABASE_URL, pooled=DATABASE_POOLED)}
 if DATABASE_DIRECT_URL:
     DATABASES["direct"] = database_config(DATABASE_DIRECT_URL)
@@ -534,10 +567,11 @@ LIVE_ORIGIN_URL = env_str("LIVE_ORIGIN_URL", "http://127.0.0.1:8935/live")
 # Shared with the ingest: a hook call without it is refused. Empty: every hook call is refused.
 LIVE_HOOK_SECRET = env_str("LIVE_HOOK_SECRET")
 # How often the ingest reports each publisher (nginx-rtmp's notify_update_timeout), and after
-# how long without a report an active session counts as dead (ended by the sweeper).
+# how long without a report an active session counts as dead (ended by the sweeper): with a
+# sweep every 5 s, a broadcast whose ingest died is ended within 30 s of its last report.
 LIVE_UPDATE_INTERVAL = env_int("LIVE_UPDATE_INTERVAL", 10)
-LIVE_STALE_AFTER = env_int("LIVE_STALE_AFTER", 30)
-LIVE_SWEEP_INTERVAL = env_int("LIVE_SWEEP_INTERVAL", 10)
+LIVE_STALE_AFTER = env_int("LIVE_STALE_AFTER", 25)
+LIVE_SWEEP_INTERVAL = env_int("LIVE_SWEEP_INTERVAL", 5)
 # Live streams broadcasting at once per owner, by plan code ("free:1,standard:1,premium:3");
 # a plan not named gets the "free" figure.
 LIVE_CONCURRENT_LIMITS = env_str("LIVE_CONCURRENT_LIMITS", "free:1,standard:1,premium:3")

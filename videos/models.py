@@ -40,6 +40,10 @@ class Video(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_UPLOAD)
     duration = models.FloatField(null=True, blank=True, help_text="Seconds, once the media is probed.")
     view_count = models.PositiveBigIntegerField(default=0)
+    is_live = models.BooleanField(
+        default=False,
+        help_text="A live broadcast of this video is on (watchable) now; kept by the live services.",
+    )
     access_epoch = models.PositiveIntegerField(
         default=0, help_text="Bumped when who may watch changes: media links signed before stop working."
     )

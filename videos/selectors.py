@@ -26,6 +26,7 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "duration": ("duration",),
     "view_count": ("view_count",),
+    "is_live": ("is_live",),
     "owner": ("owner__id", "owner__username", "owner__display_name"),
     "created_at": ("created_at",),
     "updated_at": ("updated_at",),
@@ -49,6 +50,11 @@ def _sees_adult(viewer: Viewer) -> bool:
 
 def _is_staff(viewer: Viewer) -> bool:
     return bool(viewer.is_authenticated and viewer.is_staff)
+
+
+def watchable_q() -> Q:
+    """What a feed lists: ready videos, and videos whose live broadcast is on now (``is_live``)."""
+    return Q(status=Video.Status.READY) | Q(is_live=True)
 
 
 def video_visible_q(viewer: Viewer) -> Q:
@@ -109,8 +115,8 @@ def video_list_public(
 ) -> tuple[list[Video], int]:
     """The public feed, newest first; served by the partial index ``videos_public_feed_idx``.
 
-    Only ready videos: a viewer can play nothing else (uploads in progress, failed ones and
-    metadata without a file stay on their owner's own list).
+    Only what a viewer can play: ready videos and live broadcasts under way (``is_live``;
+    uploads in progress, failed ones and metadata without a file stay on their owner's own list).
     """
     if cache.active():  # one entry per page, limit, field selection and adult preference
         adult = _sees_adult(viewer)
@@ -125,7 +131,7 @@ def video_list_public(
         if fields is None or "owner" in fields:
             _attach_owners(videos)
         return videos, total
-    queryset = Video.objects.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
+    queryset = Video.objects.filter(watchable_q(), privacy=Video.Privacy.PUBLIC)
     if not _sees_adult(viewer):
         queryset = queryset.filter(is_adult=False)
     return paginate_queryset(_with_fields(queryset.order_by("-created_at", "-id"), fields), params)
@@ -134,7 +140,8 @@ def video_list_public(
 def video_list_for_user(
     *, user_id: str, viewer: Viewer, params: PageParams, fields: Iterable[str] | None = None
 ) -> tuple[list[Video], int]:
-    """A user's videos, newest first: all of them for the owner (and staff), public ready ones for others."""
+    """A user's videos, newest first: all of them for the owner (and staff), public ready (or
+    live) ones for others."""
     if not get_user_model()._default_manager.filter(pk=user_id, is_active=True).exists():
         raise NotFound()
     queryset = Video.objects.filter(owner_id=user_id)
@@ -143,7 +150,7 @@ def video_list_for_user(
         # match the feed's partial index to it and takes (owner_id, created_at DESC), which fits a
         # single owner's list best.
         queryset = queryset.exclude(privacy__in=[Video.Privacy.PRIVATE, Video.Privacy.UNLISTED]).filter(
-            status=Video.Status.READY
+            watchable_q()
         )
         if not _sees_adult(viewer):
             queryset = queryset.filter(is_adult=False)
@@ -166,7 +173,7 @@ def _feed_rows(
     """video_list_public's page, as snapshots (owners come from their own cache); read where
     ``cache.fill_alias()`` says: a replica that has replayed the feed's last invalidation."""
     queryset = Video.objects.using(cache.fill_alias())
-    queryset = queryset.filter(privacy=Video.Privacy.PUBLIC, status=Video.Status.READY)
+    queryset = queryset.filter(watchable_q(), privacy=Video.Privacy.PUBLIC)
     if not adult:
         queryset = queryset.filter(is_adult=False)
     queryset = queryset.order_by("-created_at", "-id")

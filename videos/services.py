@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -46,7 +47,7 @@ def video_create(
 
 
 def _in_feed(video: Video) -> bool:
-    return video.privacy == Video.Privacy.PUBLIC and video.status == Video.Status.READY
+    return video.privacy == Video.Privacy.PUBLIC and (video.status == Video.Status.READY or video.is_live)
 
 
 @transaction.atomic
@@ -88,6 +89,19 @@ def video_media_state_set(*, video_id: str, status: str, duration: float | None 
         changes["duration"] = duration
     Video.objects.filter(pk=video_id).update(**changes)
     selectors.video_cache_refresh(video_ids=[video_id])
+
+
+def video_live_set(*, video_id: str, is_live: bool, listed_at: datetime | None = None) -> None:
+    """Marks the video as broadcasting live now, or no longer (the live services call it as a
+    broadcast becomes watchable and when it ends). ``listed_at`` moves its place in the
+    newest-first lists (``created_at``): a broadcast is listed from when it went on air, not
+    from when its video was set aside for it. A plain UPDATE inside the caller's transaction;
+    the video's cached row and the feed's pages are refreshed after the commit."""
+    changes: dict[str, Any] = {"is_live": is_live, "updated_at": timezone.now()}
+    if listed_at is not None:
+        changes["created_at"] = listed_at
+    if Video.objects.filter(pk=video_id).exclude(is_live=is_live).update(**changes):
+        selectors.video_cache_refresh(video_ids=[video_id])
 
 
 # --- Search document and related videos: rebuilt by jobs after the commit --------------------

@@ -64,6 +64,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", default=str(ROOT / "var" / "perf"), help="where reports are written")
     parser.add_argument("--database", default="vp_perf")
+    parser.add_argument("--redis", default=Services.redis, help="the app's Redis (flushed at the start)")
+    parser.add_argument("--broker", default=Services.broker, help="the Celery broker (flushed at the start)")
+    parser.add_argument(
+        "--mix-only",
+        action="store_true",
+        help="stop after the saturation mix and its figures (no floor, CPU profile, logins, variants)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.endpoint_seconds, args.rounds = (
@@ -622,7 +629,7 @@ def update_docs(markdown: str) -> None:
 def main() -> None:
     args = parse_args()
     started = time.monotonic()
-    services = Services(database=args.database)
+    services = Services(database=args.database, redis=args.redis, broker=args.broker)
     replica = not args.no_replica
     stack.ensure_services(services, replica=replica)
     wrk = stack.ensure_wrk()
@@ -716,6 +723,12 @@ def main() -> None:
         )
         rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
         print(f"queries per request: {rep['queries_check']}")
+        if args.mix_only:
+            floor.stop()
+            (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+            print(json.dumps(rep["during_mix"]["database"], indent=2))
+            print(f"report: {out_dir / 'report.json'}")
+            return
 
         print("floor vs app")
         rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)

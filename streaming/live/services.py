@@ -316,11 +316,17 @@ def live_session_ready(*, session_id: str, renditions: Any) -> LiveSession | Non
     session = LiveSession.objects.select_for_update().filter(pk=session_id).first()
     if session is None or session.status == LiveSession.Status.ENDED:
         return session
+    first_time = session.live_at is None
     session.renditions = cleaned
     session.status = LiveSession.Status.LIVE
     session.live_at = session.live_at or timezone.now()
     session.heartbeat_at = timezone.now()
     session.save(update_fields=["renditions", "status", "live_at", "heartbeat_at"])
+    # The feeds list the video, marked is_live, while its broadcast is watchable: from the
+    # moment it first went on air (newest first), not from when the stream was created.
+    video_services.video_live_set(
+        video_id=session.video_id, is_live=True, listed_at=session.live_at if first_time else None
+    )
     _event("live.active", session)
     return session
 
@@ -395,6 +401,7 @@ def live_session_end(*, session_id: str, reason: str) -> LiveSession:
     session.end_reason = reason[:40]
     session.replay = LiveSession.Replay.PENDING if session.record else LiveSession.Replay.NONE
     session.save(update_fields=["status", "publishing", "ended_at", "end_reason", "replay"])
+    video_services.video_live_set(video_id=session.video_id, is_live=False)
     stream = LiveStream.objects.select_for_update().get(pk=session.stream_id)
     if session.record and stream.video_id == session.video_id:
         video = Video.objects.get(pk=session.video_id)

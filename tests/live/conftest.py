@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from tests.streaming.conftest import Worker, celery_broker, media_root  # noqa: F401 - fixtures
-from tests.support.processes import ROOT, VENV_BIN, base_env, free_port, http_get, wait_until
+from tests.streaming.conftest import (  # noqa: F401 - fixtures
+    Worker,
+    _media_storage,
+    celery_broker,
+    media_root,
+)
+from tests.support.processes import ROOT, base_env, free_port, http_get, wait_until
 
 HOOK_SECRET = "test-live-hook-secret"
 NGINX_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -26,16 +31,7 @@ needs_ingest = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _live_settings(settings: Any, media_root: Path) -> None:  # noqa: F811
-    settings.MEDIA_ROOT = media_root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(media_root), "base_url": "/media/"},
-        },
-    }
-    settings.TRANSCODE_WORK_DIR = ""
+def _live_settings(settings: Any, _media_storage: None) -> None:  # noqa: F811 - media as in streaming
     settings.LIVE_HOOK_SECRET = HOOK_SECRET
 
 
@@ -61,7 +57,12 @@ class Ingest:
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "LIVE_HOOK_SECRET": HOOK_SECRET, "LIVE_UPDATE_SECONDS": str(self.update_seconds)}
+        env = {
+            **os.environ,
+            "LIVE_HOOK_SECRET": HOOK_SECRET,
+            "LIVE_UPDATE_SECONDS": str(self.update_seconds),
+            "LIVE_IDLE_PUBLISHER_SECONDS": "3",
+        }
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -235,40 +236,8 @@ def broadcaster(live_source: Path, tmp_path: Path) -> Iterator[Callable[..., Bro
         publisher.stop()
 
 
-class LiveWorker(Worker):
-    """A real worker on the queues live uses: ``default`` (finalising) and ``transcoding``."""
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "videoplatform",
-                    "worker",
-                    "-Q",
-                    "default,transcoding",
-                    "--concurrency",
-                    "1",
-                    "--pool",
-                    "prefork",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-l",
-                    "info",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        assert wait_until(lambda: "ready." in self.log.read_text(errors="replace"), timeout=60), self.tail()
-
-
 @pytest.fixture
-def live_worker(celery_broker: str, media_root: Path, tmp_path: Path) -> Iterator[LiveWorker]:  # noqa: F811
+def live_worker(celery_broker: str, media_root: Path, tmp_path: Path) -> Iterator[Worker]:  # noqa: F811
     db = connection.settings_dict
     host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
     env = base_env(
@@ -283,7 +252,8 @@ def live_worker(celery_broker: str, media_root: Path, tmp_path: Path) -> Iterato
         LIVE_HOOK_SECRET=HOOK_SECRET,
         DB_CONN_MAX_AGE="0",
     )
-    worker = LiveWorker(env, tmp_path / "worker.log")
+    # The queues live uses: default (the replay, the window) and transcoding (the replay's ladder).
+    worker = Worker(env, tmp_path / "worker.log", queues="default,transcoding")
     worker.start()
     try:
         yield worker

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import subprocess
 import time
 from typing import Any
@@ -137,10 +138,15 @@ def test_publish_watch_reconnect_end_and_replay(
     intruder = broadcaster(f"{ingest.rtmp_url}/{key}").start()
     assert intruder.wait(timeout=10) != 0
 
-    # The broadcaster drops and comes back within the window: the same session continues.
+    # The broadcaster freezes (its network or machine died: no data, no goodbye): the ingest
+    # drops it as idle and the broadcast waits in its reconnect window; it comes back within the
+    # window: the same session continues.
     sequence_before = int(MEDIA_SEQUENCE.search(_media_playlist(stream)).group(1))  # type: ignore[union-attr]
-    publisher.stop()
+    assert publisher.process is not None
+    publisher.process.send_signal(signal.SIGSTOP)
     assert wait_until(lambda: _status(api_client, live_id) == "reconnecting", timeout=15), ingest.tail()
+    publisher.process.kill()
+    publisher.process.wait(timeout=10)
     assert api_client.get(f"/api/live/{live_id}/stream").status_code == 200  # viewers keep their URLs
     time.sleep(2)
     broadcaster(f"{ingest.rtmp_url}/{key}").start()

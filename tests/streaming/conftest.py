@@ -171,9 +171,12 @@ def celery_broker() -> Iterator[str]:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    """A real Celery worker process (one prefork child) on ``queues``."""
+
+    def __init__(self, env: dict[str, str], log: Path, queues: str = "transcoding") -> None:
         self.env = env
         self.log = log
+        self.queues = queues
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -185,7 +188,7 @@ class Worker:
                     "videoplatform",
                     "worker",
                     "-Q",
-                    "transcoding",
+                    self.queues,
                     "--concurrency",
                     "1",
                     "--pool",

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -64,6 +64,22 @@ def error_response(status_code: int, code: str | None = None, message: str | Non
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 DATABASE_RETRY_AFTER = 3
 DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+# read_only_sql_transaction: a write reached a server that is no longer (or not) the primary, e.g.
+# a pooler not yet re-pointed after a failover. An outage as well; the connection is dropped.
+READ_ONLY_SQLSTATE = "25006"
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` means the primary cannot take the request now (503, not a bug's 500)."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    if isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE:
+        # Reconnect at the end of the request: the URL's next connection may reach the primary.
+        for connection in connections.all(initialized_only=True):
+            if connection.connection is not None:
+                connection.close_at = 0.0
+        return True
+    return False
 
 
 def database_unavailable_response() -> JsonResponse:
@@ -101,7 +117,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, DATABASE_UNAVAILABLE):
+    elif database_unavailable(exc):
         logger.warning("Database unavailable: %s", exc)
         return Response(
             error_body("service_unavailable", DATABASE_UNAVAILABLE_MESSAGE),
@@ -150,7 +166,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 def handler500(request: HttpRequest) -> HttpResponse:
     # Called while the exception is being handled (also for one raised by a middleware, which
     # never reaches ApiErrorMiddleware.process_exception): an unreachable database is a 503.
-    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+    if database_unavailable(sys.exc_info()[1]):
         if is_api_path(request.path):
             return database_unavailable_response()
         response = HttpResponse(

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from videoplatform.db.routing import local_position
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
 from . import kinds
@@ -116,13 +117,20 @@ class Tiers:
         epoch = self._epoch(kind, alive)
         if alive and epoch is not None:
             entry = self.l1.entry(key, epoch)
-            if entry is not None:
+            # A client pinned past what the entry reflects may have written to it through another
+            # process, whose invalidation has not reached this one yet: it reads L2.
+            if entry is not None and entry.position >= local_position():
                 self.stats.lookup(L1, kind, "hit")
                 note_read(self, key, entry)
                 return entry.data  # type: ignore[no-any-return]
             self.stats.lookup(L1, kind, "miss")
         mark = self.l1.mark(kind)
 
+        if local_position() > 0:
+            # Nor does it share another request's load, whose L2 read may precede its write.
+            data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch)
+            self._hold(key, epoch, data, l1_ttl, alive, mark, position)
+            return data  # type: ignore[no-any-return]
         flight_key = (key, epoch)
         with self._flights_lock:
             flight = self._flights.get(flight_key)
@@ -136,23 +144,36 @@ class Tiers:
                 return flight.data  # type: ignore[no-any-return]
             return self._load(kind, loader)
 
-        l1_ttl = 0.0
+        l1_ttl, position = 0.0, 0
         try:
-            flight.data, l1_ttl = self._through_l2(kind, scope, variant, loader, epoch)
+            flight.data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch)
             flight.ok = True
         finally:
             flight.done.set()
             with self._flights_lock:
                 if self._flights.get(flight_key) is flight:
                     del self._flights[flight_key]
+        self._hold(key, epoch, flight.data, l1_ttl, alive, mark, position)
+        return flight.data  # type: ignore[no-any-return]
+
+    def _hold(
+        self,
+        key: Key,
+        epoch: int | None,
+        data: Any,
+        l1_ttl: float,
+        alive: bool,
+        mark: tuple[int, int],
+        position: int,
+    ) -> None:
+        """Keeps what ``fetch`` read in L1 (reflecting WAL ``position``) when it may."""
         held = None
         if l1_ttl > 0 and epoch is not None and alive and self.feed.alive():
-            held = self.l1.put(key, epoch, flight.data, l1_ttl, mark=mark)
+            held = self.l1.put(key, epoch, data, l1_ttl, mark=mark, position=position)
         if held is not None:
             note_read(self, key, held)  # what this request shows is now L1's entry
         else:
             taint()
-        return flight.data  # type: ignore[no-any-return]
 
     def fetch_many(self, kind: str, scopes: Iterable[str], loader: ManyLoader) -> dict[str, Any]:
         """Entries of many scopes of one kind (one entry each): {scope: data}, data None for
@@ -176,8 +197,11 @@ class Tiers:
         alive = self.feed.alive()
         epoch = self._epoch(kind, alive)
         missing = []
+        needed = local_position()
         for scope in cacheable:
             held = self.l1.entry((kind, scope, ""), epoch) if alive and epoch is not None else None
+            if held is not None and held.position < needed:
+                held = None  # see fetch: a pinned client past the entry reads L2
             if held is None:
                 if alive and epoch is not None:
                     self.stats.lookup(L1, kind, "miss")
@@ -206,7 +230,8 @@ class Tiers:
                     if entry is not None and valid and entry.fresh_until > now:
                         self.stats.lookup(L2, kind, "hit")
                         found[scope] = entry.data
-                        self._keep(kind, scope, epoch, entry.data, entry.fresh_until - now, alive, mark)
+                        ttl = entry.fresh_until - now
+                        self._keep(kind, scope, epoch, entry.data, ttl, alive, mark, _covered(generation))
                     else:
                         self.stats.lookup(L2, kind, "miss")
                         generations[scope] = generation
@@ -225,18 +250,27 @@ class Tiers:
             data = loaded.get(scope)
             found[scope] = data
             if epoch is not None and self._store(kind, scope, "", epoch, generations[scope], data):
-                self._keep(kind, scope, epoch, data, kinds.ttl(kind), alive, mark)
+                covered = _covered(generations[scope])
+                self._keep(kind, scope, epoch, data, kinds.ttl(kind), alive, mark, covered)
             else:
                 taint()
         return found
 
     def _keep(
-        self, kind: str, scope: str, epoch: int, data: Any, ttl: float, alive: bool, mark: tuple[int, int]
+        self,
+        kind: str,
+        scope: str,
+        epoch: int,
+        data: Any,
+        ttl: float,
+        alive: bool,
+        mark: tuple[int, int],
+        position: int,
     ) -> None:
         held = None
         if alive and self.feed.alive():
             l1_ttl = min(float(settings.CACHE_L1_TTL), ttl)
-            held = self.l1.put((kind, scope, ""), epoch, data, l1_ttl, mark=mark)
+            held = self.l1.put((kind, scope, ""), epoch, data, l1_ttl, mark=mark, position=position)
         if held is not None:
             note_read(self, (kind, scope, ""), held)
         else:
@@ -244,24 +278,25 @@ class Tiers:
 
     def _through_l2(
         self, kind: str, scope: str, variant: str, loader: Loader[Any], epoch: int | None
-    ) -> tuple[Any, float]:
-        """(data, seconds L1 may keep it: 0 for not at all)."""
+    ) -> tuple[Any, float, int]:
+        """(data, seconds L1 may keep it: 0 for not at all, the WAL position it reflects)."""
         if epoch is None or not self._l2_usable():
-            return self._load(kind, loader), 0.0
+            return self._load(kind, loader), 0.0, 0
         try:
             entry, generation, _ = self.remote.read(kind, scope, variant)
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
-            return self._load(kind, loader), 0.0
+            return self._load(kind, loader), 0.0, 0
         now = time.time()
         if entry is not None and entry.epoch == epoch and entry.generation == generation:
             if entry.fresh_until > now:
                 self.stats.lookup(L2, kind, "hit")
-                return entry.data, min(float(settings.CACHE_L1_TTL), entry.fresh_until - now)
+                ttl = min(float(settings.CACHE_L1_TTL), entry.fresh_until - now)
+                return entry.data, ttl, _covered(generation)
             token = self._lock(kind, scope, variant)
             if token is None:  # someone else refreshes it: the previous value meanwhile
                 self.stats.lookup(L2, kind, "stale")
-                return entry.data, 0.0
+                return entry.data, 0.0, 0
             self.stats.lookup(L2, kind, "miss")
             return self._fill(kind, scope, variant, loader, epoch, generation, token)
         self.stats.lookup(L2, kind, "miss")
@@ -272,7 +307,8 @@ class Tiers:
                 found, generation = waited
                 if found is not None:
                     self.stats.shared(kind)
-                    return found.data, min(float(settings.CACHE_L1_TTL), found.fresh_until - time.time())
+                    ttl = min(float(settings.CACHE_L1_TTL), found.fresh_until - time.time())
+                    return found.data, ttl, _covered(generation)
         return self._fill(kind, scope, variant, loader, epoch, generation, token)
 
     def _fill(
@@ -284,14 +320,15 @@ class Tiers:
         epoch: int,
         generation: str,
         token: str | None,
-    ) -> tuple[Any, float]:
+    ) -> tuple[Any, float, int]:
         try:
             data = self._load(kind, loader, self._fill_position(kind, generation))
             stored = self._store(kind, scope, variant, epoch, generation, data)
         finally:
             if token is not None:
                 self._unlock(kind, scope, variant, token)
-        return data, (min(float(settings.CACHE_L1_TTL), kinds.ttl(kind)) if stored else 0.0)
+        ttl = min(float(settings.CACHE_L1_TTL), kinds.ttl(kind)) if stored else 0.0
+        return data, ttl, _covered(generation)
 
     def _await_fill(self, kind: str, scope: str, variant: str, epoch: int) -> tuple[Entry | None, str] | None:
         """Waits while another process fills the entry: (the entry or None, generation now), or
@@ -549,6 +586,14 @@ def commit_position() -> int:
 
     context = current_context()
     return context.commit_lsn() if context is not None else primary_position()
+
+
+def _covered(generation: str) -> int:
+    """A WAL position that an entry valid under ``generation`` reflects every commit up to: the
+    scope's last recorded invalidation (its fill read a replica that had replayed it, or the
+    primary after it). 0 when unknown."""
+    position = generation_position(generation)
+    return 0 if position >= UNKNOWN_POSITION else position
 
 
 def _hex(position: int) -> str:

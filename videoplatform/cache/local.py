@@ -22,6 +22,9 @@ class _Entry(NamedTuple):
     expires: float  # time.monotonic()
     epoch: int
     data: Any
+    # A WAL position the data reflects every commit up to (the scope's last invalidation when
+    # it was filled or validated): a client pinned past it does not take it (core.Tiers).
+    position: int = 0
 
 
 class LocalTier:
@@ -61,7 +64,9 @@ class LocalTier:
         replacement or eviction has happened to it since."""
         return entry.expires > time.monotonic() and self._entries.get(key) is entry
 
-    def put(self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int]) -> _Entry | None:
+    def put(
+        self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int], position: int = 0
+    ) -> _Entry | None:
         """Stores unless an invalidation of the kind arrived since ``mark`` was read: the new
         entry, or None."""
         if self.max_entries == 0 or ttl <= 0:
@@ -69,7 +74,7 @@ class LocalTier:
         with self._lock:
             if (self._clears, self._marks.get(key[0], 0)) != mark:
                 return None
-            entry = self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data)
+            entry = self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data, position)
             self._entries.move_to_end(key)
             self._variants.setdefault((key[0], key[1]), set()).add(key[2])
             while len(self._entries) > self.max_entries:

@@ -13,6 +13,11 @@ scope's invalidation) asks ``reached(alias, lsn)``: no I/O when the known positi
 else one short probe (``PROBE_SQL``, 100 ms statement timeout) shared by the process's threads.
 Known positions are forgotten when a replica leaves the rotation, stops being a standby
 (promoted), or streams another timeline.
+
+Promotion: a replica found to be a primary (a failover promoted it) is out of rotation, and its
+connections are dropped, the monitor's at once and Django's at the next request boundary
+(``epoch``): with a multi-host replica URL (``target_session_attrs=standby``) the next connection
+finds whichever server is a standby now, such as the old primary rejoined after ``pg_rewind``.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ class ReplicaMonitor:
         self._timelines: dict[str, int] = {}
         self._last_probe: dict[str, float] = {}
         self._waiting: dict[str, dict[int, float]] = {}
+        # Bumped when a replica turns out to be a primary: connections opened before are stale.
+        self._epochs: dict[str, int] = {}
 
     def _own_process(self) -> None:
         # After a fork the parent's connections must be dropped, not closed (closing would
@@ -207,6 +214,7 @@ class ReplicaMonitor:
             if not in_recovery:
                 DB_REPLICA_LSN_PROBES.labels(alias, "error").inc()
                 self.forget_position(alias)
+                self._promoted(alias)
                 self._record(ReplicaState(alias, False, None, "not a standby (promoted?)", time.monotonic()))
                 return False
             self._observe(alias, replay, timeline)
@@ -217,6 +225,16 @@ class ReplicaMonitor:
             return caught_up
         finally:
             lock.release()
+
+    def epoch(self, alias: str) -> int:
+        """Changes each time the replica was found promoted (its connections should be reopened)."""
+        self._own_process()
+        return self._epochs.get(alias, 0)
+
+    def _promoted(self, alias: str) -> None:
+        """The server behind the alias is a primary now: reconnect, the URL may find a standby."""
+        self._epochs[alias] = self._epochs.get(alias, 0) + 1
+        self._drop_connection(alias)
 
     def forget_position(self, alias: str) -> None:
         """Forgets what the replica had replayed (it left the rotation, or was promoted)."""
@@ -313,6 +331,7 @@ class ReplicaMonitor:
             replay_lsn = None if replay is None or not in_recovery else int(replay)
             if not in_recovery:
                 state = ReplicaState(alias, False, lag_seconds, "not a standby (promoted?)", now)
+                self._promoted(alias)
             elif not streaming or lag_seconds is None:
                 reason = "not streaming from the primary"
                 state = ReplicaState(alias, False, lag_seconds, reason, now, replay_lsn)

@@ -63,6 +63,12 @@ def token_pin_key(token: str) -> str:
     return "t:" + _digest(token)
 
 
+def new_token_pin_key(token: str) -> str:
+    """The pin of a token's own row (its issue), read by token lookups only: a login does not
+    hold its client's other reads (L1 among them) to its position."""
+    return "n:" + _digest(token)
+
+
 def session_pin_key(session_key: str) -> str:
     return "s:" + _digest(session_key)
 
@@ -106,6 +112,8 @@ class RoutingContext:
     _pin_lsn: int = 0
     # The primary's position after this context's last write (None: not read since).
     _commit_lsn: int | None = None
+    # What answers kept in this process (L1, the response cache) must reflect (None: not known yet).
+    _local_lsn: int | None = None
 
     def keys(self) -> set[str]:
         if self.request is None:
@@ -119,9 +127,30 @@ class RoutingContext:
         keys = frozenset(self.keys())
         unchecked = keys - self._pin_checked
         if unchecked:
-            self._pin_checked = keys
+            self._pin_checked = self._pin_checked | keys
             self._pin_lsn = max(self._pin_lsn, pinned_position(unchecked))
         return max(self._pin_lsn, self.min_lsn)
+
+    def learn_pin(self, key: str, lsn: int) -> None:
+        """A pin read along with something else (the token check): later decisions reuse it."""
+        self._pin_checked = self._pin_checked | {key}
+        self._pin_lsn = max(self._pin_lsn, lsn)
+        if self._local_lsn is not None:
+            self._local_lsn = max(self._local_lsn, lsn)
+
+    def local_lsn(self) -> int:
+        """The position an answer kept in this process must reflect to serve this context: the
+        pins of its credentials (bearer token, session; the token's comes with the token check,
+        so a bearer-token request reads nothing here), any pin already read for it (its user's),
+        and a task's position. Memoised for the context; ``UNKNOWN`` when pins are unreadable."""
+        if self._local_lsn is None:
+            keys = self.keys()
+            unchecked = frozenset(key for key in keys - self._pin_checked if not key.startswith("u:"))
+            if unchecked:
+                self._pin_checked = self._pin_checked | unchecked
+                self._pin_lsn = max(self._pin_lsn, pinned_position(unchecked))
+            self._local_lsn = max(self._pin_lsn, self.min_lsn)
+        return self._local_lsn
 
     def commit_lsn(self) -> int:
         """The primary's position covering this context's writes (read once per write burst)."""
@@ -260,6 +289,178 @@ def pinned_position(keys: Iterable[str]) -> int:
         _pins_failed("read", exc)
         return UNKNOWN
     return max((from_hex(value) or 0 for value in values), default=0)
+
+
+def entry_and_pins(cache: Any, entry_key: str, pins: list[str]) -> tuple[Any, list[int | None] | None]:
+    """One entry of ``cache`` and the raw values of ``pins`` (pin keys without the prefix, e.g.
+    ``token_pin_key(...)``; None for a pin that is not set), in one round trip when both caches
+    live on the same Redis. The pins are None when they cannot be read (Redis down), or without
+    replicas (nothing to decide). The entry is read as ``cache.get`` reads it (None on errors).
+    """
+    if not replicas_configured():
+        return cache.get(entry_key), None
+    pin_cache = caches[PIN_CACHE]
+    names = [pin_cache.make_key(PIN_PREFIX + key) for key in pins]
+    try:
+        entry_client, pin_client = _redis_client(cache), _redis_client(pin_cache)
+    except Exception as exc:  # noqa: BLE001 - no connection: as if Redis did not answer
+        _pins_failed("read", exc)
+        return cache.get(entry_key), None
+    from redis.cluster import RedisCluster
+
+    shared = (
+        entry_client is not None
+        and pin_client is not None
+        and not isinstance(pin_client, RedisCluster)
+        and not isinstance(entry_client, RedisCluster)
+        and entry_client.connection_pool is pin_client.connection_pool
+    )
+    if not shared or time.monotonic() < _pins_down_until:
+        values = None if time.monotonic() < _pins_down_until else _pin_values(pins)
+        return cache.get(entry_key), values
+    try:
+        pipe = entry_client.pipeline(transaction=False)
+        pipe.get(cache.make_key(entry_key))
+        pipe.mget(names)
+        raw_entry, raw_pins = pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - Redis down: a miss, and pins unknown
+        _pins_failed("read", exc)
+        return None, None
+    entry = None if raw_entry is None else cache.client.decode(raw_entry)
+    return entry, [from_hex(value) for value in raw_pins]
+
+
+def _pin_values(keys: list[str]) -> list[int | None] | None:
+    """The raw values of these pins (None where unset), or None when they cannot be read."""
+    cache = caches[PIN_CACHE]
+    names = [PIN_PREFIX + key for key in keys]
+    try:
+        client = _redis_client(cache)
+        if client is None:
+            found = cache.get_many(names)
+            return [from_hex(found.get(name)) for name in names]
+        full = [cache.make_key(name) for name in names]
+        from redis.cluster import RedisCluster
+
+        if isinstance(client, RedisCluster):
+            return [from_hex(client.get(key)) for key in full]
+        return [from_hex(value) for value in client.mget(full)]
+    except Exception as exc:  # noqa: BLE001 - unknown: the caller reads the primary
+        _pins_failed("read", exc)
+        return None
+
+
+def learn_pin(key: str, lsn: int) -> None:
+    """Tells the current context a pin read with something else (see ``entry_and_pins``)."""
+    context = _context.get()
+    if context is not None:
+        context.learn_pin(key, lsn)
+
+
+def local_position() -> int:
+    """The position an answer kept in this process (an L1 entry, a shared response) must
+    reflect to be served to the current client (``RoutingContext.local_lsn``); 0 outside a
+    routing context or without replicas."""
+    context = _context.get()
+    if context is None or not settings.REPLICA_DATABASES:
+        return 0
+    return context.local_lsn()
+
+
+def pin_new_client(key: str) -> None:
+    """Pins a credential this request or task just created (a login's token) with the context's
+    other keys at its commit position; outside a context, on commit, to the primary's position."""
+    if not replicas_configured():
+        return
+    context = _context.get()
+    if context is not None:
+        context.client_keys.add(key)
+        context.note_write()
+    else:
+        pin_keys([key])
+
+
+# --- the positions a token check needs ----------------------------------------------------
+# Revocations and user changes record their commit position here (max-merged, like a pin):
+# a token lookup reads a replica only once it has replayed the last one.
+REVOCATIONS_KEY = "revocations"
+
+
+def current_commit_position() -> int:
+    """The commit position covering the current context's writes (after its commit), or the
+    primary's position now outside a context; 0 without replicas (nothing waits for it)."""
+    if not replicas_configured():
+        return 0
+    context = _context.get()
+    return context.commit_lsn() if context is not None else commit_position()
+
+
+def revocation_recorded(lsn: int | None = None) -> None:
+    """Records a revocation (or a change of what a token check reads) that has committed.
+
+    ``lsn`` defaults to the commit position of the current context (read after the commit). An
+    unknown position deletes the record: token lookups read the primary until one is
+    re-established from the primary's position (``revocations_reestablish``).
+    """
+    if not replicas_configured():
+        return
+    if lsn is None:
+        lsn = current_commit_position()
+    if lsn >= UNKNOWN:
+        try:
+            caches[PIN_CACHE].delete(PIN_PREFIX + REVOCATIONS_KEY)
+        except Exception as exc:  # noqa: BLE001 - Redis down: its readers read the primary anyway
+            _pins_failed("written", exc)
+        return
+    pin_keys([REVOCATIONS_KEY], lsn, window=int(settings.AUTH_TOKEN_CACHE_TTL))
+
+
+def revocations_reestablish() -> None:
+    """After the revocation record was lost (Redis flushed or restarted, expired): the
+    primary's position now covers every revocation committed so far. Set only if still absent
+    (a concurrent revocation's own record is never lowered)."""
+    if not replicas_configured():
+        return
+    position = commit_position()
+    if position >= UNKNOWN:
+        return
+    cache, ttl = caches[PIN_CACHE], int(settings.AUTH_TOKEN_CACHE_TTL)
+    try:
+        client = _redis_client(cache)
+        if client is None:
+            cache.add(PIN_PREFIX + REVOCATIONS_KEY, to_hex(position), timeout=ttl)
+        else:  # raw, as the merge script writes pins
+            name = cache.make_key(PIN_PREFIX + REVOCATIONS_KEY)
+            client.set(name, to_hex(position), nx=True, ex=max(1, ttl))
+    except Exception as exc:  # noqa: BLE001 - tried again by the next lookup that misses it
+        _pins_failed("written", exc)
+
+
+def token_route(required: int | None) -> tuple[str, str]:
+    """Where a token lookup reads: a replica in rotation that has replayed ``required`` (None:
+    unknown), else the primary; counted in ``db_reads_routed_total``."""
+    alias, reason = _token_route(required)
+    from videoplatform.metrics import DB_READS_ROUTED
+
+    DB_READS_ROUTED.labels(alias, reason).inc()
+    return alias, reason
+
+
+def _token_route(required: int | None) -> tuple[str, str]:
+    replicas = replica_aliases()
+    if not replicas:
+        return PRIMARY, "no_replicas"
+    if connections[PRIMARY].in_atomic_block:
+        return PRIMARY, "atomic"
+    if _use_primary.get():
+        return PRIMARY, "use_primary"
+    if required is None or required >= UNKNOWN:
+        return PRIMARY, "token_unknown"
+    from .replicas import monitor
+
+    healthy = monitor.in_rotation(replicas)
+    alias = caught_up_replica(healthy, required) if healthy else None
+    return (alias, "token_replica") if alias is not None else (PRIMARY, "token_behind")
 
 
 def pins_exist(keys: Iterable[str]) -> bool:

@@ -17,7 +17,7 @@ from django.urls import resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.regex_helper import _lazy_re_compile
 
-from ..api.errors import DATABASE_UNAVAILABLE, database_unavailable_response, error_response, is_api_path
+from ..api.errors import database_unavailable, database_unavailable_response, error_response, is_api_path
 from ..metrics import LATENCY, REQUESTS, request_kind
 
 try:
@@ -239,7 +239,7 @@ class ApiErrorMiddleware:
             return error_response(413)
         if isinstance(exception, SuspiciousOperation):
             return error_response(400)
-        if isinstance(exception, DATABASE_UNAVAILABLE):
+        if database_unavailable(exception):
             logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
             return database_unavailable_response()
         logger.exception("Unhandled error on %s %s", request.method, request.path)

@@ -169,6 +169,11 @@ class Answer:
     def current(self) -> bool:
         return all(tier.l1.holds(key, entry) and tier.feed.alive() for tier, key, entry in self.reads)
 
+    @property
+    def position(self) -> int:
+        """The WAL position the answer reflects every commit up to: its L1 entries' lowest."""
+        return min((getattr(entry, "position", 0) for _, _, entry in self.reads), default=0)
+
 
 @dataclass
 class Group:
@@ -314,14 +319,15 @@ class ResponseCache:
                 self._seen.popitem(last=False)
         return False
 
-    def _viewer(self, group: Group, environ: dict[str, Any]) -> tuple[str, Any] | None:
-        """(kind of client, user or None) as the view's authentication would see it, or None
-        when only Django can tell (a session, a malformed or refused token)."""
+    def _viewer(self, group: Group, environ: dict[str, Any]) -> tuple[str, Any, int] | None:
+        """(kind of client, user or None, the WAL position its answer must reflect: its token's
+        pin) as the view's authentication would see it, or None when only Django can tell (a
+        session, a malformed or refused token)."""
         if group.auth == NO_AUTH:
-            return "anonymous", None
+            return "anonymous", None, 0
         header = environ.get("HTTP_AUTHORIZATION")
         if not header:
-            return "anonymous", None  # cookies: only a well-formed CSRF one gets here
+            return "anonymous", None, 0  # cookies: only a well-formed CSRF one gets here
         from rest_framework.exceptions import AuthenticationFailed
 
         from accounts.authentication import bearer_token
@@ -333,11 +339,17 @@ class ResponseCache:
             return None  # Django refuses it
         if token is None:
             return None  # another scheme: the next authentication class decides
+        from ..db.routing import routing_context
+
         try:
-            user = token_viewer_get(token=token)
+            # The token check reads the token's pin with its entry (one round trip): a client
+            # that wrote through another process a moment ago is not answered from here.
+            with routing_context() as context:
+                user = token_viewer_get(token=token)
+                position = context.local_lsn()
         except Exception:  # noqa: BLE001 - refused, or the database is down: Django answers
             return None
-        return "token", user
+        return "token", user, position
 
     def _serve(
         self,
@@ -356,10 +368,10 @@ class ResponseCache:
             stop_stats(stats_token)
         if viewer is None:
             return None
-        client, user = viewer
+        client, user, position = viewer
         variant = (client, _audience_value(group.audience, user))
         answer = group.answers.get(variant)
-        if answer is None:
+        if answer is None or answer.position < position:
             return None
         if not answer.current():
             self._drop(key, group, variant, answer)

@@ -35,6 +35,7 @@ class VideoSerializer(FieldSelectionMixin, serializers.ModelSerializer):  # type
             "status",
             "duration",
             "view_count",
+            "is_live",
             "owner",
             "created_at",
             "updated_at",

@@ -171,13 +171,33 @@
     return query;
   }
 
+  // A live's distance from the live edge, in target durations (its segment length): where
+  // hls.js starts, the latency past which it jumps back to there, and how fast it may play to
+  // catch up after a stall (else each stall adds to the latency for good). bench/live.py
+  // measures the glass-to-glass latency these give.
+  var LIVE_SYNC = {
+    standard: { liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 4, maxLiveSyncPlaybackRate: 1.25 },
+    low: { liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, maxLiveSyncPlaybackRate: 1.25 },
+  };
+
+  function hlsConfig(stream) {
+    var config = { capLevelToPlayerSize: false, startLevel: -1 };
+    var live = stream.latency_mode && LIVE_SYNC[stream.latency_mode];
+    if (live) {
+      for (var name in live) {
+        config[name] = live[name];
+      }
+    }
+    return config;
+  }
+
   function play(stream) {
     if (stream.poster_url) {
       video.poster = stream.poster_url;
     }
     var recommended = stream.recommended_rendition;
     if (window.Hls && window.Hls.isSupported()) {
-      var hls = new window.Hls({ capLevelToPlayerSize: false, startLevel: -1 });
+      var hls = new window.Hls(hlsConfig(stream));
       state.hls = hls;
       hls.on(window.Hls.Events.MANIFEST_LOADED, function () {
         mark("master_playlist");

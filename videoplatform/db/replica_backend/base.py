@@ -84,6 +84,26 @@ class ReplicaCursorDebugWrapper(_FallbackMixin, postgresql.CursorDebugWrapper):
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
+    # The replica monitor's epoch when this connection was opened (see ``replicas.monitor.epoch``).
+    _replica_epoch = 0
+
+    def connect(self) -> None:
+        from ..replicas import monitor
+
+        super().connect()
+        self._replica_epoch = monitor.epoch(self.alias)
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        """Also closes a connection opened before the server was found promoted: the next one may
+        reach the server that is a standby now (a multi-host URL with target_session_attrs)."""
+        from ..replicas import monitor
+
+        stale = self._replica_epoch != monitor.epoch(self.alias)
+        if stale and self.connection is not None and not self.in_atomic_block:
+            self.close()
+            return
+        super().close_if_unusable_or_obsolete()
+
     def _cursor(self, name: str | None = None) -> Any:
         if not self.in_atomic_block:
             try:
