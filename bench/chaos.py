@@ -17,7 +17,10 @@ two gunicorn pods behind the Service stand-in of ``bench/faults/rollout.py``. Th
 - ``cluster-master-kill``: a master of the Redis Cluster SIGKILLed; its replica takes over
   (``cluster-node-timeout`` 2 s); the dead node is started again and rejoins as a replica;
 - ``redis-restart``: the standalone Redis SIGKILLed and started again 5 s later (no persistence:
-  it comes back empty).
+  it comes back empty);
+- ``pg-failover``: the primary SIGKILLed and its synchronous standby promoted, the old primary
+  rewound into the new one's standby (``bench/faults/pg_failover.py``); with it in the list the
+  app's database is on that pair, reached by a multi-host URL (``target_session_attrs``).
 
 The checker, once the load has stopped and the queues are empty: every acknowledged write (a
 201) is in the database exactly once (one row per title, the titles being unique per request),
@@ -48,7 +51,7 @@ from bench.faults.redis_cluster import RedisCluster
 from bench.faults.rollout import Deployment
 from bench.faults.stack import Stack, pg_connect, stack
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
-from tests.support.processes import ROOT, VENV_BIN, RedisServer, wait_until
+from tests.support.processes import ROOT, VENV_BIN, RedisServer, free_port, wait_until
 
 # Every queue but transcoding (the load uploads no media): registrations send email, writes
 # feed indexing and recommendations.
@@ -98,6 +101,12 @@ class Platform:
     worker_env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
     serial: int = 0
+    pair: Any = None  # a PgPair when the primary failover is among the faults
+
+    @property
+    def database_port(self) -> int:
+        """The port of the primary that holds the app's database now."""
+        return int(self.pair.primary.port) if self.pair is not None else self.built.primary.port
 
     def new_worker(self) -> Worker:
         self.serial += 1
@@ -149,6 +158,16 @@ def cluster_master_kill(platform: Platform) -> dict[str, Any]:
     return {"killed": victim, "cluster ok again after s": round(took, 1) if failed_over else None}
 
 
+@fault("pg-failover")
+def pg_failover(platform: Platform) -> dict[str, Any]:
+    """The primary SIGKILLed, the standby promoted, the old one rewound into its standby
+    (``bench/faults/pg_failover.py``); the app follows through its multi-host URL."""
+    timings = platform.pair.failover()
+    return {
+        key: round(value, 1) for key, value in timings.items() if key in ("promoted", "rejoined", "total")
+    }
+
+
 @fault("redis-restart")
 def redis_restart(platform: Platform) -> dict[str, Any]:
     server = platform.built.redis
@@ -173,11 +192,24 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
             built.redis.stop()
             built.redis.port, built.redis.url = base + 7, f"redis://127.0.0.1:{base + 7}/0"
             built.redis.start()
-        env = built.app_env(REDIS_CLUSTER_URL=cluster.url, CELERY_BROKER_URL=broker.url)
+        database: dict[str, str] = {}
+        pair = None
+        if "pg-failover" in args.fault_names:
+            # The app's database on a primary + synchronous standby pair instead of one primary.
+            from bench.faults.pg_failover import PgPair
+
+            ports = (
+                [int(p) for p in args.pg_ports.split(",")] if args.pg_ports else [free_port(), free_port()]
+            )
+            pair = PgPair(built.work / "pg-pair", (ports[0], ports[1]), synchronous=True)
+            pair.start()
+            pair.create_database("videoplatform", args.template_url)
+            database = {"DATABASE_URL": pair.database_url("videoplatform"), "DATABASE_POOLED": "0"}
+        env = built.app_env(REDIS_CLUSTER_URL=cluster.url, CELERY_BROKER_URL=broker.url, **database)
         worker_env = {**env, "CELERY_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}
         (built.work / "pods").mkdir()
         deployment = Deployment(env, replicas=2, workers=1, probe_period=1.0, log_dir=built.work / "pods")
-        result = Platform(built, broker, cluster, deployment, worker_env)
+        result = Platform(built, broker, cluster, deployment, worker_env, pair=pair)
         try:
             cluster.start()
             broker.start()
@@ -191,6 +223,8 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
                 worker.stop()
             broker.stop()
             cluster.stop()
+            if pair is not None:
+                pair.stop()
 
 
 def queues_empty(broker_url: str) -> bool:
@@ -233,10 +267,10 @@ def sweep(env: dict[str, str]) -> str:
     return done.stdout.strip() or done.stderr.strip()[-200:]
 
 
-def check(built: Stack, report: Report) -> dict[str, Any]:
+def check(built: Stack, report: Report, port: int) -> dict[str, Any]:
     acknowledged = report.acknowledged_writes
     created_at = {s.created_id: s.at for s in report.samples if s.created_id}
-    with pg_connect(built.primary.port) as conn:
+    with pg_connect(port) as conn:
         unindexed = [
             row[0]
             for row in conn.execute(
@@ -290,10 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--template-url", default="", help="a migrated database to copy instead of migrating")
     parser.add_argument("--redis-port-base", type=int, default=0, help="8 consecutive ports (0: free ports)")
+    parser.add_argument("--pg-ports", default="", help="pg-failover: the pair's two ports (default: free)")
     parser.add_argument("--logs", default="", help="a folder to keep the pods' and workers' logs in")
     parser.add_argument("--visibility-timeout", type=int, default=60, help="the workers' (shipped: 300)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.faults.split(",") if name.strip()]
+    args.fault_names = names
     unknown = set(names) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {sorted(unknown)}")
@@ -326,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         drained = wait_until(
             lambda: queues_empty(chaos.broker.url), timeout=args.visibility_timeout * 3 + 120
         )
-        checked = check(chaos.built, report)
+        checked = check(chaos.built, report, chaos.database_port)
         if args.logs:
             keep = Path(args.logs)
             keep.mkdir(parents=True, exist_ok=True)
@@ -335,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copy(path, keep / path.name)
         if checked["without search document"]:
             checked["written by the sweep"] = sweep(chaos.worker_env)
-            checked["without one after it"] = check(chaos.built, report)["without search document"]
+            checked["without one after it"] = check(chaos.built, report, chaos.database_port)[
+                "without search document"
+            ]
 
     print(report.table(f"== chaos soak: {args.minutes:g} min, a fault every {args.every:g} min"))
     availability = 100.0 * (report.sent - report.failed) / max(1, report.sent)
