@@ -39,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -201,7 +202,9 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
             ports = (
                 [int(p) for p in args.pg_ports.split(",")] if args.pg_ports else [free_port(), free_port()]
             )
-            pair = PgPair(built.work / "pg-pair", (ports[0], ports[1]), synchronous=True)
+            pair_dir = Path(tempfile.mkdtemp(prefix="vp-chaos-pg-"))  # searchable by postgres
+            shutil.chown(pair_dir, "postgres", "postgres")
+            pair = PgPair(pair_dir, (ports[0], ports[1]), synchronous=True)
             pair.start()
             pair.create_database("videoplatform", args.template_url)
             database = {"DATABASE_URL": pair.database_url("videoplatform"), "DATABASE_POOLED": "0"}
@@ -225,6 +228,7 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
             cluster.stop()
             if pair is not None:
                 pair.stop()
+                shutil.rmtree(pair.base_dir, ignore_errors=True)
 
 
 def queues_empty(broker_url: str) -> bool:
