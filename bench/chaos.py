@@ -221,6 +221,12 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
                 result.new_worker()
             yield result
         finally:
+            if args.logs:  # kept whatever happened
+                keep = Path(args.logs)
+                keep.mkdir(parents=True, exist_ok=True)
+                for path in [*(built.work / "pods").glob("*.log"), built.work / "workers.log"]:
+                    if path.exists():
+                        shutil.copy(path, keep / path.name)
             deployment.stop()
             for worker in result.workers:
                 worker.stop()
@@ -367,12 +373,6 @@ def main(argv: list[str] | None = None) -> int:
             lambda: queues_empty(chaos.broker.url), timeout=args.visibility_timeout * 3 + 120
         )
         checked = check(chaos.built, report, chaos.database_port)
-        if args.logs:
-            keep = Path(args.logs)
-            keep.mkdir(parents=True, exist_ok=True)
-            for path in [*(chaos.built.work / "pods").glob("*.log"), chaos.built.work / "workers.log"]:
-                if path.exists():
-                    shutil.copy(path, keep / path.name)
         if checked["without search document"]:
             checked["written by the sweep"] = sweep(chaos.worker_env)
             checked["without one after it"] = check(chaos.built, report, chaos.database_port)[
