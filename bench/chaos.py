@@ -311,13 +311,17 @@ def check(built: Stack, report: Report, port: int) -> dict[str, Any]:
 
 
 def windows(report: Report, injections: list[tuple[str, float]], end: float) -> dict[str, float]:
-    """The longest span from first to last failed request after each fault, per fault."""
-    longest: dict[str, float] = {}
+    """The longest span from first to last failed request after each fault, per fault.
+
+    A failure belongs to the last fault injected before its answer came (a request sent just
+    before a fault may fail because of it)."""
+    longest: dict[str, float] = {name: 0.0 for name, _ in injections}
     for index, (name, at) in enumerate(injections):
-        until = injections[index + 1][1] if index + 1 < len(injections) else end
-        failures = report.between(at, until).failures
-        span = (max(f.at + f.latency for f in failures) - min(f.at for f in failures)) if failures else 0.0
-        longest[name] = max(longest.get(name, 0.0), span)
+        until = injections[index + 1][1] if index + 1 < len(injections) else end + 3600
+        failures = [f for f in report.failures if at <= f.at + f.latency < until]
+        if failures:
+            span = max(f.at + f.latency for f in failures) - min(f.at for f in failures)
+            longest[name] = max(longest[name], span)
     return longest
 
 
