@@ -1,14 +1,15 @@
 """Chaos soak: the mixed load for ``--minutes`` with a fault every ``--every`` minutes, in random
 order (``--seed``), on a throwaway platform of its own on loopback; then a checker.
 
-    python -m bench.chaos [--minutes 30] [--every 2] [--seed 1] [--faults api-rollout,worker-kill,...]
+    python -m bench.chaos [--minutes 30] [--every 2] [--seed 1] [--faults api-rollout,pg-failover,...]
                           [--threads 6] [--template-url postgres://…/a_migrated_db]
                           [--redis-port-base 0] [--visibility-timeout 60]
 
-The platform: a PostgreSQL primary, the app's standalone Redis (sessions, tokens, throttles),
-a Redis Cluster of 3 masters with one replica each (the L2 cache, ``REDIS_CLUSTER_URL``), a
-Redis for the Celery broker, two Celery workers on every queue but transcoding, and the API as
-two gunicorn pods behind the Service stand-in of ``bench/faults/rollout.py``. The faults
+The platform: a PostgreSQL primary (a failover pair with ``pg-failover``), the app's standalone
+Redis (sessions, tokens, throttles), a Redis Cluster of 3 masters with one replica each (the L2
+cache, ``REDIS_CLUSTER_URL``), a Redis for the Celery broker, two Celery workers on every queue
+but transcoding, and the API as two gunicorn pods behind the Service stand-in of
+``bench/faults/rollout.py``. The faults
 (``FAULTS``; ``@fault`` registers another):
 
 - ``api-rollout``: a rolling restart of the API with the manifests' timings;
