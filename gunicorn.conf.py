@@ -73,3 +73,9 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_worker_init(worker: Any) -> None:
+    # The application is loaded and the worker accepts from here on: a worker rotation without
+    # Kubernetes (TTIN, wait for this line, then TTOU: docs/reliability.md) waits for it.
+    worker.log.info("Worker ready (pid: %s)", worker.pid)

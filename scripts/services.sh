@@ -4,13 +4,17 @@
 #   scripts/services.sh up       install what is missing, start everything, print status
 #   scripts/services.sh status   print a status table (exit 1 if a required service is down)
 #   scripts/services.sh down     stop replica, pgbouncer, redis cluster and the S3 server
+#   scripts/services.sh cluster  only the Redis Cluster step of `up` (ports and folder below)
 #
 # Services (all on 127.0.0.1):
 #   5432       PostgreSQL 15 primary (provided by the machine; started if stopped)
 #   5433       PostgreSQL hot standby (streaming replication, pg_basebackup -R -X stream)
 #   6432       PgBouncer, transaction pooling in front of 5432 (scripts/services/pgbouncer.ini)
 #   6379       Redis standalone (provided by the machine; started if stopped)
-#   7000-7002  Redis Cluster, 3 masters, no replicas
+#   7000-7005  Redis Cluster, 3 masters (7000-7002) with one replica each (7003-7005); a master
+#              lost is replaced by its replica. REDIS_CLUSTER_PORTS, REDIS_CLUSTER_REPLICA_PORTS
+#              (empty: no replicas) and REDIS_CLUSTER_DIR choose other ports and folder. A cluster
+#              formed earlier without replicas gets them added (add-node), not re-created.
 #   9000       S3-compatible server (moto_server from the repo's virtualenv; optional)
 #   1935, 8935 Live ingest: nginx + the RTMP module (RTMP on 1935, its HLS origin on 8935),
 #              hooks to LIVE_HOOKS_URL (default the local app on :8000), secret LIVE_HOOK_SECRET
@@ -44,8 +48,11 @@ PGB_PORT=6432
 PGB_RUN="$PG_SOCKET_DIR/videoplatform-pgbouncer"   # must match the paths in pgbouncer.ini
 
 REDIS_PORT=6379
-CLUSTER_PORTS=(7000 7001 7002)
-CLUSTER_BASE=/var/lib/redis-cluster
+read -r -a CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS:-7000 7001 7002}"
+read -r -a CLUSTER_REPLICA_PORTS <<<"${REDIS_CLUSTER_REPLICA_PORTS-7003 7004 7005}"
+CLUSTER_ALL_PORTS=("${CLUSTER_PORTS[@]}" "${CLUSTER_REPLICA_PORTS[@]}")
+CLUSTER_BASE=${REDIS_CLUSTER_DIR:-/var/lib/redis-cluster}
+CLUSTER_ADDR="127.0.0.1:${CLUSTER_ALL_PORTS[0]}-${CLUSTER_ALL_PORTS[-1]}"
 
 MOTO_PORT=9000
 LIVE_RTMP_PORT=${LIVE_RTMP_PORT:-1935}
@@ -125,6 +132,15 @@ redis_up() { [[ "$(redis-cli -h 127.0.0.1 -p "${1:-$REDIS_PORT}" ping 2>/dev/nul
 cluster_info() { redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r' || true; }
 cluster_node_ok() { [[ "$(cluster_info "$1")" == *cluster_state:ok* ]]; }
 cluster_up() {
+    local p
+    for p in "${CLUSTER_ALL_PORTS[@]}"; do cluster_node_ok "$p" || return 1; done
+    [[ "$(cluster_info "${CLUSTER_PORTS[0]}")" == *cluster_known_nodes:${#CLUSTER_ALL_PORTS[@]}* ]] || return 1
+    # Every replica attached (to whichever node is its master now, after a failover or not).
+    (($(redis-cli -h 127.0.0.1 -p "${CLUSTER_PORTS[0]}" cluster nodes 2>/dev/null | grep -c ' slave ') \
+        == ${#CLUSTER_REPLICA_PORTS[@]}))
+}
+# The masters formed without (some of) the replicas: a cluster created before they were configured.
+cluster_masters_only() {
     local p
     for p in "${CLUSTER_PORTS[@]}"; do cluster_node_ok "$p" || return 1; done
     [[ "$(cluster_info "${CLUSTER_PORTS[0]}")" == *cluster_known_nodes:${#CLUSTER_PORTS[@]}* ]]
@@ -403,7 +419,7 @@ cluster_node_start() {
 
 cluster_empty_everywhere() {
     local p info
-    for p in "${CLUSTER_PORTS[@]}"; do
+    for p in "${CLUSTER_ALL_PORTS[@]}"; do
         info=$(cluster_info "$p")
         [[ "$info" == *cluster_slots_assigned:0* && "$info" == *cluster_known_nodes:1* ]] || return 1
     done
@@ -411,14 +427,29 @@ cluster_empty_everywhere() {
 
 cluster_create() {
     local addrs=() p
-    for p in "${CLUSTER_PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+    # redis-cli makes the first nodes listed the masters and the rest their replicas.
+    for p in "${CLUSTER_ALL_PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$(cluster_replicas_per_master)" \
+        --cluster-yes >/dev/null
+    wait_until "$WAIT_SECS" cluster_up
+}
+
+cluster_replicas_per_master() { echo $((${#CLUSTER_REPLICA_PORTS[@]} / ${#CLUSTER_PORTS[@]})); }
+
+# Replicas joined to a running cluster (its data kept): each goes to the master with the fewest.
+cluster_add_replicas() {
+    local p
+    for p in "${CLUSTER_REPLICA_PORTS[@]}"; do
+        [[ "$(cluster_info "$p")" == *cluster_known_nodes:1* ]] || continue
+        redis-cli --cluster add-node "127.0.0.1:$p" "127.0.0.1:${CLUSTER_PORTS[0]}" --cluster-slave >/dev/null
+        wait_until 15 cluster_node_ok "$p" || return 1
+    done
     wait_until "$WAIT_SECS" cluster_up
 }
 
 step_cluster() {
     local started=() p
-    for p in "${CLUSTER_PORTS[@]}"; do
+    for p in "${CLUSTER_ALL_PORTS[@]}"; do
         if ! redis_up "$p"; then
             cluster_node_start "$p" || { warn cluster "node :$p did not start; see $CLUSTER_BASE/$p/redis.log"; return 1; }
             started+=("$p")
@@ -426,8 +457,16 @@ step_cluster() {
     done
     if cluster_up; then
         if ((${#started[@]})); then log cluster "nodes ${started[*]} started; cluster_state:ok"
-        else log cluster "127.0.0.1:7000-7002 already formed (cluster_state:ok)"; fi
+        else log cluster "$CLUSTER_ADDR already formed (cluster_state:ok)"; fi
         return 0
+    fi
+    if ((${#CLUSTER_REPLICA_PORTS[@]})) && cluster_masters_only; then
+        if cluster_add_replicas; then
+            log cluster "replicas ${CLUSTER_REPLICA_PORTS[*]} added to the running cluster (cluster_state:ok)"
+            return 0
+        fi
+        warn cluster "could not add the replicas ${CLUSTER_REPLICA_PORTS[*]}"
+        return 1
     fi
     # Freshly restarted nodes that kept nodes.conf re-form by themselves.
     if ! cluster_empty_everywhere && wait_until 10 cluster_up; then
@@ -436,13 +475,13 @@ step_cluster() {
     fi
     if ! cluster_empty_everywhere; then
         # Partial or stale topology: wipe (no persistence anyway) and re-create.
-        for p in "${CLUSTER_PORTS[@]}"; do
+        for p in "${CLUSTER_ALL_PORTS[@]}"; do
             redis-cli -h 127.0.0.1 -p "$p" flushall >/dev/null 2>&1 || true
             redis-cli -h 127.0.0.1 -p "$p" cluster reset hard >/dev/null 2>&1 || true
         done
     fi
     if cluster_create; then
-        log cluster "created 3-master cluster on 127.0.0.1:7000-7002 (cluster_state:ok)"
+        log cluster "created ${#CLUSTER_PORTS[@]} masters, $(cluster_replicas_per_master) replica(s) each, on $CLUSTER_ADDR (cluster_state:ok)"
     else
         warn cluster "cluster did not reach cluster_state:ok within ${WAIT_SECS}s"
         return 1
@@ -541,7 +580,7 @@ postgres-primary|127.0.0.1:$PG_PRIMARY_PORT|primary_up|yes
 postgres-replica|127.0.0.1:$PG_REPLICA_PORT|replica_up|yes
 pgbouncer|127.0.0.1:$PGB_PORT|pgbouncer_up|yes
 redis|127.0.0.1:$REDIS_PORT|redis_up|yes
-redis-cluster|127.0.0.1:7000-7002|cluster_up|yes
+redis-cluster|$CLUSTER_ADDR|cluster_up|yes
 s3 (moto)|http://127.0.0.1:$MOTO_PORT|moto_up|no
 live-ingest|rtmp://127.0.0.1:$LIVE_RTMP_PORT|live_up|no
 rabbitmq|127.0.0.1:5672|rabbitmq_up|yes
@@ -594,7 +633,7 @@ down_pgbouncer() {
 
 down_cluster() {
     local p stopped=()
-    for p in "${CLUSTER_PORTS[@]}"; do
+    for p in "${CLUSTER_ALL_PORTS[@]}"; do
         if redis_up "$p"; then
             redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
             wait_until 10 bash -c "! redis-cli -h 127.0.0.1 -p $p ping" || true
@@ -644,7 +683,7 @@ with_lock() {
     fi
 }
 
-usage() { echo "usage: $0 up|down|status" >&2; exit 2; }
+usage() { echo "usage: $0 up|down|status|cluster" >&2; exit 2; }
 
 main() {
     [[ $# -eq 1 ]] || usage
@@ -682,6 +721,11 @@ main() {
             ;;
         status)
             status_table
+            ;;
+        cluster)
+            with_lock "$@"
+            run_step step_cluster
+            cluster_up
             ;;
         *) usage ;;
     esac

@@ -602,10 +602,18 @@ VIEW_FLUSH_BATCH = env_int("VIEW_FLUSH_BATCH", 500)
 # --- Jobs -------------------------------------------------------------------------
 # Queues, priorities, retries and the beat schedule (videoplatform/jobs; docs/jobs.md), and what
 # runs on them: email, notifications, search indexing, recommendations.
-# Redis hands an unacknowledged message to another worker after this many seconds: keep it
-# longer than the longest job (a transcode may take TRANSCODE_TIME_LIMIT_BASE +
-# TRANSCODE_TIME_LIMIT_PER_SECOND x its duration; 24 h covers sources up to about 4 h).
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 24 * 3600)
+# Redis hands an unacknowledged message to another worker after this many seconds without a
+# lease renewal: a worker renews the messages it holds every CELERY_LEASE_INTERVAL seconds
+# (videoplatform/jobs/lease.py), so a long transcode is never handed out twice while its worker
+# lives, and the job of a worker that died comes back after this long plus one sweep
+# (CELERY_RESTORE_INTERVAL). Keep it several lease intervals long: a renewal late by a busy event
+# loop must not let the message go.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
+CELERY_LEASE_INTERVAL = float(env_str("CELERY_LEASE_INTERVAL", "0") or 0) or CELERY_VISIBILITY_TIMEOUT / 5
+# How often each worker looks for expired messages and puts them back on their queues.
+CELERY_RESTORE_INTERVAL = float(env_str("CELERY_RESTORE_INTERVAL", "0") or 0) or max(
+    1.0, CELERY_VISIBILITY_TIMEOUT / 10
+)
 # Prepended to every key a Redis broker uses: several environments can share one Redis.
 CELERY_BROKER_KEY_PREFIX = env_str("CELERY_BROKER_KEY_PREFIX")
 # Every task but a transcode (which sets its own, scaled to the source): the soft limit raises
@@ -629,6 +637,8 @@ JOBS_STATS_REDIS_URL = (
     or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
 )
 JOBS_FAILURES_KEEP_DAYS = env_int("JOBS_FAILURES_KEEP_DAYS", 30)
+# The search-index sweep leaves videos changed within this many seconds to their own jobs.
+SEARCH_SWEEP_SETTLE = env_int("SEARCH_SWEEP_SETTLE", 600)
 CACHE_WARM_INTERVAL = env_int("CACHE_WARM_INTERVAL", 300)
 # Videos still waiting for their file this long after creation are deleted by the daily clean-up,
 # with any partial upload; temporary transcode folders this old are removed (a crashed worker's).

@@ -15,6 +15,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from videoplatform.jobs.heartbeat import Heartbeat
+from videoplatform.jobs.lease import LeaseKeeper
 from videoplatform.jobs.priorities import AMQP_MAX_PRIORITY, REDIS_PRIORITY_STEPS, broker_kind
 from videoplatform.jobs.queues import QUEUES, routes_for
 
@@ -26,6 +27,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 QUEUE_NAMES = tuple(queue.name for queue in QUEUES)
 # Workers keep a liveness file fresh when WORKER_HEARTBEAT_FILE is set (the pods' probe).
 app.steps["consumer"].add(Heartbeat)
+# Redis broker: workers renew the messages they hold, so a dead worker's job comes back in minutes.
+app.steps["consumer"].add(LeaseKeeper)
 
 
 app.conf.update(
@@ -79,8 +82,11 @@ def configure_jobs() -> None:
     kind = broker_kind(app.conf.broker_url)
     if kind == "redis":
         app.conf.broker_transport_options = {
-            # Unacknowledged messages come back after this long: longer than the longest job.
+            # Unacknowledged messages come back after this long without a lease renewal
+            # (videoplatform/jobs/lease.py), looked for every CELERY_RESTORE_INTERVAL seconds.
             "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
+            "unacked_restore_interval": settings.CELERY_RESTORE_INTERVAL,
+            "unacked_restore_throttle": 1,
             # Within a priority step, queues are read in the order of QUEUES.
             "queue_order_strategy": "priority",
             "priority_steps": list(REDIS_PRIORITY_STEPS),

@@ -15,3 +15,8 @@ application = wrap(get_wsgi_application())
 from streaming import media_tools  # noqa: E402
 
 media_tools.log_summary()
+
+# The tasks modules, before the first request: the first writes enqueue their jobs by name.
+from videoplatform.celery import app as celery_app  # noqa: E402
+
+celery_app.loader.import_default_modules()

@@ -15,6 +15,7 @@ private and unlisted videos never appear, not even to their owner.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -65,6 +66,40 @@ def search_index_update(*, video_ids: Iterable[str]) -> int:
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, {"config": settings.SEARCH_TEXT_CONFIG, "ids": ids, "now": timezone.now()})
         return int(cursor.rowcount)
+
+
+def search_index_sweep(
+    *, settle: timedelta | None = None, batch_size: int = 500, max_batches: int = 20
+) -> int:
+    """Indexes again the videos whose indexing job was lost; how many documents were written.
+
+    A job can be lost between the commit and the broker (a refused publish is only logged) or
+    with a worker killed at the wrong instant (the Redis transport pops a message before it
+    records it as unacknowledged). Looked for: videos with no document, or one older than the
+    row's last change, unchanged for ``settle`` (``SEARCH_SWEEP_SETTLE``) so jobs still in
+    flight are left alone. At most ``max_batches`` x ``batch_size`` per run.
+    """
+    if not full_text_available():
+        return 0
+    if settle is None:
+        settle = timedelta(seconds=settings.SEARCH_SWEEP_SETTLE)
+    cutoff = timezone.now() - settle
+    alias = router.db_for_write(VideoSearchDocument)
+    done = 0
+    for _ in range(max_batches):
+        ids = list(
+            Video.objects.using(alias)
+            .filter(updated_at__lt=cutoff)
+            .filter(Q(search_document__isnull=True) | Q(search_document__indexed_at__lt=F("updated_at")))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        done += search_index_update(video_ids=ids)
+        if len(ids) < batch_size:
+            break
+    return done
 
 
 def search_index_rebuild(*, batch_size: int = 500, on_batch: Callable[[int], None] | None = None) -> int:

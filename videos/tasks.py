@@ -35,6 +35,21 @@ def index_video(self: JobTask, video_id: str) -> int:
 @shared_task(
     bind=True,
     base=JobTask,
+    name="videos.tasks.index_sweep",
+    max_retries=max_retries("indexing"),
+    ignore_result=True,
+)
+def index_sweep(self: JobTask) -> int:
+    """Beat, every 15 minutes: search documents whose indexing job was lost, written again."""
+    try:
+        return search.search_index_sweep()
+    except DatabaseError as exc:
+        self.retry_later(exc)
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
     name="videos.tasks.recommend_video",
     max_retries=max_retries("recommendation"),
     ignore_result=True,

@@ -5,6 +5,7 @@
     python -m bench.faults pgbouncer    # PgBouncer restarted
     python -m bench.faults primary      # the primary restarted
     python -m bench.faults worker       # a Celery worker SIGKILLed mid-transcode
+    python -m bench.faults rollout      # the API replaced by a rolling restart, then SIGHUP
     python -m bench.faults all          # every one, in turn
 
 Each run is bounded (``--before``, ``--down``, ``--after`` seconds of load around the fault) and
@@ -297,9 +298,9 @@ FAULTS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.faults import worker
+    from bench.faults import deploy, worker
 
-    faults = {**FAULTS, "worker": worker.fault_worker}
+    faults = {**FAULTS, "worker": worker.fault_worker, "rollout": deploy.fault_rollout}
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -324,8 +325,15 @@ def main(argv: list[str] | None = None) -> int:
         "--visibility-timeout",
         type=int,
         default=60,
-        help="worker fault: CELERY_VISIBILITY_TIMEOUT for the run (shipped: 86400)",
+        help="worker fault: CELERY_VISIBILITY_TIMEOUT for the run (shipped: 300)",
     )
+    parser.add_argument(
+        "--pre-stop", type=float, default=10.0, help="rollout: the preStop sleep (manifest: 10)"
+    )
+    parser.add_argument(
+        "--propagation", type=float, default=1.0, help="rollout: seconds until a pod leaves the endpoints"
+    )
+    parser.add_argument("--pod-workers", type=int, default=1, help="rollout: gunicorn workers per pod")
     parser.add_argument("--wait", type=float, default=600, help="worker fault: seconds to wait for the job")
     parser.add_argument("--clip-seconds", type=int, default=12, help="worker fault: length of the clip")
     args = parser.parse_args(argv)

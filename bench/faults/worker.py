@@ -2,9 +2,10 @@
 node loss would), while the web load runs. A new worker is started; the job must complete with
 exactly one set of renditions and no orphaned files.
 
-With the Redis broker, a message whose worker vanished is handed out again only after the
-visibility timeout (CELERY_VISIBILITY_TIMEOUT, 24 h as shipped, so that long transcodes are never
-run twice). ``--visibility-timeout`` sets it for the run, to see the redelivery within minutes.
+With the Redis broker, a message whose worker vanished is handed out again once its lease has
+not been renewed for the visibility timeout (CELERY_VISIBILITY_TIMEOUT, 300 s as shipped; a live
+worker renews its messages, so long transcodes are never run twice). ``--visibility-timeout``
+sets it for the run.
 """
 
 from __future__ import annotations

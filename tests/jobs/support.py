@@ -107,6 +107,13 @@ class CeleryProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
 
+    def kill(self) -> None:
+        """SIGKILL to the worker and its pool at once, as a lost node would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
     def wait(self, timeout: float) -> int:
         assert self.process is not None
         return self.process.wait(timeout=timeout)

@@ -126,3 +126,26 @@ def test_without_full_text_search_every_word_must_appear_ranked_by_where(
         in_tags.title,
         in_description.title,
     ]
+
+
+def test_the_sweep_indexes_videos_whose_indexing_job_was_lost(api_client: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    current = indexed(title="Glacier current")
+    lost = VideoFactory(title="Glacier lost", status=Video.Status.READY)  # its job never ran
+    renamed = indexed(title="Old name")
+    hour_ago = timezone.now() - timedelta(hours=1)
+    VideoSearchDocument.objects.filter(pk=renamed.pk).update(indexed_at=hour_ago - timedelta(minutes=5))
+    Video.objects.filter(pk=renamed.pk).update(title="Glacier renamed", updated_at=hour_ago)
+    Video.objects.filter(pk__in=[current.pk, lost.pk]).update(updated_at=hour_ago)
+    in_flight = VideoFactory(title="Glacier just now", status=Video.Status.READY)  # its job may be queued
+    assert titles(api_client.get("/api/search", {"q": "glacier"})) == ["Glacier current"]
+
+    assert search.search_index_sweep(settle=timedelta(minutes=10)) == 2
+
+    found = titles(api_client.get("/api/search", {"q": "glacier"}))
+    assert sorted(found) == ["Glacier current", "Glacier lost", "Glacier renamed"]
+    assert not VideoSearchDocument.objects.filter(pk=in_flight.pk).exists()
+    assert search.search_index_sweep(settle=timedelta(minutes=10)) == 0  # nothing left to do

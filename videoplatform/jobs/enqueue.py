@@ -12,11 +12,18 @@ enqueues a job then need not import the tasks module, which imports the services
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+
+# One thread imports the tasks modules while the others wait: Celery's import returns at once to
+# a second caller while the first is still importing, and that caller's task was then "not
+# registered" (the first writes of a fresh server process lost their jobs that way).
+_IMPORT_LOCK = threading.Lock()
 
 
 def task_named(task: Any) -> Any:
@@ -25,7 +32,9 @@ def task_named(task: Any) -> Any:
         from celery import current_app
 
         if task not in current_app.tasks:
-            current_app.loader.import_default_modules()  # the apps' tasks modules (autodiscovery)
+            with _IMPORT_LOCK:
+                if task not in current_app.tasks:
+                    current_app.loader.import_default_modules()  # the apps' tasks modules
         return current_app.tasks[task]
     return task
 

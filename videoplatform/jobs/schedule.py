@@ -119,6 +119,13 @@ def scheduled_jobs() -> list[ScheduledJob]:
             expires=15 * 60,
         ),
         ScheduledJob(
+            name="search-index-sweep",
+            task="videos.tasks.index_sweep",
+            schedule=schedule(timedelta(minutes=15)),
+            summary="Write again the search documents whose indexing job was lost.",
+            expires=15 * 60,
+        ),
+        ScheduledJob(
             name="recommendations-refresh",
             task="videos.tasks.recommend_refresh",
             schedule=crontab(minute=17),
