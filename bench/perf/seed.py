@@ -304,6 +304,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     int(2_000_000 / (v.n + 1) ** 0.9),
                     v.created_at,
                     v.created_at,
+                    0,
                 )
 
         _copy(
@@ -323,6 +324,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "view_count",
                 "created_at",
                 "updated_at",
+                "access_epoch",
             ],
             video_rows(),
             len(videos),
@@ -360,6 +362,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.created_at,
                     v.created_at,
                     video_id(v.n),
+                    "mp4",
+                    "",
+                    "",
                 )
 
         _copy(
@@ -393,6 +398,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "created_at",
                 "updated_at",
                 "video_id",
+                "container",
+                "source_etag",
+                "upload_key",
             ],
             media_rows(),
             len(media),
