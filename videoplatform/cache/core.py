@@ -248,8 +248,13 @@ class Tiers:
         """(data, seconds L1 may keep it: 0 for not at all)."""
         if epoch is None or not self._l2_usable():
             return self._load(kind, loader), 0.0
+        # One round trip: the entry, its scope's generation and, when there is no entry, the fill
+        # lock (taken with ``token``; ``locked`` 1 taken, 0 held by another, -1 not tried).
+        token: str | None = uuid.uuid4().hex
         try:
-            entry, generation, _ = self.remote.read(kind, scope, variant)
+            entry, generation, locked = self.remote.read_or_lock(
+                kind, scope, variant, str(token), self._lock_ttl_ms()
+            )
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return self._load(kind, loader), 0.0
@@ -265,7 +270,10 @@ class Tiers:
             self.stats.lookup(L2, kind, "miss")
             return self._fill(kind, scope, variant, loader, epoch, generation, token)
         self.stats.lookup(L2, kind, "miss")
-        token = self._lock(kind, scope, variant)
+        if locked < 0:  # an entry of another epoch or generation is there: the lock was not tried
+            token = self._lock(kind, scope, variant)
+        elif locked == 0:
+            token = None
         if token is None and self._l2_usable():
             waited = self._await_fill(kind, scope, variant, epoch)
             if waited is not None:
@@ -287,10 +295,12 @@ class Tiers:
     ) -> tuple[Any, float]:
         try:
             data = self._load(kind, loader, self._fill_position(kind, generation))
-            stored = self._store(kind, scope, variant, epoch, generation, data)
-        finally:
+        except BaseException:
             if token is not None:
                 self._unlock(kind, scope, variant, token)
+            raise
+        # The fenced store and the lock's release in one round trip.
+        stored = self._store(kind, scope, variant, epoch, generation, data, token=token)
         return data, (min(float(settings.CACHE_L1_TTL), kinds.ttl(kind)) if stored else 0.0)
 
     def _await_fill(self, kind: str, scope: str, variant: str, epoch: int) -> tuple[Entry | None, str] | None:
@@ -335,13 +345,27 @@ class Tiers:
             self._epoch_positions.get(kind, UNKNOWN_POSITION) if self.feed.alive() else UNKNOWN_POSITION,
         )
 
-    def _store(self, kind: str, scope: str, variant: str, epoch: int, generation: str, data: Any) -> bool:
+    def _store(
+        self,
+        kind: str,
+        scope: str,
+        variant: str,
+        epoch: int,
+        generation: str,
+        data: Any,
+        *,
+        token: str | None = None,
+    ) -> bool:
+        """The fenced store; with ``token``, the fill lock it holds is released in the same step."""
         if not self._l2_usable():
             return False
         ttl = kinds.ttl(kind)
         entry = Entry(epoch, generation, time.time() + ttl, data)
+        ttl_ms = int((ttl + settings.CACHE_STALE_GRACE) * 1000)
         try:
-            return self.remote.store(kind, scope, variant, entry, (ttl + settings.CACHE_STALE_GRACE) * 1000)
+            if token is not None:
+                return self.remote.store_and_unlock(kind, scope, variant, entry, ttl_ms, token)
+            return self.remote.store(kind, scope, variant, entry, ttl_ms)
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return False
@@ -351,11 +375,14 @@ class Tiers:
             return None
         token = uuid.uuid4().hex
         try:
-            ttl_ms = int(max(settings.CACHE_STAMPEDE_WAIT * 3, 1.0) * 1000)
-            return token if self.remote.lock(kind, scope, variant, token, ttl_ms) else None
+            return token if self.remote.lock(kind, scope, variant, token, self._lock_ttl_ms()) else None
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return None
+
+    @staticmethod
+    def _lock_ttl_ms() -> int:
+        return int(max(settings.CACHE_STAMPEDE_WAIT * 3, 1.0) * 1000)
 
     def _unlock(self, kind: str, scope: str, variant: str, token: str) -> None:
         if not self._l2_usable():

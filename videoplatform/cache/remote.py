@@ -71,6 +71,31 @@ if not current or string.len(current) ~= string.len(ARGV[1]) or ARGV[1] > curren
 end
 return current
 """
+# KEYS: entry, generation, lock. ARGV: token, lock ttl ms. The entry and the generation, as one
+# MGET reads them; when there is no entry, the fill lock is taken in the same step (a fill's
+# first round trip: read and lock). Answers {entry, generation, 1 taken | 0 held by another | -1
+# not tried (an entry is there)}.
+_READ_OR_LOCK = """
+local entry = redis.call('GET', KEYS[1])
+local generation = redis.call('GET', KEYS[2])
+local lock = -1
+if not entry then
+    if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then lock = 1 else lock = 0 end
+end
+return {entry or false, generation or false, lock}
+"""
+# KEYS: entry, generation, lock. ARGV: generation read before loading, value, ttl ms, lock token
+# ('' for none). The fenced store of _STORE and the release of the fill lock in one step.
+_STORE_AND_UNLOCK = """
+local stored = 0
+local current = redis.call('GET', KEYS[2])
+if (current or '') == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    stored = 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return stored
+"""
 # KEYS: lock. ARGV: token.
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -80,7 +105,7 @@ return 0
 
 _SHAS: Final = {
     source: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    for source in (_STORE, _BUMP, _MERGE_POSITION, _UNLOCK)
+    for source in (_STORE, _BUMP, _MERGE_POSITION, _UNLOCK, _READ_OR_LOCK, _STORE_AND_UNLOCK)
 }
 
 
@@ -199,6 +224,33 @@ class RemoteTier:
             ]
         )
         return _entry(entry_raw), _text(generation), lock is not None
+
+    def read_or_lock(
+        self, kind: str, scope: str, variant: str, token: str, ttl_ms: int
+    ) -> tuple[Entry | None, str, int]:
+        """``read``, and when there is no entry the fill lock taken in the same round trip: (the
+        entry or None, the generation, 1 lock taken with ``token`` | 0 held by another | -1 not
+        tried because an entry is there)."""
+        keys = [
+            self.key(entry_key(kind, scope, variant)),
+            self.key(generation_key(kind, scope)),
+            self.key(lock_key(kind, scope, variant)),
+        ]
+        entry_raw, generation, lock = self._script(_READ_OR_LOCK, keys, [token, max(1, ttl_ms)])
+        return _entry(entry_raw or None), _text(generation or None), int(lock)
+
+    def store_and_unlock(
+        self, kind: str, scope: str, variant: str, entry: Entry, ttl_ms: int, token: str | None
+    ) -> bool:
+        """``store`` and ``unlock`` in one round trip (``token`` None: no lock to release)."""
+        blob = pickle.dumps(tuple(entry), protocol=pickle.HIGHEST_PROTOCOL)
+        keys = [
+            self.key(entry_key(kind, scope, variant)),
+            self.key(generation_key(kind, scope)),
+            self.key(lock_key(kind, scope, variant)),
+        ]
+        args = [entry.generation, blob, max(1, ttl_ms), token or ""]
+        return bool(self._script(_STORE_AND_UNLOCK, keys, args))
 
     def read_many(self, kind: str, scopes: list[str]) -> list[tuple[Entry | None, str]]:
         """(entry, generation) of each scope's single entry, in one pipeline.
