@@ -72,7 +72,7 @@ def token_viewer_get(*, token: str) -> TokenViewer | User:
     a token with no snapshot cached goes through ``token_user_get``. Raises TokenRejected."""
     if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
         raise _invalid()
-    entry = token_cache.tokens_cache().get(token_cache.cache_key(token_cache.token_digest(token)))
+    entry = token_cache.entry_get(token_cache.token_digest(token))
     if not token_cache.is_snapshot(entry):
         return token_user_get(token=token)[0]  # markers and misses: the full path decides
     assert isinstance(entry, dict)
@@ -90,7 +90,7 @@ def token_user_get(*, token: str) -> tuple[User, TokenAuth]:
     if not token.startswith(token_cache.TOKEN_PREFIX) or len(token) > token_cache.TOKEN_MAX_LENGTH:
         raise _invalid()
     digest = token_cache.token_digest(token)
-    entry = token_cache.tokens_cache().get(token_cache.cache_key(digest))
+    entry = token_cache.entry_get(digest)
     if entry == token_cache.REVOKED:
         raise _invalid()
     if entry == token_cache.EXPIRED:

@@ -24,6 +24,8 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.utils import timezone
 
+from videoplatform.cache import prefetch
+
 from .models import User
 
 TOKEN_PREFIX: Final = "vpt_"  # noqa: S105 - a prefix, not a secret
@@ -60,12 +62,61 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+TOKENS_ALIAS: Final = "tokens"
+
+
 def tokens_cache() -> BaseCache:
-    return caches["tokens"]
+    return caches[TOKENS_ALIAS]
 
 
 def cache_key(digest: str) -> str:
     return f"tok:{digest}"
+
+
+TOKEN_USER_HINT: Final = prefetch.TOKEN_USER
+
+
+def entry_get(digest: str) -> Any:
+    """The token's entry: from the request's prefetched keys when the request's one round trip
+    read it (``videoplatform.cache.prefetch``), else from the tokens cache."""
+    found, value = prefetch.take_raw(TOKENS_ALIAS, cache_key(digest))
+    entry = value if found else tokens_cache().get(cache_key(digest))
+    if is_snapshot(entry):
+        prefetch.hint(TOKEN_USER_HINT, digest, str(entry["user"]["id"]))
+    return entry
+
+
+def request_digest(request: Any) -> str | None:
+    """The digest of the bearer token a request carries (None: none, or not one of ours)."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    if not header:
+        return None
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from .authentication import bearer_token
+
+    try:
+        token = bearer_token(header)
+    except AuthenticationFailed:
+        return None
+    if token is None or not token.startswith(TOKEN_PREFIX) or len(token) > TOKEN_MAX_LENGTH:
+        return None
+    return token_digest(token)
+
+
+def request_user_hint(request: Any) -> str | None:
+    """The id of the user the request's bearer token belonged to when this process last read it
+    (a hint: the token is checked as always)."""
+    digest = request_digest(request)
+    return None if digest is None else prefetch.hinted(TOKEN_USER_HINT, digest)
+
+
+def prefetch_wants(request: Any) -> list[prefetch.Want]:
+    """The token's entry, read with the request's other keys."""
+    if not request.path_info.startswith("/api/"):
+        return []  # the API's views authenticate every request; other pages may not read it
+    digest = request_digest(request)
+    return [] if digest is None else [prefetch.Raw(TOKENS_ALIAS, cache_key(digest))]
 
 
 def snapshot_entry(*, user: User, expires_at: datetime) -> dict[str, Any]:

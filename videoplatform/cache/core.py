@@ -36,12 +36,21 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
-from . import kinds
+from . import kinds, prefetch
 from .feed import InvalidationFeed
 from .fills import filling
 from .hooks import loading, note_read, taint
 from .local import Key, LocalTier
-from .remote import L2_ERRORS, UNKNOWN_POSITION, Entry, RemoteTier, generation_position
+from .remote import (
+    L2_ERRORS,
+    UNKNOWN_POSITION,
+    Entry,
+    RemoteTier,
+    decode_entry,
+    entry_key,
+    generation_key,
+    generation_position,
+)
 from .stats import FEED, L1, L2, Stats
 
 logger = logging.getLogger(__name__)
@@ -122,6 +131,14 @@ class Tiers:
                 return entry.data  # type: ignore[no-any-return]
             self.stats.lookup(L1, kind, "miss")
         mark = self.l1.mark(kind)
+        # Read at the start of the request with the request's other keys (``prefetch``): under
+        # the same epoch, with the L1 mark noted before that read.
+        read = prefetch.take_entry(kind, scope, variant) if alive and epoch is not None else None
+        if read is not None:
+            if read[2] == epoch:
+                mark = read[3]
+            else:
+                read = None
 
         flight_key = (key, epoch)
         with self._flights_lock:
@@ -138,7 +155,7 @@ class Tiers:
 
         l1_ttl = 0.0
         try:
-            flight.data, l1_ttl = self._through_l2(kind, scope, variant, loader, epoch)
+            flight.data, l1_ttl = self._through_l2(kind, scope, variant, loader, epoch, read)
             flight.ok = True
         finally:
             flight.done.set()
@@ -243,11 +260,25 @@ class Tiers:
             taint()
 
     def _through_l2(
-        self, kind: str, scope: str, variant: str, loader: Loader[Any], epoch: int | None
+        self,
+        kind: str,
+        scope: str,
+        variant: str,
+        loader: Loader[Any],
+        epoch: int | None,
+        read: tuple[Any, str, int, tuple[int, int]] | None = None,
     ) -> tuple[Any, float]:
-        """(data, seconds L1 may keep it: 0 for not at all)."""
+        """(data, seconds L1 may keep it: 0 for not at all). ``read``: the entry and generation
+        prefetched with the request's other keys; anything but a current, fresh entry there is
+        read again here (with the fill lock)."""
         if epoch is None or not self._l2_usable():
             return self._load(kind, loader), 0.0
+        if read is not None:
+            found, now = decode_entry(read[0]), time.time()
+            current = found is not None and found.epoch == epoch and found.generation == read[1]
+            if current and found is not None and found.fresh_until > now:
+                self.stats.lookup(L2, kind, "hit")
+                return found.data, min(float(settings.CACHE_L1_TTL), found.fresh_until - now)
         # One round trip: the entry, its scope's generation and, when there is no entry, the fill
         # lock (taken with ``token``; ``locked`` 1 taken, 0 held by another, -1 not tried).
         token: str | None = uuid.uuid4().hex
@@ -418,6 +449,67 @@ class Tiers:
             self._last_log = now
             logger.warning(message)
 
+    # ===== prefetch ========================================================================
+    def prefetch(self, wanted: list[prefetch.Want]) -> prefetch.Batch | None:
+        """What a request will read, in one round trip (see ``prefetch``): tier entries not in
+        L1, keys of aliases on the same Redis server, throttle counts. None when there is
+        nothing to read, L2 is unusable or the read failed (every reader then reads for itself)."""
+        if not self.remote.available() or not self._l2_usable():
+            return None
+        self.feed.ensure_started()
+        alive = self.feed.alive()
+        batch = prefetch.Batch()
+        keys: list[str] = []
+        plan: list[tuple[str, Any, int, tuple[int, int]]] = []
+        counts: list[tuple[str, int, int]] = []
+        count_keys: list[str] = []
+        optional = [want for want in wanted if isinstance(want, prefetch.Raw) and want.optional]
+        wanted = [want for want in wanted if not (isinstance(want, prefetch.Raw) and want.optional)]
+        for want in [*wanted, None, *optional]:
+            if want is None:  # what follows rides along with a round trip made anyway
+                if not keys and not counts:
+                    break
+                continue
+            if isinstance(want, prefetch.Entry):
+                key: Key = (want.kind, want.scope, want.variant)
+                if not alive or want.kind not in kinds.KINDS or not kinds.cacheable(want.scope, want.variant):
+                    continue  # without the feed, the epoch is not known here
+                epoch = self._epochs.get(want.kind, 0)
+                if any(item[1] == key for item in plan) or self.l1.entry(key, epoch) is not None:
+                    continue
+                plan.append(("e", key, epoch, self.l1.mark(want.kind)))
+                keys.append(self.remote.key(entry_key(want.kind, want.scope, want.variant)))
+                keys.append(self.remote.key(generation_key(want.kind, want.scope)))
+            elif isinstance(want, prefetch.Raw):
+                if not self.remote.same_server(want.alias) or any(
+                    item[1] == (want.alias, want.key) for item in plan
+                ):
+                    continue
+                if want.alias not in batch.decoders:
+                    batch.decoders[want.alias] = self.remote.decoder(want.alias)
+                plan.append(("r", (want.alias, want.key), 0, (0, 0)))
+                keys.append(self.remote.alias_key(want.alias, want.key))
+            elif self.remote.same_server("default") and want.key not in count_keys:
+                counts.append((self.remote.alias_key("default", want.key), want.amount, want.ttl))
+                count_keys.append(want.key)
+        if not keys and not counts:
+            return None
+        try:
+            values, totals = self.remote.prefetch(keys, counts)
+        except L2_ERRORS as exc:
+            self._l2_failed("all", exc)
+            return None
+        position = 0
+        for what, name, epoch, mark in plan:
+            if what == "e":
+                batch.entries[name] = (values[position], _text(values[position + 1]), epoch, mark)
+                position += 2
+            else:
+                batch.raw[name] = values[position]
+                position += 1
+        batch.counts = dict(zip(count_keys, totals, strict=True))
+        return batch
+
     # ===== writes ==========================================================================
     def invalidate(self, kind: str, scopes: Iterable[str], *, refresh: ManyLoader | None = None) -> None:
         """Every entry of these scopes goes, in every process; ``refresh`` (scopes -> data, read
@@ -576,6 +668,12 @@ def commit_position() -> int:
 
     context = current_context()
     return context.commit_lsn() if context is not None else primary_position()
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _hex(position: int) -> str:

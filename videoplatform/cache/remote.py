@@ -172,11 +172,25 @@ def _entry(raw: bytes | None) -> Entry | None:
         return None
 
 
+decode_entry = _entry
+
+_SERVER_FIELDS: Final = ("host", "port", "db", "path", "username")
+
+
+def _server(client: Any) -> tuple[Any, ...] | None:
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client: its own keys only
+        return None
+    return tuple(pool.connection_kwargs.get(name) for name in _SERVER_FIELDS)
+
+
 class RemoteTier:
     """The tiers' view of one django-redis cache alias (the ``default`` one)."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+        self._same_server: dict[str, bool] = {}
+        self._cluster: bool | None = None
 
     # --- plumbing ---------------------------------------------------------------------
     @property
@@ -192,9 +206,60 @@ class RemoteTier:
         return self.cache.client.get_client(write=True)
 
     def is_cluster(self) -> bool:
-        from redis.cluster import RedisCluster
+        if self._cluster is None:
+            from redis.cluster import RedisCluster
 
-        return isinstance(self.client(), RedisCluster)
+            self._cluster = isinstance(self.client(), RedisCluster)
+        return self._cluster
+
+    def same_server(self, alias: str) -> bool:
+        """Whether another django-redis alias keeps its keys where this one does (one round
+        trip may read both); False for anything else."""
+        if alias == self.alias:
+            return True
+        known = self._same_server.get(alias)
+        if known is None:
+            other = getattr(caches[alias], "client", None)
+            if other is None or not hasattr(other, "get_client"):
+                known = False
+            else:
+                mine = _server(self.client())
+                known = mine is not None and mine == _server(other.get_client(write=True))
+            self._same_server[alias] = known
+        return known
+
+    @staticmethod
+    def alias_key(alias: str, raw: str) -> str:
+        return str(caches[alias].make_key(raw))
+
+    @staticmethod
+    def decoder(alias: str) -> Any:
+        """How the alias turns a stored value back into what its ``get`` answers."""
+        return getattr(caches[alias], "client").decode  # noqa: B009 - django-redis only
+
+    def prefetch(self, keys: list[str], counts: list[tuple[str, int, int]]) -> tuple[list[Any], list[int]]:
+        """The values of ``keys`` and the totals of ``counts`` ((full key, amount, ttl): INCRBY
+        then EXPIRE), in one round trip: one MGET, or a pipeline when there are counts or on a
+        cluster (one GET per key: a cluster refuses MGET across slots)."""
+        client = self.client()
+        cluster = self.is_cluster()
+        if not counts and not cluster:
+            return list(client.mget(keys)), []
+        pipe = client.pipeline(transaction=False)
+        if cluster:
+            for key in keys:
+                pipe.get(key)
+        elif keys:
+            pipe.mget(keys)
+        for key, amount, ttl in counts:
+            pipe.incrby(key, amount)
+            pipe.expire(key, ttl)
+        replies = pipe.execute()
+        if cluster:
+            values, rest = list(replies[: len(keys)]), replies[len(keys) :]
+        else:
+            values, rest = (list(replies[0]) if keys else []), replies[1 if keys else 0 :]
+        return values, [int(rest[2 * i]) for i in range(len(counts))]
 
     def key(self, raw: str) -> str:
         return str(self.cache.make_key(raw))
