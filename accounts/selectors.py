@@ -170,7 +170,7 @@ PROFILE_FIELDS = ("id", "username", "display_name", "is_active", "created_at")
 
 
 def _profile_rows(user_ids: list[str]) -> dict[str, cache.Snapshot]:
-    users = User.objects.using(cache.fill_alias()).filter(pk__in=user_ids).only(*PROFILE_FIELDS)
+    users = cache.rows_by_pk(User, cache.fill_alias(), user_ids, fields=PROFILE_FIELDS)
     return {user.pk: cache.snapshot(user) for user in users}
 
 

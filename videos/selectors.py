@@ -195,7 +195,8 @@ FEED_SCOPE = "public"
 def _video_rows(video_ids: list[str]) -> dict[str, cache.Snapshot]:
     # From a replica that has replayed the scope's last invalidation, else the primary (a
     # lagging replica's row must not be frozen into a cache entry); the refresh: the primary.
-    return {v.pk: cache.snapshot(v) for v in Video.objects.using(cache.fill_alias()).filter(pk__in=video_ids)}
+    # The query is compiled once per shape (``rows_by_pk``): the same rows as the ORM's.
+    return {v.pk: cache.snapshot(v) for v in cache.rows_by_pk(Video, cache.fill_alias(), video_ids)}
 
 
 def _feed_rows(

@@ -252,6 +252,8 @@ def prefetch_count(request: Any, *, user_pk: str | None) -> prefetch.Count | Non
 
     For a view that ``ApiRateThrottle`` counts, asked for a request that will reach it:
     anonymous (no credentials) or with a token whose user ``user_pk`` is (a hint)."""
+    if COUNTED in request.META:
+        return None  # counted already, by the response cache
     limit, key, _, _ = _window_key(user_pk, request)
     if limit is None:
         return None
