@@ -12,6 +12,6 @@ class AccountsConfig(AppConfig):
 
         from videoplatform.cache import prefetch
 
-        from .token_cache import prefetch_wants
+        from .authentication import prefetch_wants
 
         prefetch.register(prefetch_wants)

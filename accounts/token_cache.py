@@ -86,39 +86,6 @@ def entry_get(digest: str) -> Any:
     return entry
 
 
-def request_digest(request: Any) -> str | None:
-    """The digest of the bearer token a request carries (None: none, or not one of ours)."""
-    header = request.META.get("HTTP_AUTHORIZATION")
-    if not header:
-        return None
-    from rest_framework.exceptions import AuthenticationFailed
-
-    from .authentication import bearer_token
-
-    try:
-        token = bearer_token(header)
-    except AuthenticationFailed:
-        return None
-    if token is None or not token.startswith(TOKEN_PREFIX) or len(token) > TOKEN_MAX_LENGTH:
-        return None
-    return token_digest(token)
-
-
-def request_user_hint(request: Any) -> str | None:
-    """The id of the user the request's bearer token belonged to when this process last read it
-    (a hint: the token is checked as always)."""
-    digest = request_digest(request)
-    return None if digest is None else prefetch.hinted(TOKEN_USER_HINT, digest)
-
-
-def prefetch_wants(request: Any) -> list[prefetch.Want]:
-    """The token's entry, read with the request's other keys."""
-    if not request.path_info.startswith("/api/"):
-        return []  # the API's views authenticate every request; other pages may not read it
-    digest = request_digest(request)
-    return [] if digest is None else [prefetch.Raw(TOKENS_ALIAS, cache_key(digest))]
-
-
 def snapshot_entry(*, user: User, expires_at: datetime) -> dict[str, Any]:
     return {
         "v": SNAPSHOT_VERSION,

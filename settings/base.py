@@ -87,7 +87,7 @@ MIDDLEWARE = [
     "videoplatform.entry.middleware.MetricsMiddleware",
     "videoplatform.entry.middleware.ProbeMiddleware",
     # What a read request will ask Redis for, in one round trip (docs/performance.md).
-    "videoplatform.cache.prefetch.PrefetchMiddleware",
+    "videoplatform.cache.middleware.PrefetchMiddleware",
     # Read routing (read-your-writes pins) and the per-request database figures.
     "videoplatform.db.middleware.DataLayerMiddleware",
     "django.middleware.security.SecurityMiddleware",

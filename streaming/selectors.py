@@ -167,7 +167,7 @@ def prefetch_wants(request: HttpRequest) -> list[prefetch.Want]:
     if match is None or not cache.active():
         return []
     wants: list[prefetch.Want] = [prefetch.Entry(MEDIA, match[1])]
-    from accounts.token_cache import request_user_hint
+    from accounts.authentication import request_user_hint
 
     user_pk = request_user_hint(request) if request.META.get("HTTP_AUTHORIZATION") else None
     if user_pk is not None:

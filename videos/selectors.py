@@ -92,7 +92,7 @@ def prefetch_wants(request: HttpRequest) -> list[prefetch.Want]:
     owner = prefetch.hinted(OWNER_HINT, video_id)
     if owner is not None and match[2] is None:
         wants.append(prefetch.Entry(cache.USER, owner))
-    from accounts.token_cache import request_user_hint
+    from accounts.authentication import request_user_hint
     from videoplatform.api.throttling import prefetch_count
 
     # Counted as the throttle will count it: per user for a token whose user is known here,

@@ -22,7 +22,7 @@ from videos.models import Video
 
 pytestmark = [requires_redis, pytest.mark.django_db(transaction=True)]
 
-MIDDLEWARE = "videoplatform.cache.prefetch.PrefetchMiddleware"
+MIDDLEWARE = "videoplatform.cache.middleware.PrefetchMiddleware"
 
 
 class RoundTrips:

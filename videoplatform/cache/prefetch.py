@@ -3,12 +3,13 @@
 A read request used to make one round trip per thing it looked up: its bearer token's snapshot,
 its throttle count (the first request of a window in a process), each cache entry that was not in
 L1 (the video, its owner's profile, the ladder, the viewer's subscription) and, with replicas,
-its client's read-your-writes pins. Most of those keys are known from the request alone (its path,
-its ``Authorization`` header, its address) or from what this process saw before (which user a
-token belongs to, which user owns a video). ``PrefetchMiddleware`` asks the registered
-*providers* what the request will read, and fetches all of it in one round trip (one ``MGET`` on a
-Redis server, plus the throttle's ``INCRBY`` in the same pipeline; a pipeline of ``GET``s on a
-Redis Cluster). The readers then take their value from the batch instead of asking Redis:
+its client's read-your-writes pins. Most of those keys are known from the request alone (its
+path, its ``Authorization`` header, its address) or from what this process saw before (which user
+a token belongs to, which user owns a video). ``PrefetchMiddleware`` (in ``middleware``) asks the
+registered *providers* what the request will read, and fetches all of it in one round trip (one
+``MGET`` on a Redis server, plus the throttle's ``INCRBY`` in the same pipeline; a pipeline of
+``GET``s on a Redis Cluster). The readers then take their value from the batch instead of asking
+Redis:
 
 - the tiers (``core.Tiers.fetch``): an entry and its generation, read together as ``RemoteTier.read``
   reads them, with the L1 invalidation mark and the epoch noted *before* the read, exactly as a
@@ -24,6 +25,7 @@ read for itself (and report the error as it does).
 
 Hints (``hint``/``hinted``) are what this process learnt of immutable or slowly changing links (a
 token's user, a video's owner), bounded in size; a wrong hint costs only a key nobody takes.
+``videoplatform.cache.middleware.PrefetchMiddleware`` makes the round trip.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from django.http import HttpRequest
-from django.http.response import HttpResponseBase
 
 HINTS_MAX: Final = 100_000
 # The hint from a bearer token's digest (SHA-256, hex) to its user's id: a token never changes hands.
@@ -165,23 +166,3 @@ def take_count(key: str) -> int | None:
     if batch is None or not batch.counts:
         return None
     return batch.counts.pop(key, None)
-
-
-class PrefetchMiddleware:
-    """Fetches what a GET request will read from Redis in one round trip, before anything reads."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.method not in SAFE_METHODS or not _providers:
-            return self.get_response(request)
-        from .core import tiers
-
-        wanted = wants(request)
-        batch = tiers().prefetch(wanted) if wanted else None
-        token = start(batch)
-        try:
-            return self.get_response(request)
-        finally:
-            stop(token)
