@@ -81,6 +81,8 @@ def entry_get(digest: str) -> Any:
     read it (``videoplatform.cache.prefetch``), else from the tokens cache."""
     found, value = prefetch.take_raw(TOKENS_ALIAS, cache_key(digest))
     entry = value if found else tokens_cache().get(cache_key(digest))
+    if not found:
+        prefetch.remember(TOKENS_ALIAS, cache_key(digest), entry)
     if is_snapshot(entry):
         prefetch.hint(TOKEN_USER_HINT, digest, str(entry["user"]["id"]))
     return entry

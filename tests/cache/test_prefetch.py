@@ -30,6 +30,7 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self.count = 0
+        self.sent: list[bytes] = []
         self.thread = threading.get_ident()
 
 
@@ -41,6 +42,7 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     def counted(self: Any, command: Any, check_health: bool = True) -> None:
         if threading.get_ident() == trips.thread:
             trips.count += 1
+            trips.sent.append(command if isinstance(command, bytes) else b"".join(command))
         send(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
@@ -160,3 +162,30 @@ def test_a_token_revoked_since_it_was_last_seen_is_refused(
     user_tokens_revoke(user_ids=[user.pk])
     this_process.l1.clear()
     assert user_client.get(path).status_code == 401
+
+
+def test_a_kept_answer_gone_stale_reads_the_token_once(user: Any, round_trips: RoundTrips) -> None:
+    """The response cache checks the token, finds the answer stale and hands the request to
+    Django: the token is not read again, the rest is one round trip."""
+    from tests.platform.test_response_cache import CountingDjango, bearer, call, warm
+    from videoplatform.cache import tiers
+    from videoplatform.entry.response_cache import ResponseCache
+
+    django = CountingDjango()
+    app = ResponseCache(django, max_entries=100, max_bytes=8 * 1024 * 1024)
+    this_process = tiers()
+    this_process.feed.ensure_started()
+    assert wait_for(this_process.feed.alive)
+    video = VideoFactory(title="Kept")
+    path = f"/api/videos/{video.pk}"
+    token = bearer(user)
+    kept = warm(app, path, HTTP_AUTHORIZATION=token)
+    warm(app, path, HTTP_AUTHORIZATION=token)  # the token and the owner known here
+    this_process.l1.clear()  # the answer's entries left L1: it is not served any more
+    calls, before = django.calls, round_trips.count
+    answer = call(app, path, HTTP_AUTHORIZATION=token)
+    assert django.calls == calls + 1
+    assert (answer.status, answer.body) == (kept.status, kept.body)
+    sent = round_trips.sent[before:]
+    assert len(sent) == 2  # the response cache's token check; the video and its owner
+    assert sum(b"vp:tokens:" in command for command in sent) == 1

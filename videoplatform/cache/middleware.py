@@ -22,8 +22,18 @@ class PrefetchMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.method not in SAFE_METHODS:
             return self.get_response(request)
-        wanted = prefetch.wants(request)
+        # What the request read already (the response cache's token check) is not read again.
+        outer = prefetch.current()
+        known = outer.known if outer is not None else {}
+        wanted = [
+            want
+            for want in prefetch.wants(request)
+            if not (isinstance(want, prefetch.Raw) and (want.alias, want.key) in known)
+        ]
         batch = tiers().prefetch(wanted) if wanted else None
+        if known:
+            batch = batch if batch is not None else prefetch.Batch()
+            batch.known.update(known)
         token = prefetch.start(batch)
         try:
             return self.get_response(request)

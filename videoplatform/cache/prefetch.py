@@ -84,6 +84,9 @@ class Batch:
     raw: dict[tuple[str, str], Any] = field(default_factory=dict)  # undecoded values
     counts: dict[str, int] = field(default_factory=dict)
     decoders: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # (alias, key) -> value this request read already (decoded), e.g. the token the response
+    # cache checked before handing the request to Django.
+    known: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 _providers: list[Provider] = []
@@ -135,6 +138,18 @@ def active() -> bool:
     return _current.get() is not None
 
 
+def current() -> Batch | None:
+    return _current.get()
+
+
+def remember(alias: str, key: str, value: Any) -> None:
+    """A value the request read by itself (decoded): later readers in the request take it
+    instead of reading it again (``take_raw``), and the request's round trip leaves it out."""
+    batch = _current.get()
+    if batch is not None:
+        batch.known[(alias, key)] = value
+
+
 def take_entry(kind: str, scope: str, variant: str) -> tuple[Any, str, int, tuple[int, int]] | None:
     """The prefetched (entry bytes or None, generation, epoch, mark) of an entry, once."""
     batch = _current.get()
@@ -150,7 +165,13 @@ def take_raw(alias: str, key: str, *, decode: bool = True) -> tuple[bool, Any]:
     """(True, the value as the alias's ``get`` answers it, or the stored bytes without
     ``decode``) if the key was prefetched, once; (False, None) otherwise."""
     batch = _current.get()
-    if batch is None or not batch.raw:
+    if batch is None:
+        return False, None
+    if decode and batch.known:
+        known = batch.known.pop((alias, key), _NOTHING)
+        if known is not _NOTHING:
+            return True, known
+    if not batch.raw:
         return False, None
     raw = batch.raw.pop((alias, key), _NOTHING)
     if raw is _NOTHING:
