@@ -9,3 +9,9 @@ class AccountsConfig(AppConfig):
         from . import receivers, schema  # noqa: F401  (schema registers the OpenAPI bearer scheme)
 
         receivers.connect()
+
+        from videoplatform.cache import prefetch
+
+        from .authentication import prefetch_wants
+
+        prefetch.register(prefetch_wants)

@@ -61,3 +61,40 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return AUTHENTICATE_HEADER
+
+
+def request_digest(request: Any) -> str | None:
+    """The digest of the bearer token a request carries (None: none, or not one of ours)."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    if not header:
+        return None
+    from .token_cache import TOKEN_MAX_LENGTH, TOKEN_PREFIX, token_digest
+
+    try:
+        token = bearer_token(header)
+    except AuthenticationFailed:
+        return None
+    if token is None or not token.startswith(TOKEN_PREFIX) or len(token) > TOKEN_MAX_LENGTH:
+        return None
+    return token_digest(token)
+
+
+def request_user_hint(request: Any) -> str | None:
+    """The id of the user the request's bearer token belonged to when this process last read it
+    (a hint: the token is checked as always)."""
+    from videoplatform.cache import prefetch
+
+    digest = request_digest(request)
+    return None if digest is None else prefetch.hinted(prefetch.TOKEN_USER, digest)
+
+
+def prefetch_wants(request: Any) -> list[Any]:
+    """The token's entry, read with the request's other keys (``videoplatform.cache.prefetch``)."""
+    from videoplatform.cache import prefetch
+
+    from .token_cache import TOKENS_ALIAS, cache_key
+
+    if not request.path_info.startswith("/api/"):
+        return []  # the API's views authenticate every request; other pages may not read it
+    digest = request_digest(request)
+    return [] if digest is None else [prefetch.Raw(TOKENS_ALIAS, cache_key(digest))]

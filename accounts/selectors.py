@@ -140,12 +140,19 @@ def _cached(token: str) -> tuple[str, object, int | None, bool]:
     round trip for the entry, the token's pin and the revocation record; the pin is kept for
     the request's other decisions (``learn_pin``)."""
     digest = token_cache.token_digest(token)
+    snapshot = token_cache.prefetched_snapshot(digest)
+    if snapshot is not None:
+        # Read in the request's one round trip (``videoplatform.cache.prefetch``): a snapshot
+        # needs no database read, so no position; the client's pins, read in that same round
+        # trip, are taken from there by the request's other decisions.
+        return digest, snapshot, None, False
     pin_key = token_pin_key(token)
     entry, pins = entry_and_pins(
         token_cache.tokens_cache(),
         token_cache.cache_key(digest),
         [pin_key, new_token_pin_key(token), REVOCATIONS_KEY],
     )
+    token_cache.entry_known(digest, entry)
     if pins is None:
         return digest, entry, None, False
     pin, issued, revocations = pins
@@ -214,7 +221,7 @@ PROFILE_FIELDS = ("id", "username", "display_name", "is_active", "created_at")
 
 
 def _profile_rows(user_ids: list[str]) -> dict[str, cache.Snapshot]:
-    users = User.objects.using(cache.fill_alias()).filter(pk__in=user_ids).only(*PROFILE_FIELDS)
+    users = cache.rows_by_pk(User, cache.fill_alias(), user_ids, fields=PROFILE_FIELDS)
     return {user.pk: cache.snapshot(user) for user in users}
 
 

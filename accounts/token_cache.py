@@ -25,6 +25,7 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.utils import timezone
 
+from videoplatform.cache import prefetch
 from videoplatform.db.lsn import UNKNOWN, from_hex, to_hex
 from videoplatform.db.routing import current_commit_position, revocation_recorded
 
@@ -64,12 +65,37 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+TOKENS_ALIAS: Final = "tokens"
+
+
 def tokens_cache() -> BaseCache:
-    return caches["tokens"]
+    return caches[TOKENS_ALIAS]
 
 
 def cache_key(digest: str) -> str:
     return f"tok:{digest}"
+
+
+TOKEN_USER_HINT: Final = prefetch.TOKEN_USER
+
+
+def prefetched_snapshot(digest: str) -> dict[str, Any] | None:
+    """The token's snapshot if the request's one round trip read it (``videoplatform.cache.
+    prefetch``), else None (a marker, a miss, or not prefetched: the caller reads the entry
+    with the positions a database read of the token needs)."""
+    found, value = prefetch.take_raw(TOKENS_ALIAS, cache_key(digest))
+    if not found or not is_snapshot(value):
+        return None
+    entry_known(digest, value)
+    return value  # type: ignore[no-any-return]
+
+
+def entry_known(digest: str, entry: Any) -> None:
+    """Notes an entry the request has read: later readers in the request take it from there
+    (``prefetch.remember``), and a snapshot teaches this process the token's user (a hint)."""
+    prefetch.remember(TOKENS_ALIAS, cache_key(digest), entry)
+    if is_snapshot(entry):
+        prefetch.hint(TOKEN_USER_HINT, digest, str(entry["user"]["id"]))
 
 
 def snapshot_entry(*, user: User, expires_at: datetime) -> dict[str, Any]:

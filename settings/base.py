@@ -99,6 +99,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "videoplatform.entry.middleware.MetricsMiddleware",
     "videoplatform.entry.middleware.ProbeMiddleware",
+    # What a read request will ask Redis for, in one round trip (docs/performance.md).
+    "videoplatform.cache.middleware.PrefetchMiddleware",
     # Read routing (read-your-writes pins) and the per-request database figures.
     "videoplatform.db.middleware.DataLayerMiddleware",
     "django.middleware.security.SecurityMiddleware",

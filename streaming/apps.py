@@ -11,5 +11,11 @@ class StreamingConfig(AppConfig):
         from . import media, media_tools
 
         media.connect()
+
+        from videoplatform.cache import prefetch
+
+        from .selectors import prefetch_wants
+
+        prefetch.register(prefetch_wants)
         # A worker without ffmpeg/ffprobe leaves transcoding jobs to one that has them.
         celeryd_after_setup.connect(media_tools.on_worker_setup, weak=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.http import HttpRequest
 
 from videoplatform import cache
+from videoplatform.cache import prefetch
 from videoplatform.cache.kinds import MEDIA
 from videos.models import Video
 
@@ -151,6 +154,25 @@ def _ready_ladders(video_ids: list[str]) -> dict[str, Ladder | None]:
     database": a state that is not ready changes with every progress write, so it is not cached)."""
     states = _media_states(video_ids, using=cache.fill_alias())
     return {video_id: state.ladder for video_id, state in states.items()}
+
+
+_STREAM_PATH = re.compile(r"^/api/videos/([^/]+)/stream$")
+
+
+def prefetch_wants(request: HttpRequest) -> list[prefetch.Want]:
+    """What a stream request reads from Redis besides the video (``videos.selectors``), for the
+    request's one round trip: the ladder, and the viewer's subscription when this process knows
+    whose token it is."""
+    match = _STREAM_PATH.match(request.path_info)
+    if match is None or not cache.active():
+        return []
+    wants: list[prefetch.Want] = [prefetch.Entry(MEDIA, match[1])]
+    from accounts.authentication import request_user_hint
+
+    user_pk = request_user_hint(request) if request.META.get("HTTP_AUTHORIZATION") else None
+    if user_pk is not None:
+        wants.append(prefetch.Entry(cache.SUBSCRIPTION, user_pk))
+    return wants
 
 
 def media_state(*, video_id: str) -> MediaState | None:

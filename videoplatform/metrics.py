@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -41,6 +42,24 @@ LATENCY = Histogram(
     ["method", "view", "kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10),
 )
+
+
+# Labelled children looked up once per label set: ``labels()`` validates its arguments and takes
+# the metric's lock on every call, and the hot paths count several samples per request. Label
+# values here are bounded (routes, aliases, cache kinds); past this many sets, no more are kept.
+_CHILDREN_MAX = 4096
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered: the same child object prometheus_client keeps."""
+    key = (id(metric), values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_children) < _CHILDREN_MAX:
+            _children[key] = child
+    return child
 
 
 def request_kind(path: str) -> str:

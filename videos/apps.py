@@ -9,3 +9,9 @@ class VideosConfig(AppConfig):
         from . import receivers
 
         receivers.connect()
+
+        from videoplatform.cache import prefetch
+
+        from .selectors import prefetch_wants
+
+        prefetch.register(prefetch_wants)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 
 from accounts.types import Viewer
 from videoplatform import cache
 from videoplatform.api.pagination import PageParams, paginate_queryset
+from videoplatform.cache import prefetch
 from videoplatform.errors import NotFound
 
 from .models import Video
@@ -78,6 +81,40 @@ def _visible(viewer: Viewer, video: Video) -> bool:
     return not video.is_adult or _sees_adult(viewer)
 
 
+# The prefetch's hint from a video to its owner: their profile is read in the same round trip.
+OWNER_HINT = "video_owner"
+_VIDEO_PATH = re.compile(r"^/api/videos/([^/]+)(/stream)?$")
+
+
+def prefetch_wants(request: HttpRequest) -> list[prefetch.Want]:
+    """What a video's detail or stream request reads from Redis, for the request's one round
+    trip (``videoplatform.cache.prefetch``): the video's entry, its owner's profile when this
+    process knows the owner, and the throttle's count."""
+    match = _VIDEO_PATH.match(request.path_info)
+    if match is None or not cache.active():
+        return []
+    video_id = match[1]
+    wants: list[prefetch.Want] = [prefetch.Entry(cache.VIDEO, video_id)]
+    owner = prefetch.hinted(OWNER_HINT, video_id)
+    if owner is not None and match[2] is None:
+        wants.append(prefetch.Entry(cache.USER, owner))
+    from accounts.authentication import request_user_hint
+    from videoplatform.api.throttling import prefetch_count
+
+    # Counted as the throttle will count it: per user for a token whose user is known here,
+    # per address for a request with no credentials at all.
+    if request.META.get("HTTP_AUTHORIZATION"):
+        user_pk = request_user_hint(request)
+        count = prefetch_count(request, user_pk=user_pk) if user_pk is not None else None
+    elif request.COOKIES:
+        count = None  # a session may authenticate it: the throttle decides
+    else:
+        count = prefetch_count(request, user_pk=None)
+    if count is not None:
+        wants.append(count)
+    return wants
+
+
 def video_get(*, video_id: str, viewer: Viewer, fields: Iterable[str] | None = None) -> Video:
     """A video the viewer may see, or 404 (a private video's existence is not revealed)."""
     if cache.active():  # the row is cached whoever asks; who may see it is decided here, each time
@@ -85,6 +122,7 @@ def video_get(*, video_id: str, viewer: Viewer, fields: Iterable[str] | None = N
         video = cache.restore(Video, row) if row is not None else None
         if video is None or not _visible(viewer, video):
             raise NotFound()
+        prefetch.hint(OWNER_HINT, video.pk, str(video.owner_id))
         if fields is None or "owner" in fields:
             _attach_owners([video])
         return video
@@ -164,7 +202,8 @@ FEED_SCOPE = "public"
 def _video_rows(video_ids: list[str]) -> dict[str, cache.Snapshot]:
     # From a replica that has replayed the scope's last invalidation, else the primary (a
     # lagging replica's row must not be frozen into a cache entry); the refresh: the primary.
-    return {v.pk: cache.snapshot(v) for v in Video.objects.using(cache.fill_alias()).filter(pk__in=video_ids)}
+    # The query is compiled once per shape (``rows_by_pk``): the same rows as the ORM's.
+    return {v.pk: cache.snapshot(v) for v in cache.rows_by_pk(Video, cache.fill_alias(), video_ids)}
 
 
 def _feed_rows(

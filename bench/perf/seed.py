@@ -362,7 +362,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.created_at,
                     v.created_at,
                     video_id(v.n),
-                    "",
+                    "mp4",
                     "",
                     "",
                 )

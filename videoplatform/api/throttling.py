@@ -30,6 +30,8 @@ from django.core.signals import setting_changed
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
+from videoplatform.cache import prefetch
+
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
@@ -87,8 +89,11 @@ def parse_rate(rate: str) -> int | None:
 
 def _count(key: str, amount: int = 1) -> int | None:
     """Adds ``amount`` to ``key`` in the "default" cache and answers the count (None: Redis
-    unreachable)."""
+    unreachable). On Redis one round trip (INCRBY and EXPIRE in a pipeline)."""
     cache = caches["default"]
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client") and hasattr(cache, "make_key"):
+        return _count_many({key: amount})[key]
     try:
         count = cache.incr(key, amount)
     except ValueError:  # the window's first request
@@ -128,6 +133,10 @@ class Counts:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
+    def knows(self, key: str) -> bool:
+        """Whether a request to ``key`` is counted here (no round trip of its own)."""
+        return key in self._known
+
     def add(self, key: str, window: int) -> int | None:
         """Counts one request; the window's count so far, this one included (None: unknown)."""
         with self._lock:
@@ -136,7 +145,10 @@ class Counts:
                 pending = self._pending.get(key, 0) + 1
                 self._pending[key] = pending
                 return known[1] + pending
-        count = _count(key)  # the first in this window here: ask Redis
+        # The first in this window here: counted in Redis with the request's other keys, or now.
+        count = prefetch.take_count(key)
+        if count is None:
+            count = _count(key)
         if count is not None:
             with self._lock:
                 self._known[key] = (window, count)
@@ -223,20 +235,48 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_on_setting_changed)
 
 
+def _window_key(user_pk: str | None, request: Any) -> tuple[int | None, str, float, int]:
+    """(limit, the window's key, now, window) for a user's request (``user_pk`` None: per address)."""
+    if user_pk is not None:
+        limit, ident = parse_rate(settings.API_THROTTLE_USER_RATE), f"u:{user_pk}"
+    else:
+        limit, ident = parse_rate(settings.API_THROTTLE_ANON_RATE), f"ip:{ip_bucket(client_ip(request))}"
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    return limit, f"throttle:api:{ident}:{window}", now, window
+
+
+def prefetch_count(request: Any, *, user_pk: str | None) -> prefetch.Count | None:
+    """The count this request will add, for the request's one round trip: only when it would
+    otherwise be a round trip of its own (the first of the window here, or no batching).
+
+    For a view that ``ApiRateThrottle`` counts, asked for a request that will reach it:
+    anonymous (no credentials) or with a token whose user ``user_pk`` is (a hint)."""
+    if COUNTED in request.META:
+        return None  # counted already, by the response cache
+    limit, key, _, _ = _window_key(user_pk, request)
+    if limit is None:
+        return None
+    shared = counts()
+    if shared is not None and shared.knows(key):
+        return None
+    return prefetch.Count(key, WINDOW_SECONDS + 5)
+
+
 def api_rate_wait(*, user: Any, request: Any) -> float | None:
     """Counts the request; None if it is within the API-wide limit, else the seconds until the
     window ends. ``user`` None or anonymous counts per client address."""
-    if user is not None and user.is_authenticated:
-        limit, ident = parse_rate(settings.API_THROTTLE_USER_RATE), f"u:{user.pk}"
-    else:
-        limit, ident = parse_rate(settings.API_THROTTLE_ANON_RATE), f"ip:{ip_bucket(client_ip(request))}"
+    authenticated = user is not None and user.is_authenticated
+    limit, key, now, window = _window_key(str(user.pk) if authenticated else None, request)
     if limit is None:
         return None
-    now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    key = f"throttle:api:{ident}:{window}"
     shared = counts()
-    count = shared.add(key, window) if shared is not None else _count(key)
+    if shared is not None:
+        count = shared.add(key, window)
+    else:
+        count = prefetch.take_count(key)
+        if count is None:
+            count = _count(key)
     if count is None or count <= limit:
         return None
     return WINDOW_SECONDS - (now % WINDOW_SECONDS)

@@ -9,6 +9,7 @@ This package imports no app.
 from .core import active, fetch, fetch_many, invalidate_on_commit, refresh_on_commit, reset, tiers
 from .fills import fill_alias
 from .kinds import FEED, KINDS, PLAN, SUBSCRIPTION, USER, VIDEO
+from .loads import rows_by_pk
 from .snapshots import Snapshot, restore, snapshot
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "refresh_on_commit",
     "reset",
     "restore",
+    "rows_by_pk",
     "snapshot",
     "tiers",
 ]

@@ -37,12 +37,21 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from videoplatform.db.routing import local_position
 from videoplatform.metrics import CACHE_FEED_CONNECTED
 
-from . import kinds
+from . import kinds, prefetch
 from .feed import InvalidationFeed
 from .fills import filling
 from .hooks import loading, note_read, taint
 from .local import Key, LocalTier
-from .remote import L2_ERRORS, UNKNOWN_POSITION, Entry, RemoteTier, generation_position
+from .remote import (
+    L2_ERRORS,
+    UNKNOWN_POSITION,
+    Entry,
+    RemoteTier,
+    decode_entry,
+    entry_key,
+    generation_key,
+    generation_position,
+)
 from .stats import FEED, L1, L2, Stats
 
 logger = logging.getLogger(__name__)
@@ -125,10 +134,18 @@ class Tiers:
                 return entry.data  # type: ignore[no-any-return]
             self.stats.lookup(L1, kind, "miss")
         mark = self.l1.mark(kind)
+        # Read at the start of the request with the request's other keys (``prefetch``): under
+        # the same epoch, with the L1 mark noted before that read.
+        read = prefetch.take_entry(kind, scope, variant) if alive and epoch is not None else None
+        if read is not None:
+            if read[2] == epoch:
+                mark = read[3]
+            else:
+                read = None
 
         if local_position() > 0:
             # Nor does it share another request's load, whose L2 read may precede its write.
-            data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch)
+            data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch, read)
             self._hold(key, epoch, data, l1_ttl, alive, mark, position)
             return data  # type: ignore[no-any-return]
         flight_key = (key, epoch)
@@ -146,7 +163,7 @@ class Tiers:
 
         l1_ttl, position = 0.0, 0
         try:
-            flight.data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch)
+            flight.data, l1_ttl, position = self._through_l2(kind, scope, variant, loader, epoch, read)
             flight.ok = True
         finally:
             flight.done.set()
@@ -277,13 +294,33 @@ class Tiers:
             taint()
 
     def _through_l2(
-        self, kind: str, scope: str, variant: str, loader: Loader[Any], epoch: int | None
+        self,
+        kind: str,
+        scope: str,
+        variant: str,
+        loader: Loader[Any],
+        epoch: int | None,
+        read: tuple[Any, str, int, tuple[int, int]] | None = None,
     ) -> tuple[Any, float, int]:
-        """(data, seconds L1 may keep it: 0 for not at all, the WAL position it reflects)."""
+        """(data, seconds L1 may keep it: 0 for not at all, the WAL position it reflects).
+        ``read``: the entry and generation prefetched with the request's other keys; anything but
+        a current, fresh entry there is read again here (with the fill lock)."""
         if epoch is None or not self._l2_usable():
             return self._load(kind, loader), 0.0, 0
+        if read is not None:
+            found, now = decode_entry(read[0]), time.time()
+            current = found is not None and found.epoch == epoch and found.generation == read[1]
+            if current and found is not None and found.fresh_until > now:
+                self.stats.lookup(L2, kind, "hit")
+                ttl = min(float(settings.CACHE_L1_TTL), found.fresh_until - now)
+                return found.data, ttl, _covered(read[1])
+        # One round trip: the entry, its scope's generation and, when there is no entry, the fill
+        # lock (taken with ``token``; ``locked`` 1 taken, 0 held by another, -1 not tried).
+        token: str | None = uuid.uuid4().hex
         try:
-            entry, generation, _ = self.remote.read(kind, scope, variant)
+            entry, generation, locked = self.remote.read_or_lock(
+                kind, scope, variant, str(token), self._lock_ttl_ms()
+            )
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return self._load(kind, loader), 0.0, 0
@@ -300,7 +337,10 @@ class Tiers:
             self.stats.lookup(L2, kind, "miss")
             return self._fill(kind, scope, variant, loader, epoch, generation, token)
         self.stats.lookup(L2, kind, "miss")
-        token = self._lock(kind, scope, variant)
+        if locked < 0:  # an entry of another epoch or generation is there: the lock was not tried
+            token = self._lock(kind, scope, variant)
+        elif locked == 0:
+            token = None
         if token is None and self._l2_usable():
             waited = self._await_fill(kind, scope, variant, epoch)
             if waited is not None:
@@ -323,10 +363,12 @@ class Tiers:
     ) -> tuple[Any, float, int]:
         try:
             data = self._load(kind, loader, self._fill_position(kind, generation))
-            stored = self._store(kind, scope, variant, epoch, generation, data)
-        finally:
+        except BaseException:
             if token is not None:
                 self._unlock(kind, scope, variant, token)
+            raise
+        # The fenced store and the lock's release in one round trip.
+        stored = self._store(kind, scope, variant, epoch, generation, data, token=token)
         ttl = min(float(settings.CACHE_L1_TTL), kinds.ttl(kind)) if stored else 0.0
         return data, ttl, _covered(generation)
 
@@ -372,13 +414,27 @@ class Tiers:
             self._epoch_positions.get(kind, UNKNOWN_POSITION) if self.feed.alive() else UNKNOWN_POSITION,
         )
 
-    def _store(self, kind: str, scope: str, variant: str, epoch: int, generation: str, data: Any) -> bool:
+    def _store(
+        self,
+        kind: str,
+        scope: str,
+        variant: str,
+        epoch: int,
+        generation: str,
+        data: Any,
+        *,
+        token: str | None = None,
+    ) -> bool:
+        """The fenced store; with ``token``, the fill lock it holds is released in the same step."""
         if not self._l2_usable():
             return False
         ttl = kinds.ttl(kind)
         entry = Entry(epoch, generation, time.time() + ttl, data)
+        ttl_ms = int((ttl + settings.CACHE_STALE_GRACE) * 1000)
         try:
-            return self.remote.store(kind, scope, variant, entry, (ttl + settings.CACHE_STALE_GRACE) * 1000)
+            if token is not None:
+                return self.remote.store_and_unlock(kind, scope, variant, entry, ttl_ms, token)
+            return self.remote.store(kind, scope, variant, entry, ttl_ms)
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return False
@@ -388,11 +444,14 @@ class Tiers:
             return None
         token = uuid.uuid4().hex
         try:
-            ttl_ms = int(max(settings.CACHE_STAMPEDE_WAIT * 3, 1.0) * 1000)
-            return token if self.remote.lock(kind, scope, variant, token, ttl_ms) else None
+            return token if self.remote.lock(kind, scope, variant, token, self._lock_ttl_ms()) else None
         except L2_ERRORS as exc:
             self._l2_failed(kind, exc)
             return None
+
+    @staticmethod
+    def _lock_ttl_ms() -> int:
+        return int(max(settings.CACHE_STAMPEDE_WAIT * 3, 1.0) * 1000)
 
     def _unlock(self, kind: str, scope: str, variant: str, token: str) -> None:
         if not self._l2_usable():
@@ -427,6 +486,67 @@ class Tiers:
         if now - self._last_log >= _LOG_EVERY:
             self._last_log = now
             logger.warning(message)
+
+    # ===== prefetch ========================================================================
+    def prefetch(self, wanted: list[prefetch.Want]) -> prefetch.Batch | None:
+        """What a request will read, in one round trip (see ``prefetch``): tier entries not in
+        L1, keys of aliases on the same Redis server, throttle counts. None when there is
+        nothing to read, L2 is unusable or the read failed (every reader then reads for itself)."""
+        if not self.remote.available() or not self._l2_usable():
+            return None
+        self.feed.ensure_started()
+        alive = self.feed.alive()
+        batch = prefetch.Batch()
+        keys: list[str] = []
+        plan: list[tuple[str, Any, int, tuple[int, int]]] = []
+        counts: list[tuple[str, int, int]] = []
+        count_keys: list[str] = []
+        optional = [want for want in wanted if isinstance(want, prefetch.Raw) and want.optional]
+        wanted = [want for want in wanted if not (isinstance(want, prefetch.Raw) and want.optional)]
+        for want in [*wanted, None, *optional]:
+            if want is None:  # what follows rides along with a round trip made anyway
+                if not keys and not counts:
+                    break
+                continue
+            if isinstance(want, prefetch.Entry):
+                key: Key = (want.kind, want.scope, want.variant)
+                if not alive or want.kind not in kinds.KINDS or not kinds.cacheable(want.scope, want.variant):
+                    continue  # without the feed, the epoch is not known here
+                epoch = self._epochs.get(want.kind, 0)
+                if any(item[1] == key for item in plan) or self.l1.entry(key, epoch) is not None:
+                    continue
+                plan.append(("e", key, epoch, self.l1.mark(want.kind)))
+                keys.append(self.remote.key(entry_key(want.kind, want.scope, want.variant)))
+                keys.append(self.remote.key(generation_key(want.kind, want.scope)))
+            elif isinstance(want, prefetch.Raw):
+                if not self.remote.same_server(want.alias) or any(
+                    item[1] == (want.alias, want.key) for item in plan
+                ):
+                    continue
+                if want.alias not in batch.decoders:
+                    batch.decoders[want.alias] = self.remote.decoder(want.alias)
+                plan.append(("r", (want.alias, want.key), 0, (0, 0)))
+                keys.append(self.remote.alias_key(want.alias, want.key))
+            elif self.remote.same_server("default") and want.key not in count_keys:
+                counts.append((self.remote.alias_key("default", want.key), want.amount, want.ttl))
+                count_keys.append(want.key)
+        if not keys and not counts:
+            return None
+        try:
+            values, totals = self.remote.prefetch(keys, counts)
+        except L2_ERRORS as exc:
+            self._l2_failed("all", exc)
+            return None
+        position = 0
+        for what, name, epoch, mark in plan:
+            if what == "e":
+                batch.entries[name] = (values[position], _text(values[position + 1]), epoch, mark)
+                position += 2
+            else:
+                batch.raw[name] = values[position]
+                position += 1
+        batch.counts = dict(zip(count_keys, totals, strict=True))
+        return batch
 
     # ===== writes ==========================================================================
     def invalidate(self, kind: str, scopes: Iterable[str], *, refresh: ManyLoader | None = None) -> None:
@@ -594,6 +714,12 @@ def _covered(generation: str) -> int:
     primary after it). 0 when unknown."""
     position = generation_position(generation)
     return 0 if position >= UNKNOWN_POSITION else position
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _hex(position: int) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from videoplatform.db.aliases import PRIMARY
 from videoplatform.db.routing import fill_route
-from videoplatform.metrics import DB_READS_ROUTED
+from videoplatform.metrics import DB_READS_ROUTED, labelled
 
 
 @dataclass
@@ -50,5 +50,5 @@ def fill_alias() -> str:
         return PRIMARY
     if fill.alias is None:
         fill.alias, reason = fill_route(fill.position)
-        DB_READS_ROUTED.labels(fill.alias, reason).inc()
+        labelled(DB_READS_ROUTED, fill.alias, reason).inc()
     return fill.alias

@@ -71,6 +71,31 @@ if not current or string.len(current) ~= string.len(ARGV[1]) or ARGV[1] > curren
 end
 return current
 """
+# KEYS: entry, generation, lock. ARGV: token, lock ttl ms. The entry and the generation, as one
+# MGET reads them; when there is no entry, the fill lock is taken in the same step (a fill's
+# first round trip: read and lock). Answers {entry, generation, 1 taken | 0 held by another | -1
+# not tried (an entry is there)}.
+_READ_OR_LOCK = """
+local entry = redis.call('GET', KEYS[1])
+local generation = redis.call('GET', KEYS[2])
+local lock = -1
+if not entry then
+    if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then lock = 1 else lock = 0 end
+end
+return {entry or false, generation or false, lock}
+"""
+# KEYS: entry, generation, lock. ARGV: generation read before loading, value, ttl ms, lock token
+# ('' for none). The fenced store of _STORE and the release of the fill lock in one step.
+_STORE_AND_UNLOCK = """
+local stored = 0
+local current = redis.call('GET', KEYS[2])
+if (current or '') == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    stored = 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return stored
+"""
 # KEYS: lock. ARGV: token.
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -80,7 +105,7 @@ return 0
 
 _SHAS: Final = {
     source: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    for source in (_STORE, _BUMP, _MERGE_POSITION, _UNLOCK)
+    for source in (_STORE, _BUMP, _MERGE_POSITION, _UNLOCK, _READ_OR_LOCK, _STORE_AND_UNLOCK)
 }
 
 
@@ -147,11 +172,25 @@ def _entry(raw: bytes | None) -> Entry | None:
         return None
 
 
+decode_entry = _entry
+
+_SERVER_FIELDS: Final = ("host", "port", "db", "path", "username")
+
+
+def _server(client: Any) -> tuple[Any, ...] | None:
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client: its own keys only
+        return None
+    return tuple(pool.connection_kwargs.get(name) for name in _SERVER_FIELDS)
+
+
 class RemoteTier:
     """The tiers' view of one django-redis cache alias (the ``default`` one)."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+        self._same_server: dict[str, bool] = {}
+        self._cluster: bool | None = None
 
     # --- plumbing ---------------------------------------------------------------------
     @property
@@ -167,9 +206,60 @@ class RemoteTier:
         return self.cache.client.get_client(write=True)
 
     def is_cluster(self) -> bool:
-        from redis.cluster import RedisCluster
+        if self._cluster is None:
+            from redis.cluster import RedisCluster
 
-        return isinstance(self.client(), RedisCluster)
+            self._cluster = isinstance(self.client(), RedisCluster)
+        return self._cluster
+
+    def same_server(self, alias: str) -> bool:
+        """Whether another django-redis alias keeps its keys where this one does (one round
+        trip may read both); False for anything else."""
+        if alias == self.alias:
+            return True
+        known = self._same_server.get(alias)
+        if known is None:
+            other = getattr(caches[alias], "client", None)
+            if other is None or not hasattr(other, "get_client"):
+                known = False
+            else:
+                mine = _server(self.client())
+                known = mine is not None and mine == _server(other.get_client(write=True))
+            self._same_server[alias] = known
+        return known
+
+    @staticmethod
+    def alias_key(alias: str, raw: str) -> str:
+        return str(caches[alias].make_key(raw))
+
+    @staticmethod
+    def decoder(alias: str) -> Any:
+        """How the alias turns a stored value back into what its ``get`` answers."""
+        return getattr(caches[alias], "client").decode  # noqa: B009 - django-redis only
+
+    def prefetch(self, keys: list[str], counts: list[tuple[str, int, int]]) -> tuple[list[Any], list[int]]:
+        """The values of ``keys`` and the totals of ``counts`` ((full key, amount, ttl): INCRBY
+        then EXPIRE), in one round trip: one MGET, or a pipeline when there are counts or on a
+        cluster (one GET per key: a cluster refuses MGET across slots)."""
+        client = self.client()
+        cluster = self.is_cluster()
+        if not counts and not cluster:
+            return list(client.mget(keys)), []
+        pipe = client.pipeline(transaction=False)
+        if cluster:
+            for key in keys:
+                pipe.get(key)
+        elif keys:
+            pipe.mget(keys)
+        for key, amount, ttl in counts:
+            pipe.incrby(key, amount)
+            pipe.expire(key, ttl)
+        replies = pipe.execute()
+        if cluster:
+            values, rest = list(replies[: len(keys)]), replies[len(keys) :]
+        else:
+            values, rest = (list(replies[0]) if keys else []), replies[1 if keys else 0 :]
+        return values, [int(rest[2 * i]) for i in range(len(counts))]
 
     def key(self, raw: str) -> str:
         return str(self.cache.make_key(raw))
@@ -199,6 +289,33 @@ class RemoteTier:
             ]
         )
         return _entry(entry_raw), _text(generation), lock is not None
+
+    def read_or_lock(
+        self, kind: str, scope: str, variant: str, token: str, ttl_ms: int
+    ) -> tuple[Entry | None, str, int]:
+        """``read``, and when there is no entry the fill lock taken in the same round trip: (the
+        entry or None, the generation, 1 lock taken with ``token`` | 0 held by another | -1 not
+        tried because an entry is there)."""
+        keys = [
+            self.key(entry_key(kind, scope, variant)),
+            self.key(generation_key(kind, scope)),
+            self.key(lock_key(kind, scope, variant)),
+        ]
+        entry_raw, generation, lock = self._script(_READ_OR_LOCK, keys, [token, max(1, ttl_ms)])
+        return _entry(entry_raw or None), _text(generation or None), int(lock)
+
+    def store_and_unlock(
+        self, kind: str, scope: str, variant: str, entry: Entry, ttl_ms: int, token: str | None
+    ) -> bool:
+        """``store`` and ``unlock`` in one round trip (``token`` None: no lock to release)."""
+        blob = pickle.dumps(tuple(entry), protocol=pickle.HIGHEST_PROTOCOL)
+        keys = [
+            self.key(entry_key(kind, scope, variant)),
+            self.key(generation_key(kind, scope)),
+            self.key(lock_key(kind, scope, variant)),
+        ]
+        args = [entry.generation, blob, max(1, ttl_ms), token or ""]
+        return bool(self._script(_STORE_AND_UNLOCK, keys, args))
 
     def read_many(self, kind: str, scopes: list[str]) -> list[tuple[Entry | None, str]]:
         """(entry, generation) of each scope's single entry, in one pipeline.

@@ -17,6 +17,7 @@ from videoplatform.metrics import (
     CACHE_LOADS,
     CACHE_REQUESTS,
     CACHE_SHARED_LOADS,
+    labelled,
 )
 
 L1: Final = "l1"
@@ -35,25 +36,25 @@ class Stats:
             self._pending[field] += 1
 
     def lookup(self, tier: str, kind: str, result: str) -> None:
-        CACHE_REQUESTS.labels(tier, kind, result).inc()
+        labelled(CACHE_REQUESTS, tier, kind, result).inc()
         self._tally(f"{tier}:{kind}:{result}")
 
     def load(self, kind: str) -> None:
-        CACHE_LOADS.labels(kind).inc()
+        labelled(CACHE_LOADS, kind).inc()
         with self._lock:
             self._pending[f"db:{kind}:load"] += 1
             self.loads_total += 1
 
     def shared(self, kind: str) -> None:
-        CACHE_SHARED_LOADS.labels(kind).inc()
+        labelled(CACHE_SHARED_LOADS, kind).inc()
         self._tally(f"shared:{kind}:hit")
 
     def error(self, tier: str, kind: str) -> None:
-        CACHE_ERRORS.labels(tier, kind).inc()
+        labelled(CACHE_ERRORS, tier, kind).inc()
         self._tally(f"{tier}:{kind}:error")
 
     def invalidation(self, kind: str, reach: str, count: int = 1) -> None:
-        CACHE_INVALIDATIONS.labels(kind, reach).inc(count)
+        labelled(CACHE_INVALIDATIONS, kind, reach).inc(count)
         with self._lock:
             self._pending[f"invalidation:{kind}:{reach}"] += count
 

@@ -17,3 +17,9 @@ class DataLayerConfig(AppConfig):
         instrumentation.install()
         celery_hooks.connect()
         checks.register()
+
+        from videoplatform.cache import prefetch
+
+        from .routing import prefetch_wants
+
+        prefetch.register(prefetch_wants)

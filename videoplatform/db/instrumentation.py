@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from videoplatform.metrics import DB_QUERIES
+from videoplatform.metrics import DB_QUERIES, labelled
 
 from .aliases import primary_aliases
 from .routing import note_write
@@ -123,7 +123,7 @@ def counting_wrapper(execute: Callable[..., Any], sql: Any, params: Any, many: b
         return execute(sql, params, many, context)
     finally:
         elapsed = time.perf_counter() - started
-        DB_QUERIES.labels(alias, kind).inc()
+        labelled(DB_QUERIES, alias, kind).inc()
         stats = _request_stats.get()
         if stats is not None:
             stats.add(alias, kind, elapsed)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from videoplatform.metrics import REQUEST_DB_QUERIES, REQUEST_DB_SECONDS
+from videoplatform.metrics import REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, labelled
 
 from .instrumentation import start_stats, stop_stats
 from .lsn import in_primary_transaction
@@ -58,6 +58,6 @@ class DataLayerMiddleware:
         match = getattr(request, "resolver_match", None)
         view = (match.route or match.view_name) if match else "unmatched"
         method = request.method if request.method in _METHODS else "other"
-        REQUEST_DB_QUERIES.labels(method, view).observe(stats.queries)
-        REQUEST_DB_SECONDS.labels(method, view).observe(stats.seconds)
+        labelled(REQUEST_DB_QUERIES, method, view).observe(stats.queries)
+        labelled(REQUEST_DB_SECONDS, method, view).observe(stats.seconds)
         return response

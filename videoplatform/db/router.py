@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import models
 
-from videoplatform.metrics import DB_READS_ROUTED
+from videoplatform.metrics import DB_READS_ROUTED, labelled
 
 from . import sharding
 from .aliases import PRIMARY, primary_aliases, replica_aliases, shard_aliases
@@ -30,7 +30,7 @@ class DataLayerRouter:
             reason = "shard"
         else:
             alias, reason = read_alias()
-        DB_READS_ROUTED.labels(alias, reason).inc()
+        labelled(DB_READS_ROUTED, alias, reason).inc()
         return alias
 
     def db_for_write(self, model: type[models.Model], **hints: Any) -> str:

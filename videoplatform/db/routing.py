@@ -272,6 +272,21 @@ def pinned_position(keys: Iterable[str]) -> int:
         return 0
     if time.monotonic() < _pins_down_until:
         return UNKNOWN
+    # Pins read with the request's other keys in its one round trip (``videoplatform.cache.prefetch``;
+    # imported here: the cache package imports this module).
+    from videoplatform.cache import prefetch
+
+    prefetched: list[Any] = []
+    unread: list[str] = []
+    for name in names:
+        found, value = prefetch.take_raw(PIN_CACHE, name, decode=False)
+        if found:
+            prefetched.append(value)
+        else:
+            unread.append(name)
+    if not unread:
+        return max((from_hex(value) or 0 for value in prefetched), default=0)
+    names = unread
     cache = caches[PIN_CACHE]
     try:
         client = _redis_client(cache)
@@ -288,7 +303,25 @@ def pinned_position(keys: Iterable[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - see the docstring
         _pins_failed("read", exc)
         return UNKNOWN
-    return max((from_hex(value) or 0 for value in values), default=0)
+    return max((from_hex(value) or 0 for value in [*prefetched, *values]), default=0)
+
+
+def prefetch_wants(request: HttpRequest) -> list[Any]:
+    """The pins of the request's client (its token, its session, and the user this process last
+    saw the token belong to), read with the request's other keys when it makes that round trip
+    anyway: whichever read of the request needs them then takes them from there."""
+    if not replicas_configured() or not request.path_info.startswith("/api/"):
+        return []
+    from videoplatform.cache import prefetch
+
+    keys = request_client_keys(request)
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()  # as the tokens cache keys it
+        user_id = prefetch.hinted(prefetch.TOKEN_USER, digest)
+        if user_id is not None:
+            keys.add(user_key(user_id))
+    return [prefetch.Raw(PIN_CACHE, PIN_PREFIX + key, optional=True) for key in sorted(keys)]
 
 
 def entry_and_pins(cache: Any, entry_key: str, pins: list[str]) -> tuple[Any, list[int | None] | None]:

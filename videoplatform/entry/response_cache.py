@@ -59,7 +59,7 @@ from django.conf import settings
 
 from ..api import sharing
 from ..api.sharing import BY_ADULT, DEFAULT_AUTH, EVERYONE, NO_AUTH
-from ..cache import hooks
+from ..cache import hooks, prefetch
 from ..metrics import LATENCY, REQUEST_DB_QUERIES, REQUEST_DB_SECONDS, REQUESTS, RESPONSE_CACHE
 
 __all__ = ["BY_ADULT", "DEFAULT_AUTH", "EVERYONE", "NO_AUTH", "ResponseCache", "install", "read_body", "wrap"]
@@ -271,6 +271,14 @@ class ResponseCache:
             or not str(environ.get("PATH_INFO", "")).startswith("/api/")
         ):
             return self.app(environ, start_response)
+        # What this checks (the token) is not read again if the request goes on to Django.
+        scope = prefetch.start(prefetch.Batch())
+        try:
+            return self._handle(environ, start_response)
+        finally:
+            prefetch.stop(scope)
+
+    def _handle(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         cookies = environ.get("HTTP_COOKIE")
         if cookies and not cookies_understood(str(cookies)):
             return self.app(environ, start_response)  # only Django can tell what it answers
