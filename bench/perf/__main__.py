@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from . import load, profiles, report, seed, stack
+from . import load, profiles, ramp, report, seed, stack
 from .load import ENDPOINTS, Catalogue, LoadResult, Requests
 from .stack import ROOT, Server, Services
 
@@ -50,6 +50,20 @@ def parse_args() -> argparse.Namespace:
         "--workers", help="GUNICORN_WORKERS for the app and the floor (default: the config's)"
     )
     parser.add_argument("--threads", help="GUNICORN_THREADS (default: the config's)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=120,
+        help="seconds of the mix before the measurements, reported as a curve (the steady state)",
+    )
+    parser.add_argument(
+        "--ramp-seconds", type=float, default=40, help="how long each new server's ramp is followed"
+    )
+    parser.add_argument(
+        "--ramp-only",
+        action="store_true",
+        help="the steady state, the new-server ramps and the floor beside them; nothing else",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
     parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -64,6 +78,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", default=str(ROOT / "var" / "perf"), help="where reports are written")
     parser.add_argument("--database", default="vp_perf")
+    parser.add_argument(
+        "--redis",
+        default=Services.redis,
+        help="the cache's Redis database (flushed at the start); the broker is the next database",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.endpoint_seconds, args.rounds = (
@@ -71,9 +90,16 @@ def parse_args() -> argparse.Namespace:
             min(args.endpoint_seconds, 5),
             2,
         )
+        args.warmup, args.ramp_seconds = min(args.warmup, 45), min(args.ramp_seconds, 25)
     if args.ablations is None:
         args.ablations = not args.quick
     return args
+
+
+def next_database(url: str) -> str:
+    """The same Redis server's next database number (the broker beside the cache)."""
+    base, _, number = url.rstrip("/").rpartition("/")
+    return f"{base}/{int(number) + 1}" if number.isdigit() else f"{url.rstrip('/')}/1"
 
 
 def machine_info(wrk: str, services: Services) -> dict[str, Any]:
@@ -150,6 +176,66 @@ def capture(server: Server, path: str) -> dict[str, Any]:
     reason = {200: "200 OK"}[status]
     kept = [[name, value] for name, value in headers if name.lower() not in SKIP_HEADERS]
     return {"status": reason, "headers": kept, "body": base64.b64encode(body).decode(), "bytes": len(body)}
+
+
+def capture_line(server: Server, line: str) -> dict[str, Any]:
+    """The answer to one request line of the load (for the floor to serve the same bytes)."""
+    name, method, path, token, body = line.split("\t")
+    headers = {"Accept-Encoding": "gzip, br"}
+    if token != "-":
+        headers["Authorization"] = f"Bearer {token}"
+    status, answer_headers, content = server.request(
+        method, path, headers=headers, body=json.loads(body) if body != "-" else None
+    )
+    expected = ENDPOINTS[name][1]
+    if status != expected:
+        raise SystemExit(f"{method} {path} answered {status}: {content[:300]!r}")
+    kept = [[key, value] for key, value in answer_headers if key.lower() not in SKIP_HEADERS]
+    reason = {200: "200 OK", 201: "201 Created"}[status]
+    return {
+        "status": reason,
+        "headers": kept,
+        "body": base64.b64encode(content).decode(),
+        "bytes": len(content),
+    }
+
+
+# New servers started under load: as shipped, and with the start-up warm-up switched off.
+RAMPS: list[tuple[str, str, dict[str, str]]] = [
+    ("warmed", "as shipped: warmed before it is ready", {}),
+    (
+        "not warmed",
+        "no warm-up (CACHE_WARM_KEYS=0, GUNICORN_PRELOAD=false)",
+        {"CACHE_WARM_KEYS": "0", "GUNICORN_PRELOAD": "false"},
+    ),
+]
+
+
+def new_pod_ramps(
+    env: dict[str, str], app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path
+) -> list[dict[str, Any]]:
+    rows = []
+    for label, what, overrides in RAMPS:
+        print(f"new server ({label}) started while the first serves the mix; then the mix moves to it")
+        fresh = Server(f"new-{label.replace(' ', '-')}", dict(env, **overrides))
+        row = ramp.new_pod_ramp(
+            wrk,
+            app,
+            fresh,
+            requests,
+            seconds=args.ramp_seconds,
+            connections=args.connections,
+            workdir=workdir,
+        )
+        row.update(label=label, what=what)
+        rows.append(row)
+        seconds = " ".join(f"{cell['rps']:,.0f}" for cell in row["per_second"])
+        print(
+            f"  ready after {row['ready_after_s']:.1f} s; first 15 s {row['first_15s_rps']:,.0f} req/s"
+            f" = {100 * (row['first_15s_ratio'] or 0):.0f} % of {row['reference_rps']:,.0f} (the first"
+            f" server just before); per second: {seconds}"
+        )
+    return rows
 
 
 def endpoint_lines(requests: Requests, name: str, count: int = 4000) -> list[str]:
@@ -622,7 +708,7 @@ def update_docs(markdown: str) -> None:
 def main() -> None:
     args = parse_args()
     started = time.monotonic()
-    services = Services(database=args.database)
+    services = Services(database=args.database, redis=args.redis, broker=next_database(args.redis))
     replica = not args.no_replica
     stack.ensure_services(services, replica=replica)
     wrk = stack.ensure_wrk()
@@ -671,8 +757,16 @@ def main() -> None:
             f"app: gunicorn {config['workers']} workers x {config['threads']} threads"
             f" on {app.start().base_url}"
         )
-        print("warm-up: 10 s of the mix")
-        measure(app, wrk, requests.mix(20_000), "warmup", 10, args, workdir)
+        print(f"steady state: the mix, closed loop, for {args.warmup:.0f} s (req/s per 5 s)")
+        rep["steady"] = ramp.steady_curve(
+            lambda server, lines, label, seconds: measure(server, wrk, lines, label, seconds, args, workdir),
+            app,
+            requests,
+            args.warmup,
+            5.0,
+        )
+        print("  " + " ".join(f"{row['rps']:,.0f}" for row in rep["steady"]["curve"]))
+        print(f"  steady state {rep['steady']['steady_rps']:,.0f} req/s")
         for name in ("detail", "plans", "feed"):
             measure(app, wrk, endpoint_lines(requests, name), f"warm-{name}", 2, args, workdir)
         responses = {
@@ -680,76 +774,93 @@ def main() -> None:
             "plans": capture(app, "/api/subscriptions/plans"),
             "feed": capture(app, "/api/videos"),
             "health": capture(app, "/health"),
+            **{name: capture_line(app, requests.one(name)) for name in ("stream", "login", "create")},
         }
         (workdir / "floor.json").write_text(json.dumps(responses))
         rep["response_bytes"] = {name: value["bytes"] for name, value in responses.items()}
         floor.start()
         print(f"floor: bare WSGI app on {floor.base_url}")
-
-        print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
-        paced = measure(
-            app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
-        )
-        rep["mix_paced"] = paced.as_dict()
-        print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
-        print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
-        before = app.scrape()
-        xact_before = {
-            "primary": stack.xact_counts(services.url(services.primary), services.database),
-            "replica": stack.xact_counts(services.url(services.replica), services.database)
-            if replica
-            else 0.0,
-        }
-        saturation = measure(app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir)
-        time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
-        after = app.scrape()
-        xact_after = {
-            "primary": stack.xact_counts(services.url(services.primary), services.database),
-            "replica": stack.xact_counts(services.url(services.replica), services.database)
-            if replica
-            else 0.0,
-        }
-        rep["mix_saturation"] = saturation.as_dict()
-        print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
-        rep["during_mix"] = during_mix(
-            before, after, saturation.seconds, {key: xact_after[key] - xact_before[key] for key in xact_after}
-        )
-        rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
-        print(f"queries per request: {rep['queries_check']}")
-
-        print("floor vs app")
-        rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
-
-        print("CPU per request: the mix replayed in one process under cProfile")
-        rep["cpu_profile"] = cpu_profile(env, requests, workdir)
-        for name, row in rep["cpu_profile"].get("endpoints", {}).items():
-            print(
-                f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request"
-                f" ({row['share_percent']:4.1f} % of the mix's CPU)"
+        floor_mix = measure(floor, wrk, requests.mix(30_000), "floor-mix", 10, args, workdir)
+        rep["steady"]["floor_rps"] = round(floor_mix.rps, 1)
+        print(f"  the floor under the mix: {floor_mix.rps:,.0f} req/s")
+        if not args.ramp_only:
+            print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
+            paced = measure(
+                app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
             )
-
-        print("login benchmark")
-        rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
-
-        if not args.no_profile and profiles.available():
-            seconds = 15 if not args.quick else 8
-            print(f"profile: py-spy on {len(app.worker_pids())} workers for {seconds} s of the mix")
-            import threading
-
-            files: list[Path] = []
-            thread = threading.Thread(
-                target=lambda: files.extend(profiles.record(app.worker_pids(), seconds, workdir / "profiles"))
+            rep["mix_paced"] = paced.as_dict()
+            print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
+            print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
+            before = app.scrape()
+            xact_before = {
+                "primary": stack.xact_counts(services.url(services.primary), services.database),
+                "replica": stack.xact_counts(services.url(services.replica), services.database)
+                if replica
+                else 0.0,
+            }
+            saturation = measure(
+                app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir
             )
-            thread.start()
-            measure(app, wrk, requests.mix(30_000), "mix-profiled", seconds + 2, args, workdir)
-            thread.join()
-            rep["profile"] = profiles.summarise(files)
-            for row in rep["profile"]["areas"][:6]:
-                print(f"  {row['percent']:5.1f} %  {row['area']}")
+            time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
+            after = app.scrape()
+            xact_after = {
+                "primary": stack.xact_counts(services.url(services.primary), services.database),
+                "replica": stack.xact_counts(services.url(services.replica), services.database)
+                if replica
+                else 0.0,
+            }
+            rep["mix_saturation"] = saturation.as_dict()
+            print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
+            rep["during_mix"] = during_mix(
+                before,
+                after,
+                saturation.seconds,
+                {key: xact_after[key] - xact_before[key] for key in xact_after},
+            )
+        rep["ramps"] = new_pod_ramps(env, app, wrk, requests, args, workdir)
+        rep["ramp_floor_rps"] = round(
+            measure(floor, wrk, requests.mix(30_000), "floor-mix-ramp", 10, args, workdir).rps, 1
+        )
+        print(f"  the floor under the mix: {rep['ramp_floor_rps']:,.0f} req/s")
+        if not args.ramp_only:
+            rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
+            print(f"queries per request: {rep['queries_check']}")
+
+            print("floor vs app")
+            rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
+
+            print("CPU per request: the mix replayed in one process under cProfile")
+            rep["cpu_profile"] = cpu_profile(env, requests, workdir)
+            for name, row in rep["cpu_profile"].get("endpoints", {}).items():
+                print(
+                    f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request"
+                    f" ({row['share_percent']:4.1f} % of the mix's CPU)"
+                )
+
+            print("login benchmark")
+            rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
+
+            if not args.no_profile and profiles.available():
+                seconds = 15 if not args.quick else 8
+                print(f"profile: py-spy on {len(app.worker_pids())} workers for {seconds} s of the mix")
+                import threading
+
+                files: list[Path] = []
+                thread = threading.Thread(
+                    target=lambda: files.extend(
+                        profiles.record(app.worker_pids(), seconds, workdir / "profiles")
+                    )
+                )
+                thread.start()
+                measure(app, wrk, requests.mix(30_000), "mix-profiled", seconds + 2, args, workdir)
+                thread.join()
+                rep["profile"] = profiles.summarise(files)
+                for row in rep["profile"]["areas"][:6]:
+                    print(f"  {row['percent']:5.1f} %  {row['area']}")
     finally:
         app.stop()
     try:
-        if args.ablations:
+        if args.ablations and not args.ramp_only:
             rep["ablations"] = ablations(env, floor, wrk, requests, args, workdir)
     finally:
         floor.stop()
@@ -761,6 +872,9 @@ def main() -> None:
     markdown = report.markdown(rep)
     (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
     (out_dir / "report.md").write_text(markdown + "\n")
+    plotted = ramp.plot(rep, out_dir / "throughput.png")
+    if plotted:
+        print(f"plot: {plotted}")
     print()
     print(markdown)
     print(f"\nreport: {out_dir / 'report.md'} and report.json")

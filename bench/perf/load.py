@@ -11,12 +11,15 @@ anonymous.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
 import resource
+import signal
 import statistics
 import subprocess
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -188,10 +191,29 @@ class LoadResult:
     machine_busy: float  # CPU seconds the whole machine was busy (every process, every core)
     connections: int
     rate: float
+    # When each answer completed, in seconds since wrk was started (sorted).
+    done_at: list[float] = field(default_factory=list, repr=False)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    def rps_between(self, start: float, end: float) -> float:
+        """Answers per second completed between ``start`` and ``end`` seconds into the run."""
+        end = min(end, self.seconds)
+        if end <= start:
+            return 0.0
+        count = bisect.bisect_left(self.done_at, end) - bisect.bisect_left(self.done_at, start)
+        return count / (end - start)
+
+    def curve(self, width: float) -> list[tuple[float, float]]:
+        """(bucket start in seconds, req/s) for consecutive buckets of ``width`` seconds; a last
+        partial bucket shorter than half a width is left out."""
+        rows, start = [], 0.0
+        while start + width / 2 <= self.seconds:
+            rows.append((start, self.rps_between(start, start + width)))
+            start += width
+        return rows
 
     @property
     def errors(self) -> int:
@@ -224,10 +246,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def parse(
-    path: Path, seconds_hint: float
-) -> tuple[float, dict[str, int], dict[str, list[tuple[int, float]]]]:
+    path: Path, seconds_hint: float, started_us: float = 0.0
+) -> tuple[float, dict[str, int], dict[str, list[tuple[int, float]]], list[float]]:
+    """(seconds, socket errors, per endpoint [(status, latency ms)], completion times in seconds
+    after ``started_us``, sorted)."""
     seconds, socket_errors = seconds_hint, {}
     per: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    done: list[float] = []
     for line in path.read_text().splitlines():
         if line.startswith("#summary"):
             values = dict(item.split("=") for item in line.split()[1:])
@@ -236,9 +261,12 @@ def parse(
                 k: int(values[k]) for k in ("connect", "read", "write", "timeout") if int(values[k])
             }
             continue
-        name, status, latency = line.split()
+        name, status, latency, *finished = line.split()
         per[name].append((int(status), int(latency) / 1000.0))
-    return seconds, socket_errors, per
+        if finished and started_us:
+            done.append((int(finished[0]) - started_us) / 1e6)
+    done.sort()
+    return seconds, socket_errors, per, done
 
 
 def run_wrk(
@@ -252,9 +280,12 @@ def run_wrk(
     workdir: Path,
     rate: float = 0.0,
     server_cpu: Any = None,
+    stop: threading.Event | None = None,
+    started: threading.Event | None = None,
 ) -> LoadResult:
     """Replays ``lines`` for ``seconds`` over ``connections`` keep-alive connections (one wrk
-    thread each), paced at ``rate`` req/s in total when given."""
+    thread each), paced at ``rate`` req/s in total when given. ``stop`` ends the run early (wrk
+    stops on SIGINT and reports what it did); ``started`` is set once wrk runs."""
     workdir.mkdir(parents=True, exist_ok=True)
     requests_file = workdir / f"{label}.requests.tsv"
     out_file = workdir / f"{label}.out.txt"
@@ -282,7 +313,21 @@ def run_wrk(
     cpu_before = server_cpu() if server_cpu else 0.0
     busy_before, _ = machine_cpu()
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
+    started_us = time.monotonic() * 1e6  # the Lua driver's clock is CLOCK_MONOTONIC too
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if started is not None:
+        started.set()
+    deadline = time.monotonic() + seconds + 120
+    while process.poll() is None and stop is not None and time.monotonic() < deadline:
+        if stop.wait(0.05):
+            process.send_signal(signal.SIGINT)
+            break
+    try:
+        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_after, _ = machine_cpu()
     cpu_after = server_cpu() if server_cpu else 0.0
@@ -291,7 +336,7 @@ def run_wrk(
             f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         )
     wrk_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
-    elapsed, socket_errors, per = parse(out_file, seconds)
+    elapsed, socket_errors, per, done_at = parse(out_file, seconds, started_us)
     endpoints = {}
     for name in sorted(per, key=lambda n: list(ENDPOINTS).index(n) if n in ENDPOINTS else 99):
         samples = per[name]
@@ -321,6 +366,7 @@ def run_wrk(
         machine_busy=busy_after - busy_before,
         connections=connections,
         rate=rate,
+        done_at=done_at,
     )
 
 

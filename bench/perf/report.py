@@ -63,6 +63,7 @@ def markdown(report: dict[str, Any]) -> str:
         *targets_table(report),
         "",
     ]
+    out += steady_and_ramp(report)
     mix = report.get("mix_paced")
     if mix:
         out += [
@@ -232,6 +233,64 @@ def markdown(report: dict[str, Any]) -> str:
     if noise:
         out += [f"Noise: {noise}", ""]
     return "\n".join(out)
+
+
+def steady_and_ramp(report: dict[str, Any]) -> list[str]:
+    """The steady state as a curve, and the new servers' ramps against it, each with the floor."""
+    out: list[str] = []
+    steady = report.get("steady")
+    if steady:
+        floor = steady.get("floor_rps")
+        ratio = (
+            f", {100 * steady['steady_rps'] / floor:.0f} % of the floor ({floor:,.0f} req/s)" if floor else ""
+        )
+        out += [
+            f"### Steady state (the mix, closed loop, {steady['seconds']:.0f} s from the server's start)",
+            "",
+            f"Steady state (the last {len(steady['curve'][-3:]) * steady['bucket_s']:.0f} s): "
+            f"**{steady['steady_rps']:,.0f} req/s**{ratio}; its first 15 s "
+            f"{steady['first_15s_rps']:,.0f} req/s; {steady['errors']} errors. The floor is the bare WSGI "
+            "app answering the same mix's bytes, right after.",
+            "",
+            "| seconds | " + " | ".join(f"{row['t']:.0f}" for row in steady["curve"]) + " |",
+            "|---|" + "---|" * len(steady["curve"]),
+            "| req/s | " + " | ".join(f"{row['rps']:,.0f}" for row in steady["curve"]) + " |",
+            "",
+        ]
+    ramps = report.get("ramps")
+    if ramps:
+        floor = report.get("ramp_floor_rps")
+        out += [
+            "### A new server under load (its first 15 s against the steady state)",
+            "",
+            "A second server, the same configuration, is started while the first serves the mix "
+            "(Redis warm); the first one's throughput over the 14 s before is the steady state. Once "
+            "the new one answers `/ready` (polled every 0.3 s, 2 s timeout), the mix moves to it."
+            + (f" The floor under the same mix, right after: {floor:,.0f} req/s." if floor else ""),
+            "",
+            "| new server | ready after | steady state req/s | first 15 s req/s | first 15 s / steady "
+            "| later req/s | first 15 s / floor | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ramps:
+            to_floor = _pct(row["first_15s_rps"] / floor if floor else None)
+            out.append(
+                f"| {row['label']}: {row['what']} | {row['ready_after_s']:.1f} s "
+                f"| {row['reference_rps']:,.0f} | {row['first_15s_rps']:,.0f} "
+                f"| **{_pct(row['first_15s_ratio'])}** | {row['last_rps']:,.0f} | {to_floor} "
+                f"| {row['errors']} |"
+            )
+        out += ["", "Its req/s in each of its first seconds:", ""]
+        width = max(len(row["per_second"]) for row in ramps)
+        out += [
+            "| new server | " + " | ".join(str(i) for i in range(width)) + " |",
+            "|---|" + "---|" * width,
+        ]
+        for row in ramps:
+            cells = [f"{cell['rps']:,.0f}" for cell in row["per_second"]]
+            out.append(f"| {row['label']} | " + " | ".join(cells + [""] * (width - len(cells))) + " |")
+        out.append("")
+    return out
 
 
 def _ratio(after: float | None, before: float | None) -> str:

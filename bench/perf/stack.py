@@ -237,7 +237,9 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90) -> Server:
+    def start(self, timeout: float = 90, ready_path: str = "/health") -> Server:
+        """Starts gunicorn and returns once ``ready_path`` answers 200 (``/ready``: what the
+        Deployment's readiness probe asks, with its 2 s timeout)."""
         env = dict(self.env)
         env.update(
             PORT=str(self.port),
@@ -254,13 +256,13 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                status, _, _ = self.get("/health")
+            with contextlib.suppress(OSError, http.client.HTTPException, TimeoutError):
+                status, _, _ = self.request("GET", ready_path, timeout=2)
                 if status == 200 and (not workers or len(self.worker_pids()) >= workers):
                     return self
             time.sleep(0.3)
         self.stop()
-        raise SystemExit(f"{self.name} did not answer /health in {timeout:.0f} s:\n{self.log_tail()}")
+        raise SystemExit(f"{self.name} did not answer {ready_path} in {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         path = self.workdir / "gunicorn.log"
@@ -280,9 +282,15 @@ class Server:
         return self.request("GET", path, headers=headers)
 
     def request(
-        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float = 30,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = json.dumps(body).encode() if body is not None else None
             all_headers = {"Accept": "application/json", **(headers or {})}
