@@ -205,8 +205,8 @@ RAMPS: list[tuple[str, str, dict[str, str]]] = [
     ("warmed", "as shipped: warmed before it is ready", {}),
     (
         "not warmed",
-        "no warm-up (CACHE_WARM_KEYS=0, GUNICORN_PRELOAD=false)",
-        {"CACHE_WARM_KEYS": "0", "GUNICORN_PRELOAD": "false"},
+        "no warm-up, not preloaded (CACHE_HOT_KEYS=0, GUNICORN_PRELOAD=false)",
+        {"CACHE_HOT_KEYS": "0", "GUNICORN_PRELOAD": "false"},
     ),
 ]
 

@@ -16,10 +16,8 @@ import json
 import math
 import random
 import resource
-import signal
 import statistics
 import subprocess
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -280,12 +278,9 @@ def run_wrk(
     workdir: Path,
     rate: float = 0.0,
     server_cpu: Any = None,
-    stop: threading.Event | None = None,
-    started: threading.Event | None = None,
 ) -> LoadResult:
     """Replays ``lines`` for ``seconds`` over ``connections`` keep-alive connections (one wrk
-    thread each), paced at ``rate`` req/s in total when given. ``stop`` ends the run early (wrk
-    stops on SIGINT and reports what it did); ``started`` is set once wrk runs."""
+    thread each), paced at ``rate`` req/s in total when given."""
     workdir.mkdir(parents=True, exist_ok=True)
     requests_file = workdir / f"{label}.requests.tsv"
     out_file = workdir / f"{label}.out.txt"
@@ -314,20 +309,7 @@ def run_wrk(
     busy_before, _ = machine_cpu()
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started_us = time.monotonic() * 1e6  # the Lua driver's clock is CLOCK_MONOTONIC too
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if started is not None:
-        started.set()
-    deadline = time.monotonic() + seconds + 120
-    while process.poll() is None and stop is not None and time.monotonic() < deadline:
-        if stop.wait(0.05):
-            process.send_signal(signal.SIGINT)
-            break
-    try:
-        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
     usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_after, _ = machine_cpu()
     cpu_after = server_cpu() if server_cpu else 0.0

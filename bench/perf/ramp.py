@@ -55,27 +55,35 @@ def new_pod_ramp(
     ready_path: str = "/ready",
 ) -> dict[str, Any]:
     """``busy`` serves the mix; ``fresh`` (not started) is started meanwhile and takes the load
-    once it answers ``ready_path``."""
-    stop, started = threading.Event(), threading.Event()
-    before: dict[str, LoadResult] = {}
+    once it answers ``ready_path``. ``busy`` is measured alone first (the reference), then kept
+    under the mix in runs of 2 s while ``fresh`` starts; the load moves once the last of them
+    ends (at most 2 s after the new server is ready: a readiness probe runs every 5 s)."""
+    reference_run = load.run_wrk(
+        wrk,
+        busy.base_url,
+        requests.mix(60_000),
+        label=f"{fresh.name}-reference",
+        seconds=reference_seconds,
+        connections=connections,
+        workdir=workdir,
+    )
+    stop = threading.Event()
 
-    def drive_busy() -> None:
-        before["run"] = load.run_wrk(
-            wrk,
-            busy.base_url,
-            requests.mix(60_000),
-            label=f"{fresh.name}-before",
-            seconds=600,
-            connections=connections,
-            workdir=workdir,
-            stop=stop,
-            started=started,
-        )
+    def keep_busy() -> None:
+        lines = requests.mix(20_000)
+        while not stop.is_set():
+            load.run_wrk(
+                wrk,
+                busy.base_url,
+                lines,
+                label=f"{fresh.name}-busy",
+                seconds=2,
+                connections=connections,
+                workdir=workdir / "busy",
+            )
 
-    thread = threading.Thread(target=drive_busy, daemon=True)
+    thread = threading.Thread(target=keep_busy, daemon=True)
     thread.start()
-    started.wait(10)
-    time.sleep(reference_seconds)
     began = time.monotonic()
     try:
         fresh.start(ready_path=ready_path)
@@ -96,7 +104,7 @@ def new_pod_ramp(
         )
     finally:
         fresh.stop()
-    reference = before["run"].rps_between(1.0, reference_seconds)  # its first second: wrk connecting
+    reference = reference_run.rps
     first = run.rps_between(0, FIRST)
     return {
         "server": fresh.name,

@@ -302,6 +302,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.status,
                     round(rng.uniform(15, 3600), 3) if v.status == "ready" else None,
                     int(2_000_000 / (v.n + 1) ** 0.9),
+                    0,  # access_epoch
                     v.created_at,
                     v.created_at,
                 )
@@ -321,6 +322,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "status",
                 "duration",
                 "view_count",
+                "access_epoch",
                 "created_at",
                 "updated_at",
             ],
@@ -360,6 +362,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.created_at,
                     v.created_at,
                     video_id(v.n),
+                    "",  # source_etag
+                    "",  # upload_key
+                    "mp4",  # container
                 )
 
         _copy(
@@ -393,6 +398,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "created_at",
                 "updated_at",
                 "video_id",
+                "source_etag",
+                "upload_key",
+                "container",
             ],
             media_rows(),
             len(media),

@@ -120,7 +120,21 @@ def xact_counts(url: str, database: str) -> float:
     return float(rows[0][0]) if rows else 0.0
 
 
+_next_port = int(os.environ.get("PERF_PORT_BASE", "0") or 0)
+
+
 def free_port() -> int:
+    """A free port: the next free one from ``PERF_PORT_BASE`` when set (a range of 100), else
+    one the kernel picks."""
+    global _next_port
+    while _next_port:
+        port, _next_port = _next_port, _next_port + 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

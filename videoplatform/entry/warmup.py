@@ -1,0 +1,120 @@
+"""A new worker's warm-up, before it takes requests (docs/deployment.md, "Start-up and readiness").
+
+gunicorn calls ``warm_worker`` from its ``post_worker_init`` hook (``gunicorn.conf.py``): after
+the application is loaded in the worker and before the worker accepts a connection, so no
+request ever meets a cold worker; the other workers of the pod serve meanwhile. It:
+
+1. does the lazy initialisation of a first request ahead of it: the URL configuration resolved
+   (which imports every view), the API's renderers, parsers and serializers built;
+2. opens the connections a request needs: Redis (the cache's client, the invalidation feed) and
+   the primary database, so a failure shows in the log at once;
+3. fills L1 from L2 with the keys the running processes use most (``videoplatform.cache.warm``),
+   within ``WORKER_WARMUP_TIMEOUT`` seconds.
+
+``/ready`` answers 503 while the worker that receives it is warming (``state()``); in a worker
+that gunicorn did not start (the test client, ``runserver``) there is no warm-up and it is ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Final
+
+from django.conf import settings
+
+from videoplatform.cache.warm import HotKeyRecorder, warm_l1
+
+logger = logging.getLogger(__name__)
+
+NOT_STARTED: Final = "not started"
+WARMING: Final = "warming"
+WARM: Final = "warm"
+
+_state = NOT_STARTED
+_lock = threading.Lock()
+_recorder: HotKeyRecorder | None = None
+
+# Paths whose resolution imports the views a request reaches first (no request is made).
+_PATHS: Final = (
+    "/api/videos",
+    "/api/videos/vid_0000000000000000000000",
+    "/api/videos/vid_0000000000000000000000/stream",
+    "/api/subscriptions/plans",
+    "/api/auth/login",
+    "/api/videos/create",
+)
+
+
+def state() -> str:
+    return _state
+
+
+def _set(value: str) -> None:
+    global _state
+    with _lock:
+        _state = value
+
+
+def initialise() -> None:
+    """The first request's lazy work, without a request: views imported, DRF's settings read."""
+    from django.urls import Resolver404, get_resolver
+    from rest_framework.settings import api_settings
+
+    resolver = get_resolver()
+    for path in _PATHS:
+        with contextlib.suppress(Resolver404):
+            resolver.resolve(path)
+    for name in ("DEFAULT_RENDERER_CLASSES", "DEFAULT_PARSER_CLASSES", "DEFAULT_AUTHENTICATION_CLASSES"):
+        getattr(api_settings, name)
+
+
+def connect() -> None:
+    """Opens the primary's connection and the cache's Redis connection (errors are logged: the
+    readiness check reports them)."""
+    from django.core.cache import caches
+    from django.db import connections
+
+    try:
+        connections["default"].ensure_connection()
+    except Exception as exc:  # noqa: BLE001 - reported by /ready; the warm-up goes on
+        logger.warning("warm-up: the database is unreachable (%s)", type(exc).__name__)
+    if settings.REDIS_URL:
+        try:
+            client = getattr(caches["default"], "client", None)
+            if client is not None and hasattr(client, "get_client"):
+                client.get_client(write=True).ping()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("warm-up: Redis is unreachable (%s)", type(exc).__name__)
+
+
+def warm_worker() -> None:
+    """The warm-up (see the module's text); then this process reports its hot keys."""
+    global _recorder
+    _set(WARMING)
+    started = time.monotonic()
+    try:
+        initialise()
+        connect()
+        left = float(settings.WORKER_WARMUP_TIMEOUT) - (time.monotonic() - started)
+        warmed = warm_l1(timeout=max(0.0, left))
+        logger.info(
+            "worker warm in %.2f s; %s", time.monotonic() - started, warmed.describe(), extra={"warmup": True}
+        )
+    except Exception:  # a failed warm-up leaves a cold worker, never a dead one
+        logger.exception("worker warm-up failed; serving cold")
+    finally:
+        _set(WARM)
+    recorder = HotKeyRecorder()
+    recorder.start()
+    _recorder = recorder
+
+
+def stop_recording() -> None:
+    """Stops this process's hot-key reports (tests; a worker reports until it exits)."""
+    global _recorder
+    if _recorder is not None:
+        _recorder.stop()
+        _recorder = None
