@@ -64,6 +64,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="the steady state, the new-server ramps and the floor beside them; nothing else",
     )
+    parser.add_argument(
+        "--logins-only",
+        action="store_true",
+        help="the steady state, then readers beside a burst of logins, with and without the bound",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
     parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -236,6 +241,46 @@ def new_pod_ramps(
             f" server just before); per second: {seconds}"
         )
     return rows
+
+
+def cold_start(
+    env: dict[str, str], requests: Requests, workdir: Path, count: int = 4000, bucket: int = 250
+) -> dict[str, Any]:
+    """CPU per request of a fresh process over its first ``count`` requests of the mix, in
+    buckets: without the warm-up, with it, and where the first 1,000 of a cold one go
+    (bench/perf/cold_start.py). Each run draws its own requests from the mix."""
+    runs: dict[str, Any] = {}
+    for label, flags in (("cold", []), ("warmed", ["--warm"]), ("cold, profiled", ["--profile", "1000"])):
+        lines_file = workdir / f"cold-start-{len(runs)}.requests.tsv"
+        lines_file.write_text("\n".join(requests.mix(count)) + "\n")
+        out = workdir / f"cold-start-{len(runs)}.json"
+        run_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(workdir / f"cold-start-{len(runs)}-metrics"))
+        (workdir / f"cold-start-{len(runs)}-metrics").mkdir(exist_ok=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.perf.cold_start",
+                str(lines_file),
+                str(count),
+                str(bucket),
+                str(out),
+                *flags,
+            ],
+            cwd=ROOT,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if result.returncode != 0 or not out.exists():
+            print(f"  the cold-start run ({label}) failed: {result.stderr[-1500:]}")
+            continue
+        runs[label] = json.loads(out.read_text())
+        buckets = runs[label]["cpu_ms_per_request"]
+        print(f"  {label:<15} CPU ms per request, per {bucket}: " + " ".join(f"{v:.2f}" for v in buckets))
+    return runs
 
 
 def endpoint_lines(requests: Requests, name: str, count: int = 4000) -> list[str]:
@@ -456,6 +501,73 @@ def cpu_profile(env: dict[str, str], requests: Requests, workdir: Path, count: i
         print(f"  the CPU profile failed: {result.stderr[-1500:]}")
         return {}
     return dict(json.loads(out.read_text()))
+
+
+def logins_beside_readers(
+    env: dict[str, str],
+    app: Server,
+    wrk: str,
+    requests: Requests,
+    args: argparse.Namespace,
+    workdir: Path,
+    logins: int = 8,
+    readers: int = 8,
+) -> list[dict[str, Any]]:
+    """Readers (the mix without its writes) and a burst of ``logins`` concurrent logins at once,
+    on the shipped server (hashes bounded per process) and on one without the bound."""
+    import threading
+
+    reader_lines = [
+        line for line in requests.mix(40_000) if line.split("\t", 1)[0] not in ("login", "create")
+    ]
+    login_lines = requests.single("login", 2000)
+    seconds = max(6.0, args.endpoint_seconds)
+    rows = []
+    unbounded = Server("unbounded logins", dict(env, LOGIN_HASH_CONCURRENCY="0"))
+    try:
+        unbounded.start(ready_path="/ready")
+        measure(unbounded, wrk, requests.mix(20_000), "unbounded-warm", 10, args, workdir)
+        for label, server in (("bounded (as shipped: 1 hash per process)", app), ("no bound", unbounded)):
+            alone = measure(
+                server, wrk, reader_lines, "readers-alone", seconds, args, workdir, connections=readers
+            )
+            burst: dict[str, LoadResult] = {}
+            thread = threading.Thread(
+                target=lambda s=server, out=burst: out.update(
+                    run=measure(
+                        s, wrk, login_lines, "logins-burst", seconds, args, workdir, connections=logins
+                    )
+                )
+            )
+            thread.start()
+            beside = measure(
+                server, wrk, reader_lines, "readers-beside", seconds, args, workdir, connections=readers
+            )
+            thread.join()
+            login_stats = burst["run"].endpoints["login"]
+            p95 = {name: stats.p95 for name, stats in beside.endpoints.items()}
+            rows.append(
+                {
+                    "label": label,
+                    "readers_alone_rps": round(alone.rps, 1),
+                    "readers_beside_rps": round(beside.rps, 1),
+                    "readers_p95_alone_ms": {name: round(st.p95, 1) for name, st in alone.endpoints.items()},
+                    "readers_p95_beside_ms": {name: round(v, 1) for name, v in p95.items()},
+                    "logins_rps": round(login_stats.rps, 1),
+                    "login_p50_ms": round(login_stats.p50, 1),
+                    "login_p95_ms": round(login_stats.p95, 1),
+                    "errors": beside.errors + burst["run"].errors,
+                }
+            )
+            row = rows[-1]
+            print(
+                f"  {label}: readers {row['readers_alone_rps']:,.0f} req/s alone, "
+                f"{row['readers_beside_rps']:,.0f} beside {logins} concurrent logins "
+                f"({row['logins_rps']:.1f} logins/s, P95 {row['login_p95_ms']:.0f} ms)"
+            )
+    finally:
+        unbounded.stop()
+    return rows
 
 
 ALL_OFF = "bytes_cache,orjson,templates,negotiation,compression_reuse"
@@ -783,7 +895,10 @@ def main() -> None:
         floor_mix = measure(floor, wrk, requests.mix(30_000), "floor-mix", 10, args, workdir)
         rep["steady"]["floor_rps"] = round(floor_mix.rps, 1)
         print(f"  the floor under the mix: {floor_mix.rps:,.0f} req/s")
-        if not args.ramp_only:
+        if args.logins_only:
+            print("readers beside a burst of logins, with and without the bound on hashes")
+            rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
+        if not (args.ramp_only or args.logins_only):
             print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
             paced = measure(
                 app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
@@ -817,12 +932,15 @@ def main() -> None:
                 saturation.seconds,
                 {key: xact_after[key] - xact_before[key] for key in xact_after},
             )
-        rep["ramps"] = new_pod_ramps(env, app, wrk, requests, args, workdir)
-        rep["ramp_floor_rps"] = round(
-            measure(floor, wrk, requests.mix(30_000), "floor-mix-ramp", 10, args, workdir).rps, 1
-        )
-        print(f"  the floor under the mix: {rep['ramp_floor_rps']:,.0f} req/s")
-        if not args.ramp_only:
+        if not args.logins_only:
+            rep["ramps"] = new_pod_ramps(env, app, wrk, requests, args, workdir)
+            rep["ramp_floor_rps"] = round(
+                measure(floor, wrk, requests.mix(30_000), "floor-mix-ramp", 10, args, workdir).rps, 1
+            )
+            print(f"  the floor under the mix: {rep['ramp_floor_rps']:,.0f} req/s")
+            print("a fresh process's first requests: CPU per request (one thread, thread CPU time)")
+            rep["cold_start"] = cold_start(env, requests, workdir)
+        if not (args.ramp_only or args.logins_only):
             rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
             print(f"queries per request: {rep['queries_check']}")
 
@@ -839,6 +957,8 @@ def main() -> None:
 
             print("login benchmark")
             rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
+            print("readers beside a burst of logins, with and without the bound on hashes")
+            rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
 
             if not args.no_profile and profiles.available():
                 seconds = 15 if not args.quick else 8
@@ -860,7 +980,7 @@ def main() -> None:
     finally:
         app.stop()
     try:
-        if args.ablations and not args.ramp_only:
+        if args.ablations and not (args.ramp_only or args.logins_only):
             rep["ablations"] = ablations(env, floor, wrk, requests, args, workdir)
     finally:
         floor.stop()

@@ -64,6 +64,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     out += steady_and_ramp(report)
+    out += cold_start(report)
+    out += logins_beside_readers(report)
     mix = report.get("mix_paced")
     if mix:
         out += [
@@ -290,6 +292,64 @@ def steady_and_ramp(report: dict[str, Any]) -> list[str]:
             cells = [f"{cell['rps']:,.0f}" for cell in row["per_second"]]
             out.append(f"| {row['label']} | " + " | ".join(cells + [""] * (width - len(cells))) + " |")
         out.append("")
+    return out
+
+
+def logins_beside_readers(report: dict[str, Any]) -> list[str]:
+    rows = report.get("logins_beside_readers")
+    if not rows:
+        return []
+    out = [
+        "### Logins beside readers (a burst of 8 concurrent logins while 8 connections read)",
+        "",
+        "| server | readers alone req/s | readers beside the logins req/s | readers kept "
+        "| reader P95 ms beside (detail / feed / stream / plans) | logins/s | login P50 / P95 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        p95 = row["readers_p95_beside_ms"]
+        kept = row["readers_beside_rps"] / row["readers_alone_rps"] if row["readers_alone_rps"] else None
+        out.append(
+            f"| {row['label']} | {row['readers_alone_rps']:,.0f} | {row['readers_beside_rps']:,.0f} "
+            f"| {_pct(kept)} | "
+            + " / ".join(_ms(p95.get(name)) for name in ("detail", "feed", "stream", "plans"))
+            + f" | {row['logins_rps']:.1f} | {row['login_p50_ms']:.0f} / {row['login_p95_ms']:.0f} "
+            f"| {row['errors']} |"
+        )
+    out.append("")
+    return out
+
+
+def cold_start(report: dict[str, Any]) -> list[str]:
+    runs = report.get("cold_start")
+    if not runs:
+        return []
+    out = [
+        "### A fresh process's first requests (CPU per request, one thread, thread CPU time)",
+        "",
+    ]
+    width = max(len(run["cpu_ms_per_request"]) for run in runs.values())
+    bucket = next(iter(runs.values()))["bucket"]
+    out += [
+        "| process | import s CPU | warm-up | "
+        + " | ".join(f"{bucket * i + 1}-{bucket * (i + 1)}" for i in range(width))
+        + " |",
+        "|---|---|---|" + "---|" * width,
+    ]
+    for label, run in runs.items():
+        warm = (
+            f"{run['warmup_cpu_s']:.2f} s CPU, {run['warmed_entries']:,} entries" if run.get("warm") else "-"
+        )
+        cells = [f"{value:.2f}" for value in run["cpu_ms_per_request"]]
+        out.append(f"| {label} | {run['import_cpu_s']:.2f} | {warm} | " + " | ".join(cells) + " |")
+    profiled = next((run for run in runs.values() if run.get("areas")), None)
+    if profiled:
+        areas = ", ".join(f"{row['area']} {row['percent']:.0f} %" for row in profiled["areas"][:8])
+        out += [
+            "",
+            f"Where a cold process's first {profiled['profile_requests']:,} requests go (cProfile): {areas}.",
+        ]
+    out.append("")
     return out
 
 
