@@ -98,7 +98,7 @@ def post_worker_init(worker: Any) -> None:
     if _serves_the_platform(worker):
         from videoplatform.entry import warmup
 
-        warmup.warm_worker()
+        warmup.warm_worker(pool=getattr(worker, "tpool", None), threads=worker.cfg.threads)
 
 
 def child_exit(server: Any, worker: Any) -> None:

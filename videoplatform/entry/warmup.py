@@ -6,8 +6,8 @@ request ever meets a cold worker; the other workers of the pod serve meanwhile. 
 
 1. does the lazy initialisation of a first request ahead of it: the URL configuration resolved
    (which imports every view), the API's renderers, parsers and serializers built;
-2. opens the connections a request needs: Redis (the cache's client, the invalidation feed) and
-   the primary database, so a failure shows in the log at once;
+2. opens the connections a request needs: Redis (the cache's client; the invalidation feed
+   connects in step 3) and, in each request thread of the worker, the primary and the replicas;
 3. fills L1 from L2 with the keys the running processes use most (``videoplatform.cache.warm``),
    within ``WORKER_WARMUP_TIMEOUT`` seconds.
 
@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+from concurrent.futures import Executor, wait
 from typing import Final
 
 from django.conf import settings
@@ -71,16 +72,23 @@ def initialise() -> None:
         getattr(api_settings, name)
 
 
-def connect() -> None:
-    """Opens the primary's connection and the cache's Redis connection (errors are logged: the
-    readiness check reports them)."""
-    from django.core.cache import caches
+def _open_databases() -> None:
     from django.db import connections
 
-    try:
-        connections["default"].ensure_connection()
-    except Exception as exc:  # noqa: BLE001 - reported by /ready; the warm-up goes on
-        logger.warning("warm-up: the database is unreachable (%s)", type(exc).__name__)
+    for alias in ("default", *settings.REPLICA_DATABASES):
+        try:
+            connections[alias].ensure_connection()
+        except Exception as exc:  # noqa: BLE001 - reported by /ready; the warm-up goes on
+            logger.warning("warm-up: database %s is unreachable (%s)", alias, type(exc).__name__)
+
+
+def connect(pool: Executor | None = None, threads: int = 0) -> None:
+    """Opens the connections a request needs: the cache's Redis connection (shared by the
+    process's threads) and, in each of the ``threads`` threads of ``pool`` that will serve
+    requests, the primary's and the replicas' (Django's connections belong to a thread, and the
+    data layer keeps them for ``DB_CONN_MAX_AGE``). Errors are logged: ``/ready`` reports them."""
+    from django.core.cache import caches
+
     if settings.REDIS_URL:
         try:
             client = getattr(caches["default"], "client", None)
@@ -88,16 +96,28 @@ def connect() -> None:
                 client.get_client(write=True).ping()
         except Exception as exc:  # noqa: BLE001
             logger.warning("warm-up: Redis is unreachable (%s)", type(exc).__name__)
+    if pool is None or threads <= 0:
+        return
+    # Each task waits for the others, so every one of them runs in a thread of its own.
+    together = threading.Barrier(threads)
+
+    def open_here() -> None:
+        _open_databases()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=5)
+
+    wait([pool.submit(open_here) for _ in range(threads)], timeout=10)
 
 
-def warm_worker() -> None:
-    """The warm-up (see the module's text); then this process reports its hot keys."""
+def warm_worker(pool: Executor | None = None, threads: int = 0) -> None:
+    """The warm-up (see the module's text); then this process reports its hot keys. ``pool`` is
+    the worker's pool of request threads (gunicorn's gthread worker), ``threads`` its size."""
     global _recorder
     _set(WARMING)
     started = time.monotonic()
     try:
         initialise()
-        connect()
+        connect(pool, threads)
         left = float(settings.WORKER_WARMUP_TIMEOUT) - (time.monotonic() - started)
         warmed = warm_l1(timeout=max(0.0, left))
         logger.info(
