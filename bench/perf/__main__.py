@@ -60,6 +60,9 @@ def parse_args() -> argparse.Namespace:
         "--ramp-seconds", type=float, default=40, help="how long each new server's ramp is followed"
     )
     parser.add_argument(
+        "--ramp-rounds", type=int, default=2, help="how many times each kind of new server is started"
+    )
+    parser.add_argument(
         "--ramp-only",
         action="store_true",
         help="the steady state, the new-server ramps and the floor beside them; nothing else",
@@ -219,28 +222,59 @@ RAMPS: list[tuple[str, str, dict[str, str]]] = [
 def new_pod_ramps(
     env: dict[str, str], app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path
 ) -> list[dict[str, Any]]:
+    """Each new server of ``RAMPS`` in turn, ``--ramp-rounds`` times (alternating); one row per
+    kind with the median ratio over the rounds and the mean per-second curve."""
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for round_index in range(args.ramp_rounds):
+        for label, what, overrides in RAMPS:
+            print(f"new server ({label}, round {round_index + 1}) started under the mix, then takes it")
+            fresh = Server(f"new-{label.replace(' ', '-')}", dict(env, **overrides))
+            row = _one_ramp(app, fresh, wrk, requests, args, workdir)
+            row.update(label=label, what=what)
+            runs[label].append(row)
     rows = []
-    for label, what, overrides in RAMPS:
-        print(f"new server ({label}) started while the first serves the mix; then the mix moves to it")
-        fresh = Server(f"new-{label.replace(' ', '-')}", dict(env, **overrides))
-        row = ramp.new_pod_ramp(
-            wrk,
-            app,
-            fresh,
-            requests,
-            seconds=args.ramp_seconds,
-            connections=args.connections,
-            workdir=workdir,
-        )
-        row.update(label=label, what=what)
-        rows.append(row)
-        seconds = " ".join(f"{cell['rps']:,.0f}" for cell in row["per_second"])
-        print(
-            f"  ready after {row['ready_after_s']:.1f} s; first 15 s {row['first_15s_rps']:,.0f} req/s"
-            f" = {100 * (row['first_15s_ratio'] or 0):.0f} % of {row['reference_rps']:,.0f} (the first"
-            f" server just before); per second: {seconds}"
+    for label, what, _ in RAMPS:
+        done = runs[label]
+        ratios = [row["first_15s_ratio"] for row in done if row["first_15s_ratio"] is not None]
+        width = min(len(row["per_second"]) for row in done)
+        rows.append(
+            {
+                "label": label,
+                "what": what,
+                "rounds": len(done),
+                "ready_after_s": statistics.median(row["ready_after_s"] for row in done),
+                "reference_rps": statistics.median(row["reference_rps"] for row in done),
+                "first_15s_rps": statistics.median(row["first_15s_rps"] for row in done),
+                "first_15s_ratio": round(statistics.median(ratios), 3) if ratios else None,
+                "first_15s_ratios": ratios,
+                "last_rps": statistics.median(row["last_rps"] for row in done),
+                "per_second": [
+                    {
+                        "t": float(t),
+                        "rps": round(statistics.fmean(row["per_second"][t]["rps"] for row in done), 1),
+                    }
+                    for t in range(width)
+                ],
+                "errors": sum(row["errors"] for row in done),
+                "runs": done,
+            }
         )
     return rows
+
+
+def _one_ramp(
+    app: Server, fresh: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    row = ramp.new_pod_ramp(
+        wrk, app, fresh, requests, seconds=args.ramp_seconds, connections=args.connections, workdir=workdir
+    )
+    seconds = " ".join(f"{cell['rps']:,.0f}" for cell in row["per_second"])
+    print(
+        f"  ready after {row['ready_after_s']:.1f} s; first 15 s {row['first_15s_rps']:,.0f} req/s"
+        f" = {100 * (row['first_15s_ratio'] or 0):.0f} % of {row['reference_rps']:,.0f} (the first"
+        f" server just before); per second: {seconds}"
+    )
+    return row
 
 
 def cold_start(

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .cpu_profile import _area, _environ
+from .cpu_profile import ROOT, _area, _environ
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--warm", action="store_true")
     parser.add_argument("--profile", type=int, default=0)
+    parser.add_argument("--dump", type=Path, help="where to write the cProfile statistics (pstats)")
     args = parser.parse_args()
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="vp-perf-cold-"))
 
@@ -49,6 +50,7 @@ def main() -> None:
         cpu, wall = time.process_time(), time.monotonic()
         warmup.initialise()
         warmup.connect()
+        warmup.open_in_this_thread()  # this thread serves the requests (a gunicorn thread's part)
         warmed = warmup.warm_l1()
         result.update(
             warmup_cpu_s=round(time.process_time() - cpu, 3),
@@ -81,11 +83,20 @@ def main() -> None:
     result["cpu_ms_per_request"] = [round(value, 3) for value in buckets]
     if profiler is not None:
         stats = pstats.Stats(profiler)
+        if args.dump:
+            stats.dump_stats(str(args.dump))
         by_area: dict[str, float] = defaultdict(float)
+        functions: list[tuple[float, str]] = []
         total = 0.0
-        for (filename, _, _), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
             by_area[_area(filename)] += own
             total += own
+            short = filename.replace(ROOT, "").split("site-packages/")[-1].split("/lib/python3.11/")[-1]
+            functions.append((own, f"{function} ({short})"))
+        functions.sort(reverse=True)
+        result["self"] = [
+            {"function": name, "percent": round(100 * own / total, 1)} for own, name in functions[:20]
+        ]
         result["profile_requests"] = args.profile
         result["areas"] = [
             {"area": area, "percent": round(100 * own / total, 1)}

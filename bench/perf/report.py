@@ -266,8 +266,10 @@ def steady_and_ramp(report: dict[str, Any]) -> list[str]:
             "### A new server under load (its first 15 s against the steady state)",
             "",
             "A second server, the same configuration, is started while the first serves the mix "
-            "(Redis warm); the first one's throughput over the 14 s before is the steady state. Once "
-            "the new one answers `/ready` (polled every 0.3 s, 2 s timeout), the mix moves to it."
+            "(Redis warm); the first one's throughput alone over the 15 s before is the steady state. "
+            "Once the new one answers `/ready` (polled every 0.3 s, 2 s timeout), the mix moves to it. "
+            f"Each kind {ramps[0].get('rounds', 1)} times, alternating: medians of the rounds "
+            "(each round's ratio in brackets), the per-second curve their mean."
             + (f" The floor under the same mix, right after: {floor:,.0f} req/s." if floor else ""),
             "",
             "| new server | ready after | steady state req/s | first 15 s req/s | first 15 s / steady "
@@ -279,7 +281,9 @@ def steady_and_ramp(report: dict[str, Any]) -> list[str]:
             out.append(
                 f"| {row['label']}: {row['what']} | {row['ready_after_s']:.1f} s "
                 f"| {row['reference_rps']:,.0f} | {row['first_15s_rps']:,.0f} "
-                f"| **{_pct(row['first_15s_ratio'])}** | {row['last_rps']:,.0f} | {to_floor} "
+                f"| **{_pct(row['first_15s_ratio'])}** "
+                f"({', '.join(f'{100 * r:.0f} %' for r in row.get('first_15s_ratios', []))}) "
+                f"| {row['last_rps']:,.0f} | {to_floor} "
                 f"| {row['errors']} |"
             )
         out += ["", "Its req/s in each of its first seconds:", ""]
