@@ -325,33 +325,58 @@ def logins_beside_readers(report: dict[str, Any]) -> list[str]:
 
 
 def cold_start(report: dict[str, Any]) -> list[str]:
-    runs = report.get("cold_start")
+    summary = report.get("cold_start")
+    runs = (summary or {}).get("runs")
     if not runs:
         return []
     out = [
         "### A fresh process's first requests (CPU per request, one thread, thread CPU time)",
         "",
     ]
-    width = max(len(run["cpu_ms_per_request"]) for run in runs.values())
+    if summary.get("steady_ms"):
+        out += [
+            f"Steady state: **{summary['steady_ms']:.2f} ms** of CPU per request (the last 3,000 requests "
+            f"of both runs), so one core serves {summary['steady_requests_in_15s']:,} requests in 15 s. "
+            "In its first 15 s of CPU a fresh process serves:",
+            "",
+            "| process | import s CPU | warm-up before ready | requests in its first 15 s "
+            "| of the steady state |",
+            "|---|---|---|---|---|",
+        ]
+        for label in ("cold", "warmed"):
+            run = runs.get(label)
+            if not run or "first_15s_requests" not in run:
+                continue
+            warm = (
+                f"{run['warmup_cpu_s']:.2f} s CPU, {run['warmed_entries']:,} L1 entries"
+                if run.get("warm")
+                else "-"
+            )
+            out.append(
+                f"| {label} | {run['import_cpu_s']:.2f} | {warm} | {run['first_15s_requests']:,} "
+                f"| **{_pct(run['first_15s_ratio'])}** |"
+            )
+        out.append("")
     bucket = next(iter(runs.values()))["bucket"]
-    out += [
-        "| process | import s CPU | warm-up | "
-        + " | ".join(f"{bucket * i + 1}-{bucket * (i + 1)}" for i in range(width))
-        + " |",
-        "|---|---|---|" + "---|" * width,
-    ]
-    for label, run in runs.items():
-        warm = (
-            f"{run['warmup_cpu_s']:.2f} s CPU, {run['warmed_entries']:,} entries" if run.get("warm") else "-"
-        )
-        cells = [f"{value:.2f}" for value in run["cpu_ms_per_request"]]
-        out.append(f"| {label} | {run['import_cpu_s']:.2f} | {warm} | " + " | ".join(cells) + " |")
+    shown = {label: run for label, run in runs.items() if len(run["cpu_ms_per_request"]) > 2}
+    if shown:
+        width = min(12, max(len(run["cpu_ms_per_request"]) for run in shown.values()))
+        out += [
+            f"CPU ms per request, per {bucket} requests (the first {width * bucket:,}):",
+            "",
+            "| process | " + " | ".join(f"{bucket * i + 1:,}-" for i in range(width)) + " |",
+            "|---|" + "---|" * width,
+        ]
+        for label, run in shown.items():
+            cells = [f"{value:.2f}" for value in run["cpu_ms_per_request"][:width]]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
     profiled = next((run for run in runs.values() if run.get("areas")), None)
     if profiled:
         areas = ", ".join(f"{row['area']} {row['percent']:.0f} %" for row in profiled["areas"][:8])
         out += [
             "",
-            f"Where a cold process's first {profiled['profile_requests']:,} requests go (cProfile): {areas}.",
+            f"Where a cold process's first {profiled['profile_requests']:,} requests go (cProfile, "
+            f"{profiled['cpu_ms_per_request'][0]:.1f} ms per request under the profiler): {areas}.",
         ]
     out.append("")
     return out
