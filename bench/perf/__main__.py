@@ -213,8 +213,8 @@ RAMPS: list[tuple[str, str, dict[str, str]]] = [
     ("warmed", "as shipped: warmed before it is ready", {}),
     (
         "not warmed",
-        "no warm-up, not preloaded (CACHE_HOT_KEYS=0, GUNICORN_PRELOAD=false)",
-        {"CACHE_HOT_KEYS": "0", "GUNICORN_PRELOAD": "false"},
+        "no warm-up, not preloaded (WORKER_WARMUP_TIMEOUT=0, GUNICORN_PRELOAD=false)",
+        {"WORKER_WARMUP_TIMEOUT": "0", "GUNICORN_PRELOAD": "false"},
     ),
 ]
 

@@ -130,3 +130,13 @@ def test_a_gunicorn_worker_fills_its_l1_from_the_hot_keys_before_serving(tmp_pat
     warmed = re.search(r"L1 warmed with (\d+) of (\d+) hot entries", log.read_text())
     assert warmed is not None, log.read_text()[-2000:]
     assert (int(warmed.group(1)), int(warmed.group(2))) == (3, 3)
+
+
+def test_a_zero_timeout_switches_the_warm_up_off(client: Client, monkeypatch, settings):
+    settings.WORKER_WARMUP_TIMEOUT = 0
+    monkeypatch.setattr(warmup, "_state", warmup.NOT_STARTED)
+    calls = []
+    monkeypatch.setattr(warmup, "warm_l1", lambda **kwargs: calls.append(kwargs))
+    warmup.warm_worker()
+    assert calls == [] and warmup.state() == warmup.WARM
+    assert client.get("/ready").status_code == 200

@@ -150,6 +150,9 @@ def warm_worker(pool: Executor | None = None, threads: int = 0) -> None:
     """The warm-up (see the module's text); then this process reports its hot keys. ``pool`` is
     the worker's pool of request threads (gunicorn's gthread worker), ``threads`` its size."""
     global _recorder
+    if float(settings.WORKER_WARMUP_TIMEOUT) <= 0:  # switched off: the worker serves at once
+        _set(WARM)
+        return
     _set(WARMING)
     started = time.monotonic()
     try:
