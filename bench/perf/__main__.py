@@ -33,6 +33,8 @@ from .stack import ROOT, Server, Services
 
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench.perf:begin -->", "<!-- bench.perf:end -->"
+# A --ramp-only run writes its own section (the full run's "Last run" stays as it is).
+RAMP_BEGIN, RAMP_END = "<!-- bench.perf.ramp:begin -->", "<!-- bench.perf.ramp:end -->"
 SKIP_HEADERS = {"date", "server", "connection", "transfer-encoding", "keep-alive"}
 FLOOR_TARGETS = {"detail": 0.60, "plans": 0.60, "feed": 0.40}
 
@@ -281,40 +283,47 @@ def cold_start(
     env: dict[str, str], requests: Requests, workdir: Path, count: int = 14_000, bucket: int = 500
 ) -> dict[str, Any]:
     """CPU per request of a fresh process over its first ``count`` requests of the mix, in
-    buckets: without the warm-up and with it (bench/perf/cold_start.py), and where the first
-    1,000 of a cold one go. Each run draws its own requests from the mix.
+    buckets: without the warm-up and with it, both at once (bench/perf/cold_start.py), and where
+    the first 1,000 of a cold one go. Each run draws its own requests from the mix.
 
     From them, the first 15 s of a worker in CPU terms: the requests one core serves in its first
     15 s of CPU (the buckets' CPU added up), against the 15 s at the steady CPU per request (the
     last 3,000 requests of both runs): what a new pod serves in its first 15 s relative to its
     steady state when the CPU is what limits it, whatever the machine's other work."""
     runs: dict[str, Any] = {}
-    for label, flags, size in (
-        ("cold", [], count),
-        ("warmed", ["--warm"], count),
-        ("cold, profiled", ["--profile", "1000"], 1000),
+    # The cold and the warmed process run at the same time, so that the machine's other work
+    # (which slows a thread's CPU too: caches, shared cores) weighs on both alike; then the
+    # profiled one.
+    for batch in (
+        (("cold", [], count), ("warmed", ["--warm"], count)),
+        (("cold, profiled", ["--profile", "1000"], 1000),),
     ):
-        lines_file = workdir / f"cold-start-{len(runs)}.requests.tsv"
-        lines_file.write_text("\n".join(requests.mix(size)) + "\n")
-        out = workdir / f"cold-start-{len(runs)}.json"
-        run_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(workdir / f"cold-start-{len(runs)}-metrics"))
-        (workdir / f"cold-start-{len(runs)}-metrics").mkdir(exist_ok=True)
-        command = [sys.executable, "-m", "bench.perf.cold_start", str(lines_file), str(size), str(bucket)]
-        result = subprocess.run(
-            [*command, str(out), *flags],
-            cwd=ROOT,
-            env=run_env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        if result.returncode != 0 or not out.exists():
-            print(f"  the cold-start run ({label}) failed: {result.stderr[-1500:]}")
-            continue
-        runs[label] = json.loads(out.read_text())
-        buckets = runs[label]["cpu_ms_per_request"]
-        print(f"  {label:<15} CPU ms per request, per {bucket}: " + " ".join(f"{v:.2f}" for v in buckets))
+        started = []
+        for label, flags, size in batch:
+            index = len(runs) + len(started)
+            lines_file = workdir / f"cold-start-{index}.requests.tsv"
+            lines_file.write_text("\n".join(requests.mix(size)) + "\n")
+            out = workdir / f"cold-start-{index}.json"
+            metrics = workdir / f"cold-start-{index}-metrics"
+            metrics.mkdir(exist_ok=True)
+            command = [sys.executable, "-m", "bench.perf.cold_start", str(lines_file), str(size), str(bucket)]
+            process = subprocess.Popen(
+                [*command, str(out), *flags],
+                cwd=ROOT,
+                env=dict(env, PROMETHEUS_MULTIPROC_DIR=str(metrics)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            started.append((label, process, out))
+        for label, process, out in started:
+            _, stderr = process.communicate(timeout=1800)
+            if process.returncode != 0 or not out.exists():
+                print(f"  the cold-start run ({label}) failed: {stderr[-1500:]}")
+                continue
+            runs[label] = json.loads(out.read_text())
+            values = runs[label]["cpu_ms_per_request"]
+            print(f"  {label:<15} CPU ms per request, per {bucket}: " + " ".join(f"{v:.2f}" for v in values))
     summary: dict[str, Any] = {"runs": runs}
     tails = [
         value
@@ -871,13 +880,13 @@ def queries_check(app: Server, requests: Requests) -> tuple[str, bool]:
     return text, ok
 
 
-def update_docs(markdown: str) -> None:
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+def update_docs(markdown: str, begin: str = BEGIN, end: str = END) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{begin}\n{markdown}\n{end}{tail}")
     print(f"docs: wrote the figures into {DOC.relative_to(ROOT)}")
 
 
@@ -1063,7 +1072,10 @@ def main() -> None:
     print(markdown)
     print(f"\nreport: {out_dir / 'report.md'} and report.json")
     if args.update_docs:
-        update_docs(markdown)
+        if args.ramp_only:
+            update_docs(markdown, RAMP_BEGIN, RAMP_END)
+        else:
+            update_docs(markdown)
 
 
 def capacity(rep: dict[str, Any]) -> dict[str, Any]:
