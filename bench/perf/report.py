@@ -58,11 +58,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['server']['workers']} workers x {report['server']['threads']} threads; "
         f"{report['server']['databases']}.",
         "",
-        "### Targets",
-        "",
-        *targets_table(report),
-        "",
     ]
+    if report.get("targets"):
+        out += ["### Targets", "", *targets_table(report), ""]
     out += steady_and_ramp(report)
     out += cold_start(report)
     out += logins_beside_readers(report)
@@ -334,18 +332,20 @@ def cold_start(report: dict[str, Any]) -> list[str]:
         "",
     ]
     if summary.get("steady_ms"):
+        window = summary["window_s"]
         out += [
             f"Steady state: **{summary['steady_ms']:.2f} ms** of CPU per request (the last 3,000 requests "
-            f"of both runs), so one core serves {summary['steady_requests_in_15s']:,} requests in 15 s. "
-            "In its first 15 s of CPU a fresh process serves:",
+            f"of both runs, which ran at the same time), so {window:.1f} s of CPU serve "
+            f"{summary['steady_requests_in_window']:,} requests. In its first {window:.1f} s of CPU "
+            "(15 s, or what the shorter run spent) a fresh process serves:",
             "",
-            "| process | import s CPU | warm-up before ready | requests in its first 15 s "
+            f"| process | import s CPU | warm-up before ready | requests in its first {window:.1f} s "
             "| of the steady state |",
             "|---|---|---|---|---|",
         ]
         for label in ("cold", "warmed"):
             run = runs.get(label)
-            if not run or "first_15s_requests" not in run:
+            if not run or "first_window_requests" not in run:
                 continue
             warm = (
                 f"{run['warmup_cpu_s']:.2f} s CPU, {run['warmed_entries']:,} L1 entries"
@@ -353,8 +353,8 @@ def cold_start(report: dict[str, Any]) -> list[str]:
                 else "-"
             )
             out.append(
-                f"| {label} | {run['import_cpu_s']:.2f} | {warm} | {run['first_15s_requests']:,} "
-                f"| **{_pct(run['first_15s_ratio'])}** |"
+                f"| {label} | {run['import_cpu_s']:.2f} | {warm} | {run['first_window_requests']:,} "
+                f"| **{_pct(run['first_window_ratio'])}** |"
             )
         out.append("")
     bucket = next(iter(runs.values()))["bucket"]
