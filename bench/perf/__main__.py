@@ -101,6 +101,7 @@ def parse_args() -> argparse.Namespace:
             2,
         )
         args.warmup, args.ramp_seconds = min(args.warmup, 45), min(args.ramp_seconds, 25)
+        args.ramp_rounds = min(args.ramp_rounds, 1)
     if args.ablations is None:
         args.ablations = not args.quick
     return args
@@ -1016,7 +1017,7 @@ def main() -> None:
             )
             print(f"  the floor under the mix: {rep['ramp_floor_rps']:,.0f} req/s")
             print("a fresh process's first requests: CPU per request (one thread, thread CPU time)")
-            rep["cold_start"] = cold_start(env, requests, workdir)
+            rep["cold_start"] = cold_start(env, requests, workdir, count=6000 if args.quick else 14_000)
         if not (args.ramp_only or args.logins_only):
             rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
             print(f"queries per request: {rep['queries_check']}")
