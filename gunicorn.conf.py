@@ -89,7 +89,10 @@ def when_ready(server: Any) -> None:
     if preload_app and _serves_the_platform(server):
         from videoplatform.entry import warmup
 
-        warmup.initialise()
+        try:
+            warmup.initialise()
+        except Exception:  # the workers do it lazily then; never a reason not to start
+            server.log.exception("warm-up in the master failed")
 
 
 def post_worker_init(worker: Any) -> None:
