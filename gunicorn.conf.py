@@ -1,7 +1,8 @@
 """gunicorn settings; every value can be overridden from the environment.
 
 The metrics directory is prepared here, before any worker imports prometheus_client,
-so every worker writes its samples where ``/metrics`` aggregates them.
+so every worker writes its samples where ``/metrics`` aggregates them. The hooks at the end
+warm a new worker before it takes requests (docs/deployment.md, "Start-up and readiness").
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 _metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/videoplatform-metrics"))  # noqa: S108
+# The preloaded application (preload_app) creates its metrics in the master before on_starting
+# runs: the directory must exist by then (on_starting empties it before any worker starts).
+_metrics_dir.mkdir(parents=True, exist_ok=True)
 
 _host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a pod listens on its own address
 bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
@@ -61,6 +65,16 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 logger_class = "videoplatform.entry.serving.JsonAccessLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "videoplatform.wsgi:application"
+# The application is imported once, in the master, and the workers fork from it: a worker (a new
+# pod's, or one recycled after max_requests) starts without importing Django and the platform
+# again, and the pages of that code are shared. Nothing opens a connection or a thread at import
+# (the cache tiers, the throttle and the database connections start on first use, per process).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() not in ("0", "false", "no", "off")
+
+
+def _serves_the_platform(server: Any) -> bool:
+    """Whether this gunicorn serves the platform (not another WSGI app given on its command line)."""
+    return getattr(server.app, "app_uri", None) in (None, wsgi_app)
 
 
 def on_starting(server: Any) -> None:
@@ -69,13 +83,31 @@ def on_starting(server: Any) -> None:
     _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 
+def when_ready(server: Any) -> None:
+    # With the application preloaded, the lazy work of a first request (the URL configuration
+    # resolved, every view imported) is done here too, once, before the workers fork.
+    if preload_app and _serves_the_platform(server):
+        from videoplatform.entry import warmup
+
+        try:
+            warmup.initialise()
+        except Exception:  # the workers do it lazily then; never a reason not to start
+            server.log.exception("warm-up in the master failed")
+
+
+def post_worker_init(worker: Any) -> None:
+    # In the worker, before it accepts a connection: its connections opened and its L1 filled
+    # from L2 with the hottest keys (videoplatform/entry/warmup.py; WORKER_WARMUP_TIMEOUT bounds it).
+    if _serves_the_platform(worker):
+        from videoplatform.entry import warmup
+
+        warmup.warm_worker(pool=getattr(worker, "tpool", None), threads=worker.cfg.threads)
+    # Warm, and it accepts from here on: a worker rotation without Kubernetes (TTIN, wait for
+    # this line, then TTOU: docs/reliability.md) waits for it.
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-
-def post_worker_init(worker: Any) -> None:
-    # The application is loaded and the worker accepts from here on: a worker rotation without
-    # Kubernetes (TTIN, wait for this line, then TTOU: docs/reliability.md) waits for it.
-    worker.log.info("Worker ready (pid: %s)", worker.pid)

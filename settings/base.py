@@ -309,6 +309,13 @@ CACHE_FEED_LEASE = float(env_str("CACHE_FEED_LEASE", "1.0"))
 # After an L2 error, a process reads the database without trying Redis for this long.
 CACHE_L2_RETRY_AFTER = float(env_str("CACHE_L2_RETRY_AFTER", "1.0"))
 CACHE_STATS_FLUSH_INTERVAL = float(env_str("CACHE_STATS_FLUSH_INTERVAL", "5"))
+# A new worker fills its L1 from L2 with this many of the keys the running processes use most,
+# before it takes requests (0: off); each serving process reports its own every
+# CACHE_HOT_KEYS_INTERVAL seconds (videoplatform/cache/warm.py).
+CACHE_HOT_KEYS = env_int("CACHE_HOT_KEYS", 5000)
+CACHE_HOT_KEYS_INTERVAL = env_int("CACHE_HOT_KEYS_INTERVAL", 30)
+# The most a worker's warm-up (videoplatform/entry/warmup.py) may take before it serves anyway.
+WORKER_WARMUP_TIMEOUT = float(env_str("WORKER_WARMUP_TIMEOUT", "10"))
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -326,6 +333,9 @@ PASSWORD_HASHERS = [
 ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 2)
 ARGON2_MEMORY_COST_KIB = env_int("ARGON2_MEMORY_COST_KIB", 19456)
 ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)
+# Argon2 hashes (logins, password changes) a process computes at once; more wait their turn, so a
+# burst of logins cannot take every core from the readers (0: no bound). accounts/hashers.py.
+LOGIN_HASH_CONCURRENCY = env_int("LOGIN_HASH_CONCURRENCY", 1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

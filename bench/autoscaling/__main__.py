@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 from .load import PROFILES
@@ -19,6 +20,7 @@ from .simulate import (
     Manifests,
     PodModel,
     Timeline,
+    ramp_from_report,
     replica_changes,
     simulate,
     step_figures,
@@ -38,6 +40,8 @@ def print_timeline(tl: Timeline) -> None:
         f"capacity {tl.model.capacity_rps:,.0f} req/s per pod, target {tl.target_rps:,.0f}, "
         f"pod startup {tl.model.startup_seconds:.0f} s, metric: {tl.model.metric_source} requests"
     )
+    ramp = ", ".join(f"{100 * fraction:.0f} % until {end:.0f} s" for end, fraction in tl.model.ramp)
+    print(f"a new pod's capacity once Ready: {ramp or 'full at once'}")
     for at, low, high, name in tl.bound_changes:
         print(f"  {tl.clock(at):%H:%M:%S}  {name}: min {low}, max {high}")
     print(f"{'time':>8}  {'offered':>9}  {'per pod':>8}  {'replicas':>11}  reason")
@@ -48,7 +52,7 @@ def print_timeline(tl: Timeline) -> None:
             f"{tl.clock(at):%H:%M:%S}  {tl.offered[i]:>9,.0f}  {per_pod:>8,.0f}  "
             f"{before:>4} -> {after:<4}  {why}"
         )
-    over = tl.offered > tl.ready * tl.model.capacity_rps
+    over = tl.offered > tl.capacity
     print(
         f"replicas {tl.replicas.min()}..{tl.replicas.max()}, pod-hours {tl.replicas.sum() / 3600:,.1f}, "
         f"seconds above capacity {int(over.sum())}"
@@ -80,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--startup", type=float, default=PodModel.startup_seconds, help="pod startup seconds")
     parser.add_argument("--metric-source", choices=["served", "offered"], default="served")
+    ramp = parser.add_mutually_exclusive_group()
+    ramp.add_argument(
+        "--ramp-from",
+        type=Path,
+        help="a new pod's capacity by age from a performance report (var/perf/<time>/report.json)",
+    )
+    ramp.add_argument("--no-ramp", action="store_true", help="a new pod at full capacity once Ready")
     schedule = parser.add_mutually_exclusive_group()
     schedule.add_argument("--schedule", dest="schedule", action="store_true", default=None)
     schedule.add_argument("--no-schedule", dest="schedule", action="store_false")
@@ -97,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         startup_seconds=args.startup,
         metric_source=args.metric_source,
     )
+    if args.no_ramp:
+        model = dataclasses.replace(model, ramp=())
+    elif args.ramp_from:
+        model = dataclasses.replace(model, ramp=ramp_from_report(json.loads(args.ramp_from.read_text())))
     profile = PROFILES[args.profile]
     tl = simulate(profile, manifests, model, follow_schedule=args.schedule)
     print_timeline(tl)

@@ -26,9 +26,9 @@ def plot_timeline(tl: Timeline, path: Path, title: str | None = None) -> Path:
     fig.suptitle(title or f"HPA simulation: {tl.profile.description}", fontsize=11)
 
     load_ax.plot(clock, tl.offered[every] / 1000, color="#1f77b4", label="offered")
-    capacity = tl.ready[every] * tl.model.capacity_rps / 1000
+    capacity = tl.capacity[every] / 1000
     load_ax.plot(clock, capacity, color="#2ca02c", lw=1, ls="--", label="capacity of Ready pods")
-    over = tl.offered[every] > tl.ready[every] * tl.model.capacity_rps
+    over = tl.offered[every] > tl.capacity[every]
     load_ax.fill_between(
         clock, 0, tl.offered[every] / 1000, where=over, color="#d62728", alpha=0.25, label="above capacity"
     )

@@ -6,6 +6,10 @@ The cluster model, kept deliberately small (every figure is a parameter of ``Pod
   ``capacity_rps``; the excess waits or is shed (counted as overload).
 - A new pod is Pending for ``startup_seconds`` (scheduling, image pull, gunicorn boot, first
   readiness probe), then Ready. The ReplicaSet removes Pending pods first, then the newest.
+- A Ready pod's capacity grows with its age (``ramp``: the fraction of ``capacity_rps`` it serves
+  in each span of seconds after it became Ready, as the performance harness measures a new
+  server under load; full capacity after the last span). The Service still gives it an even
+  share: what it cannot serve waits or is shed like any excess.
 - The request-rate metric is what the prometheus-adapter rule serves: the rate of *completed*
   requests over ``rate_window_seconds``, first available ``rate_delay_seconds`` after the pod is
   Ready (two scrapes). Because it counts served requests it cannot read above the capacity.
@@ -49,6 +53,31 @@ REQUEST_RATE_METRIC = "http_requests_per_second"
 # Measured per-pod capacity: the performance harness's mix throughput per gunicorn core (796
 # req/s, every P95 inside its target; docs/performance.md) for a pod of 2 cores, rounded down.
 DEFAULT_CAPACITY_RPS = 1500.0
+# A new pod's share of its steady-state throughput in each span of seconds after it is Ready:
+# ((end of span in seconds, fraction), ...), full capacity afterwards. From the performance
+# harness's last --ramp-only run (docs/performance.md, "A new pod at full speed"): a warmed
+# process replaying the mix served 74 % of its steady requests in its first 5 s of CPU and 96 %
+# in the next 5 (a cold one 68 % and 90 %); ``ramp_from_report`` reads a run's wire figures.
+DEFAULT_RAMP: tuple[tuple[float, float], ...] = ((5.0, 0.74), (10.0, 0.96))
+
+
+def ramp_from_report(
+    report: Mapping[str, Any], label: str = "warmed", span: float = 5.0
+) -> tuple[tuple[float, float], ...]:
+    """A ramp from a ``python -m bench.perf`` report (its ``ramps``): the new server's req/s per
+    ``span`` seconds over its first 30 s, as fractions of the steady state it was measured against."""
+    rows = [row for row in report.get("ramps") or [] if row.get("label") == label]
+    if not rows or not rows[0].get("reference_rps"):
+        raise LookupError(f"the report has no new-server ramp labelled {label!r}")
+    row = rows[0]
+    per_second = [cell["rps"] for cell in row["per_second"]]
+    ramp = []
+    for start in range(0, min(len(per_second), 30), int(span)):
+        chunk = per_second[start : start + int(span)]
+        if chunk:
+            fraction = min(1.0, sum(chunk) / len(chunk) / row["reference_rps"])
+            ramp.append((float(start + len(chunk)), round(fraction, 3)))
+    return tuple(ramp)
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,14 @@ class PodModel:
     memory_mib_per_rps: float = 0.1
     cpu_request_millicores: int = 1000
     memory_request_mib: int = 1024
+    ramp: tuple[tuple[float, float], ...] = DEFAULT_RAMP
+
+    def capacity_at(self, age: float) -> float:
+        """What a pod Ready for ``age`` seconds serves at most (req/s)."""
+        for end, fraction in self.ramp:
+            if age < end:
+                return self.capacity_rps * fraction
+        return self.capacity_rps
 
 
 @dataclass
@@ -129,6 +166,7 @@ class Timeline:
     ready: np.ndarray  # Ready pods, what serves traffic
     per_pod_offered: np.ndarray  # offered load / Ready pods
     served: np.ndarray
+    capacity: np.ndarray  # what the Ready pods can serve together, each at its age's capacity
     min_bound: np.ndarray
     max_bound: np.ndarray
     decisions: list[Decision] = field(default_factory=list)
@@ -210,6 +248,7 @@ def simulate(
         ready=np.zeros(n, dtype=int),
         per_pod_offered=np.zeros(n),
         served=np.zeros(n),
+        capacity=np.zeros(n),
         min_bound=np.zeros(n, dtype=int),
         max_bound=np.zeros(n, dtype=int),
         bound_changes=changes,
@@ -221,9 +260,11 @@ def simulate(
             _, low, high, _ = pending_changes.pop(0)
             bounds = (low, high)
         offered = profile.rate(max(now, 0.0))
-        ready = sum(1 for pod in pods if pod.ready_at <= now)
+        capacities = [model.capacity_at(now - pod.ready_at) for pod in pods if pod.ready_at <= now]
+        ready = len(capacities)
         per_pod = offered / ready if ready else math.inf
-        served_per_pod[index] = min(per_pod, model.capacity_rps) if ready else 0.0
+        # Each Ready pod gets an even share and serves what its age allows; the HPA averages.
+        served_per_pod[index] = sum(min(per_pod, cap) for cap in capacities) / ready if ready else 0.0
         offered_per_pod[index] = per_pod if ready else 0.0
         if now >= 0:
             i = int(now)
@@ -232,6 +273,7 @@ def simulate(
             tl.ready[i] = ready
             tl.per_pod_offered[i] = per_pod if ready else math.nan
             tl.served[i] = served_per_pod[index] * ready
+            tl.capacity[i] = sum(capacities)
             tl.min_bound[i], tl.max_bound[i] = bounds
         if index % SYNC_PERIOD_SECONDS == 0:
             samples = [

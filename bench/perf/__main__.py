@@ -27,12 +27,14 @@ from typing import Any
 
 import redis
 
-from . import load, profiles, report, seed, stack
+from . import load, profiles, ramp, report, seed, stack
 from .load import ENDPOINTS, Catalogue, LoadResult, Requests
 from .stack import ROOT, Server, Services
 
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench.perf:begin -->", "<!-- bench.perf:end -->"
+# A --ramp-only run writes its own section (the full run's "Last run" stays as it is).
+RAMP_BEGIN, RAMP_END = "<!-- bench.perf.ramp:begin -->", "<!-- bench.perf.ramp:end -->"
 SKIP_HEADERS = {"date", "server", "connection", "transfer-encoding", "keep-alive"}
 FLOOR_TARGETS = {"detail": 0.60, "plans": 0.60, "feed": 0.40}
 
@@ -50,6 +52,28 @@ def parse_args() -> argparse.Namespace:
         "--workers", help="GUNICORN_WORKERS for the app and the floor (default: the config's)"
     )
     parser.add_argument("--threads", help="GUNICORN_THREADS (default: the config's)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=120,
+        help="seconds of the mix before the measurements, reported as a curve (the steady state)",
+    )
+    parser.add_argument(
+        "--ramp-seconds", type=float, default=40, help="how long each new server's ramp is followed"
+    )
+    parser.add_argument(
+        "--ramp-rounds", type=int, default=2, help="how many times each kind of new server is started"
+    )
+    parser.add_argument(
+        "--ramp-only",
+        action="store_true",
+        help="the steady state, the new-server ramps and the floor beside them; nothing else",
+    )
+    parser.add_argument(
+        "--logins-only",
+        action="store_true",
+        help="the steady state, then readers beside a burst of logins, with and without the bound",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
     parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -64,12 +88,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", default=str(ROOT / "var" / "perf"), help="where reports are written")
     parser.add_argument("--database", default="vp_perf")
-    parser.add_argument("--redis", default=Services.redis, help="the app's Redis (flushed at the start)")
-    parser.add_argument("--broker", default=Services.broker, help="the Celery broker (flushed at the start)")
+    parser.add_argument(
+        "--redis",
+        default=Services.redis,
+        help="the cache's Redis database (flushed at the start)",
+    )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="the Celery broker (flushed at the start; default: the next Redis database)",
+    )
     parser.add_argument(
         "--mix-only",
         action="store_true",
-        help="stop after the saturation mix and its figures (no floor, CPU profile, logins, variants)",
+        help="stop after the saturation mix and its figures (no ramps, floor, CPU profile, logins, variants)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -78,9 +110,17 @@ def parse_args() -> argparse.Namespace:
             min(args.endpoint_seconds, 5),
             2,
         )
+        args.warmup, args.ramp_seconds = min(args.warmup, 45), min(args.ramp_seconds, 25)
+        args.ramp_rounds = min(args.ramp_rounds, 1)
     if args.ablations is None:
         args.ablations = not args.quick
     return args
+
+
+def next_database(url: str) -> str:
+    """The same Redis server's next database number (the broker beside the cache)."""
+    base, _, number = url.rstrip("/").rpartition("/")
+    return f"{base}/{int(number) + 1}" if number.isdigit() else f"{url.rstrip('/')}/1"
 
 
 def machine_info(wrk: str, services: Services) -> dict[str, Any]:
@@ -157,6 +197,178 @@ def capture(server: Server, path: str) -> dict[str, Any]:
     reason = {200: "200 OK"}[status]
     kept = [[name, value] for name, value in headers if name.lower() not in SKIP_HEADERS]
     return {"status": reason, "headers": kept, "body": base64.b64encode(body).decode(), "bytes": len(body)}
+
+
+def capture_line(server: Server, line: str) -> dict[str, Any]:
+    """The answer to one request line of the load (for the floor to serve the same bytes)."""
+    name, method, path, token, body = line.split("\t")
+    headers = {"Accept-Encoding": "gzip, br"}
+    if token != "-":
+        headers["Authorization"] = f"Bearer {token}"
+    status, answer_headers, content = server.request(
+        method, path, headers=headers, body=json.loads(body) if body != "-" else None
+    )
+    expected = ENDPOINTS[name][1]
+    if status != expected:
+        raise SystemExit(f"{method} {path} answered {status}: {content[:300]!r}")
+    kept = [[key, value] for key, value in answer_headers if key.lower() not in SKIP_HEADERS]
+    reason = {200: "200 OK", 201: "201 Created"}[status]
+    return {
+        "status": reason,
+        "headers": kept,
+        "body": base64.b64encode(content).decode(),
+        "bytes": len(content),
+    }
+
+
+# New servers started under load: as shipped, and with the start-up warm-up switched off.
+RAMPS: list[tuple[str, str, dict[str, str]]] = [
+    ("warmed", "as shipped: warmed before it is ready", {}),
+    (
+        "not warmed",
+        "no warm-up, not preloaded (WORKER_WARMUP_TIMEOUT=0, GUNICORN_PRELOAD=false)",
+        {"WORKER_WARMUP_TIMEOUT": "0", "GUNICORN_PRELOAD": "false"},
+    ),
+]
+
+
+def new_pod_ramps(
+    env: dict[str, str], app: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path
+) -> list[dict[str, Any]]:
+    """Each new server of ``RAMPS`` in turn, ``--ramp-rounds`` times (alternating); one row per
+    kind with the median ratio over the rounds and the mean per-second curve."""
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for round_index in range(args.ramp_rounds):
+        for label, what, overrides in RAMPS:
+            print(f"new server ({label}, round {round_index + 1}) started under the mix, then takes it")
+            fresh = Server(f"new-{label.replace(' ', '-')}", dict(env, **overrides))
+            row = _one_ramp(app, fresh, wrk, requests, args, workdir)
+            row.update(label=label, what=what)
+            runs[label].append(row)
+    rows = []
+    for label, what, _ in RAMPS:
+        done = runs[label]
+        ratios = [row["first_15s_ratio"] for row in done if row["first_15s_ratio"] is not None]
+        width = min(len(row["per_second"]) for row in done)
+        rows.append(
+            {
+                "label": label,
+                "what": what,
+                "rounds": len(done),
+                "ready_after_s": statistics.median(row["ready_after_s"] for row in done),
+                "reference_rps": statistics.median(row["reference_rps"] for row in done),
+                "first_15s_rps": statistics.median(row["first_15s_rps"] for row in done),
+                "first_15s_ratio": round(statistics.median(ratios), 3) if ratios else None,
+                "first_15s_ratios": ratios,
+                "last_rps": statistics.median(row["last_rps"] for row in done),
+                "per_second": [
+                    {
+                        "t": float(t),
+                        "rps": round(statistics.fmean(row["per_second"][t]["rps"] for row in done), 1),
+                    }
+                    for t in range(width)
+                ],
+                "errors": sum(row["errors"] for row in done),
+                "runs": done,
+            }
+        )
+    return rows
+
+
+def _one_ramp(
+    app: Server, fresh: Server, wrk: str, requests: Requests, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    row = ramp.new_pod_ramp(
+        wrk, app, fresh, requests, seconds=args.ramp_seconds, connections=args.connections, workdir=workdir
+    )
+    seconds = " ".join(f"{cell['rps']:,.0f}" for cell in row["per_second"])
+    print(
+        f"  ready after {row['ready_after_s']:.1f} s; first 15 s {row['first_15s_rps']:,.0f} req/s"
+        f" = {100 * (row['first_15s_ratio'] or 0):.0f} % of {row['reference_rps']:,.0f} (the first"
+        f" server just before); per second: {seconds}"
+    )
+    return row
+
+
+def cold_start(
+    env: dict[str, str], requests: Requests, workdir: Path, count: int = 14_000, bucket: int = 500
+) -> dict[str, Any]:
+    """CPU per request of a fresh process over its first ``count`` requests of the mix, in
+    buckets: without the warm-up and with it, both at once (bench/perf/cold_start.py), and where
+    the first 1,000 of a cold one go. Each run draws its own requests from the mix.
+
+    From them, the first 15 s of a worker in CPU terms: the requests one core serves in its first
+    15 s of CPU (the buckets' CPU added up), against the 15 s at the steady CPU per request (the
+    last 3,000 requests of both runs): what a new pod serves in its first 15 s relative to its
+    steady state when the CPU is what limits it, whatever the machine's other work."""
+    runs: dict[str, Any] = {}
+    # The cold and the warmed process run at the same time, so that the machine's other work
+    # (which slows a thread's CPU too: caches, shared cores) weighs on both alike; then the
+    # profiled one.
+    for batch in (
+        (("cold", [], count), ("warmed", ["--warm"], count)),
+        (("cold, profiled", ["--profile", "1000"], 1000),),
+    ):
+        started = []
+        for label, flags, size in batch:
+            index = len(runs) + len(started)
+            lines_file = workdir / f"cold-start-{index}.requests.tsv"
+            lines_file.write_text("\n".join(requests.mix(size)) + "\n")
+            out = workdir / f"cold-start-{index}.json"
+            metrics = workdir / f"cold-start-{index}-metrics"
+            metrics.mkdir(exist_ok=True)
+            command = [sys.executable, "-m", "bench.perf.cold_start", str(lines_file), str(size), str(bucket)]
+            process = subprocess.Popen(
+                [*command, str(out), *flags],
+                cwd=ROOT,
+                env=dict(env, PROMETHEUS_MULTIPROC_DIR=str(metrics)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            started.append((label, process, out))
+        for label, process, out in started:
+            _, stderr = process.communicate(timeout=1800)
+            if process.returncode != 0 or not out.exists():
+                print(f"  the cold-start run ({label}) failed: {stderr[-1500:]}")
+                continue
+            runs[label] = json.loads(out.read_text())
+            values = runs[label]["cpu_ms_per_request"]
+            print(f"  {label:<15} CPU ms per request, per {bucket}: " + " ".join(f"{v:.2f}" for v in values))
+    return cold_start_summary(runs, bucket)
+
+
+def cold_start_summary(runs: dict[str, Any], bucket: int, window: float = 15.0) -> dict[str, Any]:
+    """The first ``window`` seconds of CPU of the cold and the warmed process (fewer when a run
+    spent less): the requests served in them against the same CPU at the steady cost per request
+    (the last 3,000 requests of both runs)."""
+    summary: dict[str, Any] = {"runs": runs}
+    measured = [label for label in ("cold", "warmed") if label in runs]
+    tails = [
+        value for label in measured for value in runs[label]["cpu_ms_per_request"][-max(1, 3000 // bucket) :]
+    ]
+    if not tails:
+        return summary
+    steady_ms = statistics.fmean(tails)
+    spent_ms = min(sum(runs[label]["cpu_ms_per_request"]) * bucket for label in measured)
+    window_ms = min(window * 1000, spent_ms)
+    summary.update(steady_ms=round(steady_ms, 3), window_s=round(window_ms / 1000, 1))
+    summary["steady_requests_in_window"] = round(window_ms / steady_ms)
+    for label in measured:
+        spent, served = 0.0, 0.0
+        for value in runs[label]["cpu_ms_per_request"]:
+            if spent + value * bucket >= window_ms:
+                served += (window_ms - spent) / value
+                break
+            spent += value * bucket
+            served += bucket
+        runs[label]["first_window_requests"] = round(served)
+        runs[label]["first_window_ratio"] = round(served * steady_ms / window_ms, 3)
+        print(
+            f"  {label}: {served:,.0f} requests in its first {window_ms / 1000:.1f} s of CPU, "
+            f"{100 * served * steady_ms / window_ms:.0f} % of the steady {window_ms / steady_ms:,.0f}"
+        )
+    return summary
 
 
 def endpoint_lines(requests: Requests, name: str, count: int = 4000) -> list[str]:
@@ -377,6 +589,73 @@ def cpu_profile(env: dict[str, str], requests: Requests, workdir: Path, count: i
         print(f"  the CPU profile failed: {result.stderr[-1500:]}")
         return {}
     return dict(json.loads(out.read_text()))
+
+
+def logins_beside_readers(
+    env: dict[str, str],
+    app: Server,
+    wrk: str,
+    requests: Requests,
+    args: argparse.Namespace,
+    workdir: Path,
+    logins: int = 8,
+    readers: int = 8,
+) -> list[dict[str, Any]]:
+    """Readers (the mix without its writes) and a burst of ``logins`` concurrent logins at once,
+    on the shipped server (hashes bounded per process) and on one without the bound."""
+    import threading
+
+    reader_lines = [
+        line for line in requests.mix(40_000) if line.split("\t", 1)[0] not in ("login", "create")
+    ]
+    login_lines = requests.single("login", 2000)
+    seconds = max(6.0, args.endpoint_seconds)
+    rows = []
+    unbounded = Server("unbounded logins", dict(env, LOGIN_HASH_CONCURRENCY="0"))
+    try:
+        unbounded.start(ready_path="/ready")
+        measure(unbounded, wrk, requests.mix(20_000), "unbounded-warm", 10, args, workdir)
+        for label, server in (("bounded (as shipped: 1 hash per process)", app), ("no bound", unbounded)):
+            alone = measure(
+                server, wrk, reader_lines, "readers-alone", seconds, args, workdir, connections=readers
+            )
+            burst: dict[str, LoadResult] = {}
+            thread = threading.Thread(
+                target=lambda s=server, out=burst: out.update(
+                    run=measure(
+                        s, wrk, login_lines, "logins-burst", seconds, args, workdir, connections=logins
+                    )
+                )
+            )
+            thread.start()
+            beside = measure(
+                server, wrk, reader_lines, "readers-beside", seconds, args, workdir, connections=readers
+            )
+            thread.join()
+            login_stats = burst["run"].endpoints["login"]
+            p95 = {name: stats.p95 for name, stats in beside.endpoints.items()}
+            rows.append(
+                {
+                    "label": label,
+                    "readers_alone_rps": round(alone.rps, 1),
+                    "readers_beside_rps": round(beside.rps, 1),
+                    "readers_p95_alone_ms": {name: round(st.p95, 1) for name, st in alone.endpoints.items()},
+                    "readers_p95_beside_ms": {name: round(v, 1) for name, v in p95.items()},
+                    "logins_rps": round(login_stats.rps, 1),
+                    "login_p50_ms": round(login_stats.p50, 1),
+                    "login_p95_ms": round(login_stats.p95, 1),
+                    "errors": beside.errors + burst["run"].errors,
+                }
+            )
+            row = rows[-1]
+            print(
+                f"  {label}: readers {row['readers_alone_rps']:,.0f} req/s alone, "
+                f"{row['readers_beside_rps']:,.0f} beside {logins} concurrent logins "
+                f"({row['logins_rps']:.1f} logins/s, P95 {row['login_p95_ms']:.0f} ms)"
+            )
+    finally:
+        unbounded.stop()
+    return rows
 
 
 ALL_OFF = "bytes_cache,orjson,templates,negotiation,compression_reuse"
@@ -616,20 +895,22 @@ def queries_check(app: Server, requests: Requests) -> tuple[str, bool]:
     return text, ok
 
 
-def update_docs(markdown: str) -> None:
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+def update_docs(markdown: str, begin: str = BEGIN, end: str = END) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{begin}\n{markdown}\n{end}{tail}")
     print(f"docs: wrote the figures into {DOC.relative_to(ROOT)}")
 
 
 def main() -> None:
     args = parse_args()
     started = time.monotonic()
-    services = Services(database=args.database, redis=args.redis, broker=args.broker)
+    services = Services(
+        database=args.database, redis=args.redis, broker=args.broker or next_database(args.redis)
+    )
     replica = not args.no_replica
     stack.ensure_services(services, replica=replica)
     wrk = stack.ensure_wrk()
@@ -678,8 +959,16 @@ def main() -> None:
             f"app: gunicorn {config['workers']} workers x {config['threads']} threads"
             f" on {app.start().base_url}"
         )
-        print("warm-up: 10 s of the mix")
-        measure(app, wrk, requests.mix(20_000), "warmup", 10, args, workdir)
+        print(f"steady state: the mix, closed loop, for {args.warmup:.0f} s (req/s per 5 s)")
+        rep["steady"] = ramp.steady_curve(
+            lambda server, lines, label, seconds: measure(server, wrk, lines, label, seconds, args, workdir),
+            app,
+            requests,
+            args.warmup,
+            5.0,
+        )
+        print("  " + " ".join(f"{row['rps']:,.0f}" for row in rep["steady"]["curve"]))
+        print(f"  steady state {rep['steady']['steady_rps']:,.0f} req/s")
         for name in ("detail", "plans", "feed"):
             measure(app, wrk, endpoint_lines(requests, name), f"warm-{name}", 2, args, workdir)
         responses = {
@@ -687,82 +976,108 @@ def main() -> None:
             "plans": capture(app, "/api/subscriptions/plans"),
             "feed": capture(app, "/api/videos"),
             "health": capture(app, "/health"),
+            **{name: capture_line(app, requests.one(name)) for name in ("stream", "login", "create")},
         }
         (workdir / "floor.json").write_text(json.dumps(responses))
         rep["response_bytes"] = {name: value["bytes"] for name, value in responses.items()}
         floor.start()
         print(f"floor: bare WSGI app on {floor.base_url}")
-
-        print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
-        paced = measure(
-            app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
-        )
-        rep["mix_paced"] = paced.as_dict()
-        print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
-        print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
-        before = app.scrape()
-        xact_before = {
-            "primary": stack.xact_counts(services.url(services.primary), services.database),
-            "replica": stack.xact_counts(services.url(services.replica), services.database)
-            if replica
-            else 0.0,
-        }
-        saturation = measure(app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir)
-        time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
-        after = app.scrape()
-        xact_after = {
-            "primary": stack.xact_counts(services.url(services.primary), services.database),
-            "replica": stack.xact_counts(services.url(services.replica), services.database)
-            if replica
-            else 0.0,
-        }
-        rep["mix_saturation"] = saturation.as_dict()
-        print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
-        rep["during_mix"] = during_mix(
-            before, after, saturation.seconds, {key: xact_after[key] - xact_before[key] for key in xact_after}
-        )
-        rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
-        print(f"queries per request: {rep['queries_check']}")
-        if args.mix_only:
-            floor.stop()
-            (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
-            print(json.dumps(rep["during_mix"]["database"], indent=2))
-            print(f"report: {out_dir / 'report.json'}")
-            return
-
-        print("floor vs app")
-        rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
-
-        print("CPU per request: the mix replayed in one process under cProfile")
-        rep["cpu_profile"] = cpu_profile(env, requests, workdir)
-        for name, row in rep["cpu_profile"].get("endpoints", {}).items():
-            print(
-                f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request"
-                f" ({row['share_percent']:4.1f} % of the mix's CPU)"
+        floor_mix = measure(floor, wrk, requests.mix(30_000), "floor-mix", 10, args, workdir)
+        rep["steady"]["floor_rps"] = round(floor_mix.rps, 1)
+        print(f"  the floor under the mix: {floor_mix.rps:,.0f} req/s")
+        if args.logins_only:
+            print("readers beside a burst of logins, with and without the bound on hashes")
+            rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
+        if not (args.ramp_only or args.logins_only):
+            print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
+            paced = measure(
+                app, wrk, requests.mix(60_000), "mix-paced", args.seconds, args, workdir, rate=args.rate
             )
-
-        print("login benchmark")
-        rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
-
-        if not args.no_profile and profiles.available():
-            seconds = 15 if not args.quick else 8
-            print(f"profile: py-spy on {len(app.worker_pids())} workers for {seconds} s of the mix")
-            import threading
-
-            files: list[Path] = []
-            thread = threading.Thread(
-                target=lambda: files.extend(profiles.record(app.worker_pids(), seconds, workdir / "profiles"))
+            rep["mix_paced"] = paced.as_dict()
+            print(f"  {paced.rps:,.0f} req/s, {paced.errors} errors")
+            print(f"mix, closed loop ({args.connections} connections) for {args.seconds:.0f} s")
+            before = app.scrape()
+            xact_before = {
+                "primary": stack.xact_counts(services.url(services.primary), services.database),
+                "replica": stack.xact_counts(services.url(services.replica), services.database)
+                if replica
+                else 0.0,
+            }
+            saturation = measure(
+                app, wrk, requests.mix(60_000), "mix-saturation", args.seconds, args, workdir
             )
-            thread.start()
-            measure(app, wrk, requests.mix(30_000), "mix-profiled", seconds + 2, args, workdir)
-            thread.join()
-            rep["profile"] = profiles.summarise(files)
-            for row in rep["profile"]["areas"][:6]:
-                print(f"  {row['percent']:5.1f} %  {row['area']}")
+            time.sleep(1.5)  # PostgreSQL publishes its statistics at most every second
+            after = app.scrape()
+            xact_after = {
+                "primary": stack.xact_counts(services.url(services.primary), services.database),
+                "replica": stack.xact_counts(services.url(services.replica), services.database)
+                if replica
+                else 0.0,
+            }
+            rep["mix_saturation"] = saturation.as_dict()
+            print(f"  {saturation.rps:,.0f} req/s, {saturation.errors} errors")
+            rep["during_mix"] = during_mix(
+                before,
+                after,
+                saturation.seconds,
+                {key: xact_after[key] - xact_before[key] for key in xact_after},
+            )
+            if args.mix_only:
+                rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
+                floor.stop()
+                (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
+                print(json.dumps(rep["during_mix"]["database"], indent=2))
+                print(f"report: {out_dir / 'report.json'}")
+                return
+        if not args.logins_only:
+            rep["ramps"] = new_pod_ramps(env, app, wrk, requests, args, workdir)
+            rep["ramp_floor_rps"] = round(
+                measure(floor, wrk, requests.mix(30_000), "floor-mix-ramp", 10, args, workdir).rps, 1
+            )
+            print(f"  the floor under the mix: {rep['ramp_floor_rps']:,.0f} req/s")
+            print("a fresh process's first requests: CPU per request (one thread, thread CPU time)")
+            rep["cold_start"] = cold_start(env, requests, workdir, count=6000 if args.quick else 14_000)
+        if not (args.ramp_only or args.logins_only):
+            rep["queries_check"], rep["queries_ok"] = queries_check(app, requests)
+            print(f"queries per request: {rep['queries_check']}")
+
+            print("floor vs app")
+            rep["floor"] = floor_comparison(app, floor, wrk, requests, args, workdir)
+
+            print("CPU per request: the mix replayed in one process under cProfile")
+            rep["cpu_profile"] = cpu_profile(env, requests, workdir)
+            for name, row in rep["cpu_profile"].get("endpoints", {}).items():
+                print(
+                    f"  {name:<7} {row['cpu_ms']:6.2f} ms CPU per request"
+                    f" ({row['share_percent']:4.1f} % of the mix's CPU)"
+                )
+
+            print("login benchmark")
+            rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
+            print("readers beside a burst of logins, with and without the bound on hashes")
+            rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
+
+            if not args.no_profile and profiles.available():
+                seconds = 15 if not args.quick else 8
+                print(f"profile: py-spy on {len(app.worker_pids())} workers for {seconds} s of the mix")
+                import threading
+
+                files: list[Path] = []
+                thread = threading.Thread(
+                    target=lambda: files.extend(
+                        profiles.record(app.worker_pids(), seconds, workdir / "profiles")
+                    )
+                )
+                thread.start()
+                measure(app, wrk, requests.mix(30_000), "mix-profiled", seconds + 2, args, workdir)
+                thread.join()
+                rep["profile"] = profiles.summarise(files)
+                for row in rep["profile"]["areas"][:6]:
+                    print(f"  {row['percent']:5.1f} %  {row['area']}")
     finally:
         app.stop()
     try:
-        if args.ablations:
+        if args.ablations and not (args.ramp_only or args.logins_only):
             rep["ablations"] = ablations(env, floor, wrk, requests, args, workdir)
     finally:
         floor.stop()
@@ -774,11 +1089,17 @@ def main() -> None:
     markdown = report.markdown(rep)
     (out_dir / "report.json").write_text(json.dumps(rep, indent=2, default=str))
     (out_dir / "report.md").write_text(markdown + "\n")
+    plotted = ramp.plot(rep, out_dir / "throughput.png")
+    if plotted:
+        print(f"plot: {plotted}")
     print()
     print(markdown)
     print(f"\nreport: {out_dir / 'report.md'} and report.json")
     if args.update_docs:
-        update_docs(markdown)
+        if args.ramp_only:
+            update_docs(markdown, RAMP_BEGIN, RAMP_END)
+        else:
+            update_docs(markdown)
 
 
 def capacity(rep: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,10 @@ def route(path: str) -> str:
         return "plans"
     if path == "/api/videos":
         return "feed"
+    if path == "/api/auth/login":
+        return "login"
+    if path == "/api/videos/create":
+        return "create"
     if path.startswith("/api/videos/"):
         return "stream" if path.endswith("/stream") else "detail"
     return "health" if path == "/health" else ""

@@ -11,6 +11,7 @@ anonymous.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -188,10 +189,29 @@ class LoadResult:
     machine_busy: float  # CPU seconds the whole machine was busy (every process, every core)
     connections: int
     rate: float
+    # When each answer completed, in seconds since wrk was started (sorted).
+    done_at: list[float] = field(default_factory=list, repr=False)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    def rps_between(self, start: float, end: float) -> float:
+        """Answers per second completed between ``start`` and ``end`` seconds into the run."""
+        end = min(end, self.seconds)
+        if end <= start:
+            return 0.0
+        count = bisect.bisect_left(self.done_at, end) - bisect.bisect_left(self.done_at, start)
+        return count / (end - start)
+
+    def curve(self, width: float) -> list[tuple[float, float]]:
+        """(bucket start in seconds, req/s) for consecutive buckets of ``width`` seconds; a last
+        partial bucket shorter than half a width is left out."""
+        rows, start = [], 0.0
+        while start + width / 2 <= self.seconds:
+            rows.append((start, self.rps_between(start, start + width)))
+            start += width
+        return rows
 
     @property
     def errors(self) -> int:
@@ -224,10 +244,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def parse(
-    path: Path, seconds_hint: float
-) -> tuple[float, dict[str, int], dict[str, list[tuple[int, float]]]]:
+    path: Path, seconds_hint: float, started_us: float = 0.0
+) -> tuple[float, dict[str, int], dict[str, list[tuple[int, float]]], list[float]]:
+    """(seconds, socket errors, per endpoint [(status, latency ms)], completion times in seconds
+    after ``started_us``, sorted)."""
     seconds, socket_errors = seconds_hint, {}
     per: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    done: list[float] = []
     for line in path.read_text().splitlines():
         if line.startswith("#summary"):
             values = dict(item.split("=") for item in line.split()[1:])
@@ -236,9 +259,12 @@ def parse(
                 k: int(values[k]) for k in ("connect", "read", "write", "timeout") if int(values[k])
             }
             continue
-        name, status, latency = line.split()
+        name, status, latency, *finished = line.split()
         per[name].append((int(status), int(latency) / 1000.0))
-    return seconds, socket_errors, per
+        if finished and started_us:
+            done.append((int(finished[0]) - started_us) / 1e6)
+    done.sort()
+    return seconds, socket_errors, per, done
 
 
 def run_wrk(
@@ -282,6 +308,7 @@ def run_wrk(
     cpu_before = server_cpu() if server_cpu else 0.0
     busy_before, _ = machine_cpu()
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started_us = time.monotonic() * 1e6  # the Lua driver's clock is CLOCK_MONOTONIC too
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
     usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_after, _ = machine_cpu()
@@ -291,7 +318,7 @@ def run_wrk(
             f"wrk failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         )
     wrk_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
-    elapsed, socket_errors, per = parse(out_file, seconds)
+    elapsed, socket_errors, per, done_at = parse(out_file, seconds, started_us)
     endpoints = {}
     for name in sorted(per, key=lambda n: list(ENDPOINTS).index(n) if n in ENDPOINTS else 99):
         samples = per[name]
@@ -321,6 +348,7 @@ def run_wrk(
         machine_busy=busy_after - busy_before,
         connections=connections,
         rate=rate,
+        done_at=done_at,
     )
 
 

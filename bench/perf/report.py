@@ -58,11 +58,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['server']['workers']} workers x {report['server']['threads']} threads; "
         f"{report['server']['databases']}.",
         "",
-        "### Targets",
-        "",
-        *targets_table(report),
-        "",
     ]
+    if report.get("targets"):
+        out += ["### Targets", "", *targets_table(report), ""]
+    out += steady_and_ramp(report)
+    out += cold_start(report)
+    out += logins_beside_readers(report)
     mix = report.get("mix_paced")
     if mix:
         out += [
@@ -232,6 +233,153 @@ def markdown(report: dict[str, Any]) -> str:
     if noise:
         out += [f"Noise: {noise}", ""]
     return "\n".join(out)
+
+
+def steady_and_ramp(report: dict[str, Any]) -> list[str]:
+    """The steady state as a curve, and the new servers' ramps against it, each with the floor."""
+    out: list[str] = []
+    steady = report.get("steady")
+    if steady:
+        floor = steady.get("floor_rps")
+        ratio = (
+            f", {100 * steady['steady_rps'] / floor:.0f} % of the floor ({floor:,.0f} req/s)" if floor else ""
+        )
+        out += [
+            f"### Steady state (the mix, closed loop, {steady['seconds']:.0f} s from the server's start)",
+            "",
+            f"Steady state (the last {len(steady['curve'][-3:]) * steady['bucket_s']:.0f} s): "
+            f"**{steady['steady_rps']:,.0f} req/s**{ratio}; its first 15 s "
+            f"{steady['first_15s_rps']:,.0f} req/s; {steady['errors']} errors. The floor is the bare WSGI "
+            "app answering the same mix's bytes, right after.",
+            "",
+            "| seconds | " + " | ".join(f"{row['t']:.0f}" for row in steady["curve"]) + " |",
+            "|---|" + "---|" * len(steady["curve"]),
+            "| req/s | " + " | ".join(f"{row['rps']:,.0f}" for row in steady["curve"]) + " |",
+            "",
+        ]
+    ramps = report.get("ramps")
+    if ramps:
+        floor = report.get("ramp_floor_rps")
+        out += [
+            "### A new server under load (its first 15 s against the steady state)",
+            "",
+            "A second server, the same configuration, is started while the first serves the mix "
+            "(Redis warm); the first one's throughput alone over the 15 s before is the steady state. "
+            "Once the new one answers `/ready` (polled every 0.3 s, 2 s timeout), the mix moves to it. "
+            f"Each kind {ramps[0].get('rounds', 1)} times, alternating: medians of the rounds "
+            "(each round's ratio in brackets), the per-second curve their mean."
+            + (f" The floor under the same mix, right after: {floor:,.0f} req/s." if floor else ""),
+            "",
+            "| new server | ready after | steady state req/s | first 15 s req/s | first 15 s / steady "
+            "| later req/s | first 15 s / floor | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ramps:
+            to_floor = _pct(row["first_15s_rps"] / floor if floor else None)
+            out.append(
+                f"| {row['label']}: {row['what']} | {row['ready_after_s']:.1f} s "
+                f"| {row['reference_rps']:,.0f} | {row['first_15s_rps']:,.0f} "
+                f"| **{_pct(row['first_15s_ratio'])}** "
+                f"({', '.join(f'{100 * r:.0f} %' for r in row.get('first_15s_ratios', []))}) "
+                f"| {row['last_rps']:,.0f} | {to_floor} "
+                f"| {row['errors']} |"
+            )
+        out += ["", "Its req/s in each of its first seconds:", ""]
+        width = max(len(row["per_second"]) for row in ramps)
+        out += [
+            "| new server | " + " | ".join(str(i) for i in range(width)) + " |",
+            "|---|" + "---|" * width,
+        ]
+        for row in ramps:
+            cells = [f"{cell['rps']:,.0f}" for cell in row["per_second"]]
+            out.append(f"| {row['label']} | " + " | ".join(cells + [""] * (width - len(cells))) + " |")
+        out.append("")
+    return out
+
+
+def logins_beside_readers(report: dict[str, Any]) -> list[str]:
+    rows = report.get("logins_beside_readers")
+    if not rows:
+        return []
+    out = [
+        "### Logins beside readers (a burst of 8 concurrent logins while 8 connections read)",
+        "",
+        "| server | readers alone req/s | readers beside the logins req/s | readers kept "
+        "| reader P95 ms beside (detail / feed / stream / plans) | logins/s | login P50 / P95 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        p95 = row["readers_p95_beside_ms"]
+        kept = row["readers_beside_rps"] / row["readers_alone_rps"] if row["readers_alone_rps"] else None
+        out.append(
+            f"| {row['label']} | {row['readers_alone_rps']:,.0f} | {row['readers_beside_rps']:,.0f} "
+            f"| {_pct(kept)} | "
+            + " / ".join(_ms(p95.get(name)) for name in ("detail", "feed", "stream", "plans"))
+            + f" | {row['logins_rps']:.1f} | {row['login_p50_ms']:.0f} / {row['login_p95_ms']:.0f} "
+            f"| {row['errors']} |"
+        )
+    out.append("")
+    return out
+
+
+def cold_start(report: dict[str, Any]) -> list[str]:
+    summary = report.get("cold_start")
+    runs = (summary or {}).get("runs")
+    if not runs:
+        return []
+    out = [
+        "### A fresh process's first requests (CPU per request, one thread, thread CPU time)",
+        "",
+    ]
+    if summary.get("steady_ms"):
+        window = summary["window_s"]
+        out += [
+            f"Steady state: **{summary['steady_ms']:.2f} ms** of CPU per request (the last 3,000 requests "
+            f"of both runs, which ran at the same time), so {window:.1f} s of CPU serve "
+            f"{summary['steady_requests_in_window']:,} requests. In its first {window:.1f} s of CPU "
+            "(15 s, or what the shorter run spent) a fresh process serves:",
+            "",
+            f"| process | import s CPU | warm-up before ready | requests in its first {window:.1f} s "
+            "| of the steady state |",
+            "|---|---|---|---|---|",
+        ]
+        for label in ("cold", "warmed"):
+            run = runs.get(label)
+            if not run or "first_window_requests" not in run:
+                continue
+            warm = (
+                f"{run['warmup_cpu_s']:.2f} s CPU, {run['warmed_entries']:,} L1 entries"
+                if run.get("warm")
+                else "-"
+            )
+            out.append(
+                f"| {label} | {run['import_cpu_s']:.2f} | {warm} | {run['first_window_requests']:,} "
+                f"| **{_pct(run['first_window_ratio'])}** |"
+            )
+        out.append("")
+    bucket = next(iter(runs.values()))["bucket"]
+    shown = {label: run for label, run in runs.items() if len(run["cpu_ms_per_request"]) > 2}
+    if shown:
+        width = min(12, max(len(run["cpu_ms_per_request"]) for run in shown.values()))
+        out += [
+            f"CPU ms per request, per {bucket} requests (the first {width * bucket:,}):",
+            "",
+            "| process | " + " | ".join(f"{bucket * i + 1:,}-" for i in range(width)) + " |",
+            "|---|" + "---|" * width,
+        ]
+        for label, run in shown.items():
+            cells = [f"{value:.2f}" for value in run["cpu_ms_per_request"][:width]]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+    profiled = next((run for run in runs.values() if run.get("areas")), None)
+    if profiled:
+        areas = ", ".join(f"{row['area']} {row['percent']:.0f} %" for row in profiled["areas"][:8])
+        out += [
+            "",
+            f"Where a cold process's first {profiled['profile_requests']:,} requests go (cProfile, "
+            f"{profiled['cpu_ms_per_request'][0]:.1f} ms per request under the profiler): {areas}.",
+        ]
+    out.append("")
+    return out
 
 
 def _ratio(after: float | None, before: float | None) -> str:

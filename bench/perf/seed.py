@@ -302,9 +302,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.status,
                     round(rng.uniform(15, 3600), 3) if v.status == "ready" else None,
                     int(2_000_000 / (v.n + 1) ** 0.9),
+                    0,  # access_epoch
                     v.created_at,
                     v.created_at,
-                    0,
                 )
 
         _copy(
@@ -322,9 +322,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "status",
                 "duration",
                 "view_count",
+                "access_epoch",
                 "created_at",
                 "updated_at",
-                "access_epoch",
             ],
             video_rows(),
             len(videos),
@@ -362,9 +362,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     v.created_at,
                     v.created_at,
                     video_id(v.n),
-                    "mp4",
-                    "",
-                    "",
+                    "",  # source_etag
+                    "",  # upload_key
+                    "mp4",  # container
                 )
 
         _copy(
@@ -398,9 +398,9 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "created_at",
                 "updated_at",
                 "video_id",
-                "container",
                 "source_etag",
                 "upload_key",
+                "container",
             ],
             media_rows(),
             len(media),

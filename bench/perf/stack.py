@@ -120,7 +120,21 @@ def xact_counts(url: str, database: str) -> float:
     return float(rows[0][0]) if rows else 0.0
 
 
+_next_port = int(os.environ.get("PERF_PORT_BASE", "0") or 0)
+
+
 def free_port() -> int:
+    """A free port: the next free one from ``PERF_PORT_BASE`` when set (a range of 100), else
+    one the kernel picks."""
+    global _next_port
+    while _next_port:
+        port, _next_port = _next_port, _next_port + 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -237,7 +251,9 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90) -> Server:
+    def start(self, timeout: float = 90, ready_path: str = "/health") -> Server:
+        """Starts gunicorn and returns once ``ready_path`` answers 200 (``/ready``: what the
+        Deployment's readiness probe asks, with its 2 s timeout)."""
         env = dict(self.env)
         env.update(
             PORT=str(self.port),
@@ -254,13 +270,13 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                status, _, _ = self.get("/health")
+            with contextlib.suppress(OSError, http.client.HTTPException, TimeoutError):
+                status, _, _ = self.request("GET", ready_path, timeout=2)
                 if status == 200 and (not workers or len(self.worker_pids()) >= workers):
                     return self
             time.sleep(0.3)
         self.stop()
-        raise SystemExit(f"{self.name} did not answer /health in {timeout:.0f} s:\n{self.log_tail()}")
+        raise SystemExit(f"{self.name} did not answer {ready_path} in {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         path = self.workdir / "gunicorn.log"
@@ -280,9 +296,15 @@ class Server:
         return self.request("GET", path, headers=headers)
 
     def request(
-        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float = 30,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = json.dumps(body).encode() if body is not None else None
             all_headers = {"Accept": "application/json", **(headers or {})}

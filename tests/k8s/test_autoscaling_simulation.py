@@ -4,6 +4,7 @@ steps, the night bounds, and bounds that apply at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 from datetime import time
@@ -19,15 +20,17 @@ from bench.autoscaling.simulate import (
     DEFAULT_MANIFESTS,
     Manifests,
     PodModel,
+    ramp_from_report,
     replica_changes,
     simulate,
     step_figures,
 )
 
 # The policy's shape is asserted at a fixed per-pod capacity above the HPA target (the source's
-# premise), independent of the measured default, which the performance run updates.
+# premise), reached as soon as a pod is Ready, independent of the measured defaults (capacity and
+# a new pod's ramp), which the performance run updates.
 SHAPE_CAPACITY = 1200.0
-SHAPE_MODEL = PodModel(capacity_rps=SHAPE_CAPACITY)
+SHAPE_MODEL = PodModel(capacity_rps=SHAPE_CAPACITY, ramp=())
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,7 @@ def test_source_levels_give_the_sources_pod_counts(manifests: Manifests) -> None
 
 def test_scale_up_follows_the_policy_when_the_metric_sees_the_whole_load(manifests: Manifests) -> None:
     """With an arrival-side metric, +50 % or +2 (the larger) per minute: 3-5-8-12-18-27-41-50."""
-    model = PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered")
+    model = PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered", ramp=())
     timeline = simulate(PROFILES["step"], manifests, model)
     ups = [(at, before, after) for at, before, after, _ in replica_changes(timeline) if after > before]
     assert [after for _, _, after in ups] == [5, 8, 12, 18, 27, 41, 50]
@@ -89,7 +92,11 @@ def test_a_saturated_request_counter_slows_scale_up(manifests: Manifests) -> Non
     """Served requests cannot exceed the capacity: the HPA sees at most capacity / target."""
     served = step_figures(simulate(PROFILES["step"], manifests, SHAPE_MODEL), 600, 3000)
     offered = step_figures(
-        simulate(PROFILES["step"], manifests, PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered")),
+        simulate(
+            PROFILES["step"],
+            manifests,
+            PodModel(capacity_rps=SHAPE_CAPACITY, metric_source="offered", ramp=()),
+        ),
         600,
         3000,
     )
@@ -100,6 +107,42 @@ def test_a_saturated_request_counter_slows_scale_up(manifests: Manifests) -> Non
     # Scaling down is the same either way: one pod a minute after the 5-minute window.
     assert served.scale_down_seconds == offered.scale_down_seconds
     assert served.scale_down_seconds is not None and served.scale_down_seconds >= 300 + 47 * 60
+
+
+def test_a_new_pods_ramp_leaves_the_surge_short_of_capacity_for_longer(manifests: Manifests) -> None:
+    """A pod serving half its capacity in its first minute (ramp) carries less of a surge than
+    one at full speed once Ready: more seconds above what the Ready pods can serve."""
+    slow = dataclasses.replace(SHAPE_MODEL, metric_source="offered", ramp=((60.0, 0.5),))
+    fast = dataclasses.replace(slow, ramp=())
+    with_ramp = simulate(PROFILES["step"], manifests, slow)
+    at_once = simulate(PROFILES["step"], manifests, fast)
+    assert with_ramp.capacity.max() <= with_ramp.ready.max() * SHAPE_CAPACITY
+    young = [i for i in range(600, 1200) if with_ramp.capacity[i] < with_ramp.ready[i] * SHAPE_CAPACITY]
+    assert young, "new pods should serve less than full capacity while young"
+    assert np.all(at_once.capacity == at_once.ready * SHAPE_CAPACITY)
+    over_with = int(np.count_nonzero(with_ramp.offered > with_ramp.capacity))
+    over_without = int(np.count_nonzero(at_once.offered > at_once.capacity))
+    assert over_with > over_without
+
+
+def test_a_ramp_is_read_from_a_performance_report() -> None:
+    report = {
+        "ramps": [
+            {
+                "label": "warmed",
+                "reference_rps": 1000.0,
+                "per_second": [
+                    {"t": float(t), "rps": 500.0 if t < 5 else 900.0 if t < 10 else 1100.0} for t in range(40)
+                ],
+            }
+        ]
+    }
+    ramp = ramp_from_report(report)
+    assert ramp[:3] == ((5.0, 0.5), (10.0, 0.9), (15.0, 1.0))
+    model = PodModel(capacity_rps=2000.0, ramp=ramp)
+    assert (model.capacity_at(0), model.capacity_at(7), model.capacity_at(60)) == (1000.0, 1800.0, 2000.0)
+    with pytest.raises(LookupError):
+        ramp_from_report({"ramps": []})
 
 
 def test_day_follows_the_night_schedule(manifests: Manifests) -> None:

@@ -548,6 +548,32 @@ class Tiers:
         batch.counts = dict(zip(count_keys, totals, strict=True))
         return batch
 
+    # ===== a new process's warm-up (warm.py) ===============================================
+    def keep_from_l2(self, keys: list[Key]) -> int:
+        """Reads these entries from L2 in one pipeline and keeps in L1 those a read would keep
+        (the kind's epoch and the scope's generation current, still fresh): how many. Nothing is
+        loaded from the database; an invalidation arriving meanwhile wins, as for a read."""
+        alive = self.feed.alive()
+        if not keys or not alive or not self._l2_usable():
+            return 0
+        marks = {kind: self.l1.mark(kind) for kind in {key[0] for key in keys}}
+        epochs = {kind: self._epoch(kind, alive) for kind in marks}
+        try:
+            read = self.remote.read_keys(keys)
+        except L2_ERRORS as exc:
+            self._l2_failed(keys[0][0], exc)
+            return 0
+        now, kept = time.time(), 0
+        for key, (entry, generation) in zip(keys, read, strict=True):
+            epoch = epochs[key[0]]
+            if entry is None or epoch is None or entry.epoch != epoch or entry.generation != generation:
+                continue
+            ttl = min(float(settings.CACHE_L1_TTL), entry.fresh_until - now)
+            held = self.l1.put(key, epoch, entry.data, ttl, mark=marks[key[0]], position=_covered(generation))
+            if ttl > 0 and held is not None:
+                kept += 1
+        return kept
+
     # ===== writes ==========================================================================
     def invalidate(self, kind: str, scopes: Iterable[str], *, refresh: ManyLoader | None = None) -> None:
         """Every entry of these scopes goes, in every process; ``refresh`` (scopes -> data, read

@@ -8,6 +8,7 @@ only if it has not moved, so a read that started before an invalidation never la
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -100,6 +101,11 @@ class LocalTier:
             self._clears += 1
             self._entries.clear()
             self._variants.clear()
+
+    def hottest(self, count: int) -> list[Key]:
+        """Up to ``count`` keys held, the most recently used first."""
+        with self._lock:
+            return list(itertools.islice(reversed(self._entries), max(0, count)))
 
     def counts(self) -> dict[str, int]:
         """Entries held per kind (for operators)."""

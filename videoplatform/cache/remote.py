@@ -330,6 +330,15 @@ class RemoteTier:
         replies = pipe.execute()
         return [(_entry(replies[i]), _text(replies[i + 1])) for i in range(0, len(replies), 2)]
 
+    def read_keys(self, keys: list[tuple[str, str, str]]) -> list[tuple[Entry | None, str]]:
+        """(entry, generation) of each (kind, scope, variant), in one pipeline, as ``read_many``."""
+        pipe = self.client().pipeline(transaction=False)
+        for kind, scope, variant in keys:
+            pipe.get(self.key(entry_key(kind, scope, variant)))
+            pipe.get(self.key(generation_key(kind, scope)))
+        replies = pipe.execute()
+        return [(_entry(replies[i]), _text(replies[i + 1])) for i in range(0, len(replies), 2)]
+
     def store(self, kind: str, scope: str, variant: str, entry: Entry, ttl_ms: int) -> bool:
         """Writes ``entry`` unless the scope's generation moved past ``entry.generation``."""
         blob = pickle.dumps(tuple(entry), protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,7 +1,8 @@
 """Liveness, readiness and the staff-only detailed health page (source 2.2).
 
 ``/health`` answers while the process is up and touches no dependency. ``/ready`` checks
-what a request needs: the primary database and Redis. Replicas are reported but do not
+what a request needs: the primary database and Redis, and that the worker answering has
+finished its warm-up (``videoplatform.entry.warmup``). Replicas are reported but do not
 make a pod unready: reads fall back to the primary when a replica is unhealthy.
 """
 
@@ -89,6 +90,12 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
+    from . import warmup
+
+    if warmup.state() == warmup.WARMING:
+        return JsonResponse(
+            {"status": "not_ready", "error": "warming up", "checks": {"warmup": warmup.WARMING}}, status=503
+        )
     named = readiness_checks()
     results = run_checks([check for check, _ in named.values()])
     states: dict[str, Any] = {}

@@ -3,7 +3,8 @@
 --
 -- Environment:
 --   PERF_REQUESTS  file of requests, one per line: name TAB method TAB path TAB token|- TAB body|-
---   PERF_OUT       where done() writes "name status latency_us" lines and a summary
+--   PERF_OUT       where done() writes "name status latency_us done_us" lines and a summary
+--                  (done_us: when the answer's last byte came, CLOCK_MONOTONIC in microseconds)
 --   PERF_THREADS   wrk's -t (the harness runs one connection per thread, -c = -t, so that a
 --                  thread's request() and response() calls alternate and can be paired)
 --   PERF_RATE      total requests per second to pace at (open loop, millisecond timer); 0 or
@@ -34,7 +35,7 @@ end
 -- thread state
 local reqs, names = {}, {}
 local n, i, cur, t0 = 0, 0, nil, 0
-out_name, out_status, out_latency, out_count = {}, {}, {}, 0
+out_name, out_status, out_latency, out_done, out_count = {}, {}, {}, {}, 0
 local interval, next_at, answered = 0, 0, true
 
 function init(args)
@@ -76,7 +77,9 @@ function response(status, headers, body)
   out_count = out_count + 1
   out_name[out_count] = cur
   out_status[out_count] = status
-  out_latency[out_count] = math.floor(now_us() - t0)
+  local t = now_us()
+  out_latency[out_count] = math.floor(t - t0)
+  out_done[out_count] = math.floor(t)
 end
 
 if rate > 0 then
@@ -102,9 +105,10 @@ function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
     local count = thread:get("out_count")
     local tn, ts, tl = thread:get("out_name"), thread:get("out_status"), thread:get("out_latency")
+    local td = thread:get("out_done")
     local lines = {}
     for k = 1, count do
-      lines[#lines + 1] = tn[k] .. " " .. ts[k] .. " " .. tl[k]
+      lines[#lines + 1] = tn[k] .. " " .. ts[k] .. " " .. tl[k] .. " " .. string.format("%d", td[k])
     end
     if count > 0 then file:write(table.concat(lines, "\n"), "\n") end
   end
