@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 
 from bench.faults.run import metric_sum
-from bench.faults.stack import PGBOUNCER_BIN, Gunicorn, PgBouncer
+from bench.faults.stack import Gunicorn, PgBouncer, quietly
 from bench.loadgen import LoadGenerator, Report, seed_users, seed_videos
 from tests.support.processes import PG_BIN, ROOT, base_env, free_port, http_get, wait_until
 
@@ -99,13 +99,6 @@ def _connect(port: int, dbname: str = "postgres", timeout: int = 2) -> psycopg.C
     )
 
 
-def _quietly(predicate: Any) -> bool:
-    try:
-        return bool(predicate())
-    except (OSError, psycopg.Error):
-        return False
-
-
 def _descendants(pid: int) -> list[int]:
     """Every process under ``pid`` (one pass over /proc: the kill must not give them time)."""
     parents: dict[int, list[int]] = {}
@@ -142,23 +135,9 @@ class _Port:
 class _PgBouncer(PgBouncer):
     """Ready when it listens (the database it will serve may not exist yet)."""
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [PGBOUNCER_BIN, str(self.ini)],
-            user="postgres",
-            group="postgres",
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def listening() -> bool:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-
-        if not wait_until(listening, timeout=15) or self.process.poll() is not None:
-            self.stop()
-            raise RuntimeError(f"pgbouncer did not start: {(self.dir / 'pgbouncer.log').read_text()[-2000:]}")
+    def ready(self) -> bool:
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return True
 
 
 def _exists(pid: int) -> bool:
@@ -358,7 +337,7 @@ class PgPair:
                 row = conn.execute(sql).fetchone()
             return bool(row and row[0] >= 1)
 
-        if not wait_until(lambda: _quietly(streaming), timeout=timeout, interval=0.1):
+        if not wait_until(lambda: quietly(streaming), timeout=timeout, interval=0.1):
             raise RuntimeError(
                 f"the standby is not streaming{' synchronously' if sync else ''}:\n"
                 f"{self.standby.log.read_text()[-2000:] if self.standby.log.exists() else ''}"

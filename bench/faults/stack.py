@@ -183,12 +183,14 @@ class PgBouncer:
             stderr=subprocess.DEVNULL,
         )
 
-        def accepting() -> bool:
-            with pg_connect(self.port, timeout=1):
-                return True
-
-        if not wait_until(lambda: _quietly(accepting), timeout=15):
+        if not wait_until(lambda: quietly(self.ready), timeout=15) or self.process.poll() is not None:
+            self.stop()
             raise RuntimeError(f"pgbouncer did not start: {(self.dir / 'pgbouncer.log').read_text()[-2000:]}")
+
+    def ready(self) -> bool:
+        """Whether it serves: a connection through it to the database succeeds."""
+        with pg_connect(self.port, timeout=1):
+            return True
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
@@ -206,7 +208,7 @@ class PgBouncer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _quietly(predicate: Any) -> bool:
+def quietly(predicate: Any) -> bool:
     try:
         return bool(predicate())
     except (OSError, psycopg.Error):

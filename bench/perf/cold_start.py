@@ -17,11 +17,10 @@ import os
 import pstats
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .cpu_profile import ROOT, _area, _environ
+from .cpu_profile import _environ, profile_shares
 
 
 def main() -> None:
@@ -85,23 +84,8 @@ def main() -> None:
         stats = pstats.Stats(profiler)
         if args.dump:
             stats.dump_stats(str(args.dump))
-        by_area: dict[str, float] = defaultdict(float)
-        functions: list[tuple[float, str]] = []
-        total = 0.0
-        for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-            by_area[_area(filename)] += own
-            total += own
-            short = filename.replace(ROOT, "").split("site-packages/")[-1].split("/lib/python3.11/")[-1]
-            functions.append((own, f"{function} ({short})"))
-        functions.sort(reverse=True)
-        result["self"] = [
-            {"function": name, "percent": round(100 * own / total, 1)} for own, name in functions[:20]
-        ]
+        result["areas"], result["self"] = profile_shares(stats, top=20)
         result["profile_requests"] = args.profile
-        result["areas"] = [
-            {"area": area, "percent": round(100 * own / total, 1)}
-            for area, own in sorted(by_area.items(), key=lambda item: -item[1])
-        ]
     args.out.write_text(json.dumps(result, indent=2))
 
 

@@ -53,6 +53,26 @@ def _environ(line: str) -> tuple[str, dict[str, Any]]:
     return name, environ
 
 
+def profile_shares(stats: pstats.Stats, *, top: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """cProfile's self time as shares: by area of the code, and the ``top`` functions."""
+    by_area: dict[str, float] = defaultdict(float)
+    functions: list[tuple[float, str]] = []
+    total = 0.0
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        by_area[_area(filename)] += own
+        total += own
+        short = filename.replace(ROOT, "").split("site-packages/")[-1].split("/lib/python3.11/")[-1]
+        functions.append((own, f"{function} ({short})"))
+    functions.sort(reverse=True)
+    total = total or 1.0
+    areas = [
+        {"area": area, "percent": round(100 * own / total, 1)}
+        for area, own in sorted(by_area.items(), key=lambda item: -item[1])
+    ]
+    shares = [{"function": name, "percent": round(100 * own / total, 1)} for own, name in functions[:top]]
+    return areas, shares
+
+
 def _area(filename: str) -> str:
     path = "/" + filename.lstrip("/")
     for area, needles in AREAS:
@@ -88,16 +108,7 @@ def main() -> None:
     for line in lines[WARM_UP:]:
         call(line)
     profiler.disable()
-    stats = pstats.Stats(profiler)
-    by_area: dict[str, float] = defaultdict(float)
-    functions: list[tuple[float, str]] = []
-    total = 0.0
-    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        by_area[_area(filename)] += own
-        total += own
-        short = filename.replace(ROOT, "").split("site-packages/")[-1].split("/lib/python3.11/")[-1]
-        functions.append((own, f"{function} ({short})"))
-    functions.sort(reverse=True)
+    areas, functions = profile_shares(pstats.Stats(profiler), top=15)
     all_cpu = sum(cpu.values())
     summary = {
         "requests": sum(requests.values()),
@@ -110,11 +121,8 @@ def main() -> None:
             }
             for name in sorted(cpu, key=lambda n: -cpu[n])
         },
-        "areas": [
-            {"area": area, "percent": round(100 * own / total, 1)}
-            for area, own in sorted(by_area.items(), key=lambda item: -item[1])
-        ],
-        "self": [{"function": name, "percent": round(100 * own / total, 1)} for own, name in functions[:15]],
+        "areas": areas,
+        "self": functions,
         "note": "areas and functions: cProfile self time (its overhead inflates every call: shares only)",
     }
     out.write_text(json.dumps(summary, indent=2))
