@@ -495,6 +495,7 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_PORT = env_int("METRICS_PORT", 0)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "text")  # "json" in prod
+LOG_REPEAT_SECONDS = float(env_str("LOG_REPEAT_SECONDS", "10"))
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -506,11 +507,15 @@ LOGGING: dict[str, Any] = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    # One record per kind per LOG_REPEAT_SECONDS from django-redis's ignored exceptions (each
+    # cache call during a Redis outage logs one, with its traceback): videoplatform/logfilters.py.
+    "filters": {"repeats": {"()": "videoplatform.logfilters.Repeats", "seconds": LOG_REPEAT_SECONDS}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"level": "INFO"},
+        "django_redis.cache": {"filters": ["repeats"]},  # DJANGO_REDIS_LOGGER
         "health_check": {"level": "ERROR"},
     },
 }
