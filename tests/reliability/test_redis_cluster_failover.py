@@ -72,7 +72,12 @@ def test_a_cluster_master_killed_under_load(server: str, cluster: RedisCluster) 
     victim = cluster.masters()[0]
     probe = _key_on(client, victim)
     client.set(probe, "written before the failure")
-    redis.Redis(port=victim).execute_command("WAIT", 1, 2000)  # on its replica
+    # On its replica before the kill (replication is asynchronous; a replica still in its first
+    # sync acknowledges nothing yet).
+    master = redis.Redis(port=victim)
+    assert wait_until(lambda: int(master.execute_command("WAIT", 1, 1000)) >= 1, timeout=60), (
+        "the replica never acknowledged the write"
+    )
 
     load = LoadGenerator(server, users=users, video_ids=videos, threads=4, timeout=CLIENT_TIMEOUT)
     load.start(duration=120)
