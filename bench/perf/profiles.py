@@ -134,8 +134,11 @@ def _area(frames: list[tuple[str, str]]) -> str:
     return "other (interpreter, threads)"
 
 
+_REPO = str(Path(__file__).resolve().parents[2])  # the repository's root
+
+
 def _short(func: str, path: str) -> str:
-    for marker in ("site-packages/", "/work/", "lib/python3"):
+    for marker in ("site-packages/", f"{_REPO}/", "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{func} ({path})"
