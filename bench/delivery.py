@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.playback import percentile, prepare, server  # noqa: E402
+from bench.playback import percentile, prepare, server, wait_healthy  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BANDWIDTH = 1_500_000  # what each viewer reports: the bandwidth rule picks 480p
@@ -176,17 +176,7 @@ def nginx(work: Path, app_url: str, port: int) -> Iterator[tuple[str, int]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit(f"nginx did not start: {log.read_text()}") from None
-                time.sleep(0.2)
+        wait_healthy(f"{url}/health", process, 20, lambda: f"nginx did not start: {log.read_text()}")
         yield url, process.pid
     finally:
         process.send_signal(signal.SIGQUIT)

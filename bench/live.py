@@ -42,6 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import wait_until as wait_for  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 SECRET = "bench-live-hook-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -84,18 +87,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.3) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(interval)
-    return False
 
 
 def http_get(url: str) -> tuple[int, bytes]:

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,21 @@ def prepare(work: Path, seconds: float) -> tuple[dict[str, str], str]:
     return env, str(video.pk)
 
 
+def wait_healthy(url: str, process: subprocess.Popen[Any], timeout: float, why: Callable[[], str]) -> None:
+    """Polls ``url`` until it answers; exits with ``why()`` if ``process`` dies or time runs out."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(why()) from None
+            time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def server(env: dict[str, str], work: Path, workers: int, port: int = 0) -> Iterator[str]:
     port = _free_port(port)
@@ -267,17 +282,7 @@ def server(env: dict[str, str], work: Path, workers: int, port: int = 0) -> Iter
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit((work / "gunicorn.log").read_text()[-3000:]) from None
-                time.sleep(0.2)
+        wait_healthy(f"{url}/health", process, 60, lambda: (work / "gunicorn.log").read_text()[-3000:])
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
