@@ -303,6 +303,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                     round(rng.uniform(15, 3600), 3) if v.status == "ready" else None,
                     int(2_000_000 / (v.n + 1) ** 0.9),
                     0,  # access_epoch
+                    False,  # is_live
                     v.created_at,
                     v.created_at,
                 )
@@ -323,6 +324,7 @@ def seed(conninfo: str, database: str, spec: SeedSpec, *, password_hash: Callabl
                 "duration",
                 "view_count",
                 "access_epoch",
+                "is_live",
                 "created_at",
                 "updated_at",
             ],
