@@ -28,7 +28,7 @@ from videoplatform import events
 from videos import services as video_services
 from videos.models import Video
 
-from . import ladder, limits, media_tools, plays, selectors, storage
+from . import ladder, limits, media_tools, plays, selectors, sessions, storage
 from .models import MediaFile, Rendition, WatchEvent
 from .probe import InvalidMedia, ProbeFailed, ProbeResult, measure_duration, probe
 from .transcoder import TranscodeError, run_ffmpeg
@@ -867,34 +867,78 @@ def viewer_key(*, user: Any, ip: str, user_agent: str) -> str:
     return f"a:{digest}"
 
 
-def video_play_record(*, video: Video, user: Any, viewer: str, rendition_quality: int | None) -> bool:
-    """A play: counted once per viewer per video within VIEW_DEDUP_WINDOW, and written to the
-    viewer's watch history. True when it was counted."""
+def video_play_start(
+    *, video: Video, user: Any, lease: str, limit: int, viewer: str, rendition_quality: int | None
+) -> bool:
+    """A playback starts: takes the signed-in viewer's concurrent-stream lease (raises
+    ``sessions.ConcurrentStreamLimit`` at their plan's limit, recording nothing), then counts
+    the play (``video_play_record``). True when the play was counted.
+
+    When the leases and the play counts live on one Redis server (the default: both are
+    ``REDIS_URL``), that is one Lua call: one round trip, and no SQL (the watch-history row
+    waits in Redis for the flush, like the count). Otherwise the lease is its own call first.
+    """
+    signed_in = user is not None and user.is_authenticated
+    one_server = settings.STREAM_LEASE_REDIS_URL == settings.VIEW_COUNTER_REDIS_URL
+    if not signed_in or not one_server or plays.counter_client() is None:
+        sessions.stream_lease_acquire(user=user, lease=lease, limit=limit)
+        return video_play_record(video=video, user=user, viewer=viewer, rendition_quality=rendition_quality)
+    held = (sessions.lease_key(user.pk), lease, settings.STREAM_LEASE_TTL * 1000, limit)
+    return video_play_record(
+        video=video, user=user, viewer=viewer, rendition_quality=rendition_quality, lease=held
+    )
+
+
+def video_play_record(
+    *,
+    video: Video,
+    user: Any,
+    viewer: str,
+    rendition_quality: int | None,
+    lease: tuple[str, str, int, int] | None = None,
+) -> bool:
+    """A play: counted once per viewer per video within VIEW_DEDUP_WINDOW, and written to a
+    signed-in viewer's watch history (queued in Redis with the count, written by the flush; at
+    once on the embedded default). ``lease`` (set key, lease id, ms, limit) is taken first in the
+    same call. True when it was counted. An unreachable Redis counts nothing and limits nobody."""
+    signed_in = user is not None and user.is_authenticated
     client = plays.counter_client()
     window = settings.VIEW_DEDUP_WINDOW
-    if client is not None:
-        try:
-            counted = plays.record(client, video_id=video.pk, viewer_key=viewer, window=window)
-        except Exception:
-            logger.warning("play counter unavailable", exc_info=True)
-            return False
-    else:
+    if client is None:
         # The embedded default (one process, no Redis): dedup in the local cache, count directly.
         from django.core.cache import cache
 
         counted = cache.add(f"{plays.SEEN_PREFIX}{video.pk}:{viewer}", 1, timeout=window)
         if counted:
             Video.objects.filter(pk=video.pk).update(view_count=F("view_count") + 1)
-    if counted and user is not None and user.is_authenticated:
-        try:
-            WatchEvent.objects.create(user_id=user.pk, video_id=video.pk, rendition_height=rendition_quality)
-        except DatabaseError:
-            logger.warning("watch history write failed for %s", user.pk, exc_info=True)
-    return bool(counted)
+        if counted and signed_in:
+            try:
+                WatchEvent.objects.create(
+                    user_id=user.pk, video_id=video.pk, rendition_height=rendition_quality
+                )
+            except DatabaseError:
+                logger.warning("watch history write failed for %s", user.pk, exc_info=True)
+        return bool(counted)
+    history = None
+    if signed_in:
+        history = plays.history_entry(
+            user_id=user.pk, video_id=video.pk, rendition_height=rendition_quality, at=timezone.now()
+        )
+    try:
+        outcome = plays.start(
+            client, video_id=video.pk, viewer_key=viewer, window=window, history=history, lease=lease
+        )
+    except Exception:
+        logger.warning("play counter unavailable, not counting (or limiting) this play", exc_info=True)
+        return False
+    if outcome == plays.REFUSED and lease is not None:
+        raise sessions.ConcurrentStreamLimit(lease[3])
+    return outcome == plays.COUNTED
 
 
 def video_views_flush(*, batch_size: int | None = None) -> int:
-    """Adds the pending play counts to ``Video.view_count``; one UPDATE per batch of videos."""
+    """Adds the pending play counts to ``Video.view_count`` (one UPDATE per batch of videos) and
+    writes the pending watch history (``watch_history_flush``). Answers the plays counted."""
     client = plays.counter_client()
     if client is None:
         return 0
@@ -916,4 +960,28 @@ def video_views_flush(*, batch_size: int | None = None) -> int:
                 )
             flushed += sum(count for _, count in chunk)
         client.delete(key)
+    watch_history_flush(batch_size=batch_size)
     return flushed
+
+
+def watch_history_flush(*, batch_size: int | None = None) -> int:
+    """Writes the plays waiting in Redis to the viewers' watch history: one INSERT per batch and
+    shard. A batch leaves its list only after its rows are committed, so a flush that dies
+    midway leaves the rest for the next one (at worst the batch in flight is written twice).
+    Answers the rows written."""
+    client = plays.counter_client()
+    if client is None:
+        return 0
+    batch_size = batch_size or settings.VIEW_FLUSH_BATCH
+    written = 0
+    for key in plays.take_history(client):
+        while raw := client.lrange(key, 0, batch_size - 1):
+            events = [
+                WatchEvent(user_id=user_id, video_id=video_id, rendition_height=height, started_at=at)
+                for user_id, video_id, height, at in filter(None, map(plays.parse_history_entry, raw))
+            ]
+            if events:
+                WatchEvent.objects.bulk_create(events)
+            client.ltrim(key, len(raw), -1)
+            written += len(events)
+    return written

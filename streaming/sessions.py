@@ -28,21 +28,27 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "vp:streams:"
 
-# KEYS[1] the viewer's set; ARGV: lease id, lease ms, limit. 1 taken or renewed, 0 at the limit.
-_ACQUIRE = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-    return 0
+# Takes or renews a lease in a viewer's set; 1 taken or renewed, 0 at the limit. A Lua function,
+# so that the stream endpoint's one script (plays.START) takes the lease and counts the play in
+# one call.
+ACQUIRE_FUNCTION = """
+local function acquire_lease(key, lease, ttl, limit)
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+  if redis.call('ZSCORE', key, lease) == false then
+    if redis.call('ZCARD', key) >= limit then
+      return 0
+    end
   end
+  redis.call('ZADD', key, now_ms + ttl, lease)
+  redis.call('PEXPIRE', key, ttl)
+  return 1
 end
-redis.call('ZADD', KEYS[1], now_ms + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
-return 1
 """
+
+# KEYS[1] the viewer's set; ARGV: lease id, lease ms, limit.
+_ACQUIRE = ACQUIRE_FUNCTION + "return acquire_lease(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
 
 # Renews a live lease (never creates one: an expired lease must be taken again at the limit).
 _RENEW = """
@@ -88,7 +94,7 @@ def _scripts(client: Any) -> tuple[Any, Any]:
     return client.register_script(_ACQUIRE), client.register_script(_RENEW)
 
 
-def _key(user_id: str) -> str:
+def lease_key(user_id: str) -> str:
     return f"{KEY_PREFIX}{user_id}"
 
 
@@ -112,7 +118,8 @@ def stream_lease_acquire(*, user: Any, lease: str, limit: int) -> None:
         return
     acquire, _ = _scripts(client)
     try:
-        taken = acquire(keys=[_key(user.pk)], args=[lease, settings.STREAM_LEASE_TTL * 1000, max(0, limit)])
+        ttl_ms = settings.STREAM_LEASE_TTL * 1000
+        taken = acquire(keys=[lease_key(user.pk)], args=[lease, ttl_ms, max(0, limit)])
     except redis.RedisError as exc:
         logger.warning("stream leases unavailable, not enforcing the limit: %s", exc)
         return
@@ -129,7 +136,7 @@ def stream_lease_renew(*, user: Any, lease: str) -> bool:
         return False
     _, renew = _scripts(client)
     try:
-        return bool(renew(keys=[_key(user.pk)], args=[lease, settings.STREAM_LEASE_TTL * 1000]))
+        return bool(renew(keys=[lease_key(user.pk)], args=[lease, settings.STREAM_LEASE_TTL * 1000]))
     except redis.RedisError as exc:
         logger.warning("stream leases unavailable: %s", exc)
         return False
@@ -143,7 +150,7 @@ def stream_lease_release(*, user: Any, lease: str) -> None:
     if client is None:
         return
     try:
-        client.zrem(_key(user.pk), lease)
+        client.zrem(lease_key(user.pk), lease)
     except redis.RedisError as exc:
         logger.warning("stream leases unavailable: %s", exc)
 
@@ -155,4 +162,4 @@ def stream_leases_live(*, user_id: str) -> int:
         return 0
     seconds, micros = client.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    return int(client.zcount(_key(user_id), f"({now_ms}", "+inf"))
+    return int(client.zcount(lease_key(user_id), f"({now_ms}", "+inf"))

@@ -130,19 +130,18 @@ class VideoStreamView(APIView):
             view_id=view_id, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
         try:
-            sessions.stream_lease_acquire(
-                user=request.user, lease=lease, limit=entitlement.concurrent_streams
+            services.video_play_start(
+                video=video,
+                user=request.user,
+                lease=lease,
+                limit=entitlement.concurrent_streams,
+                viewer=services.viewer_key(
+                    user=request.user, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+                ),
+                rendition_quality=manifest.recommended_rendition.quality,
             )
         except sessions.ConcurrentStreamLimit as exc:
             raise ApiError(status.HTTP_403_FORBIDDEN, exc.code, str(exc)) from exc
-        services.video_play_record(
-            video=video,
-            user=request.user,
-            viewer=services.viewer_key(
-                user=request.user, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
-            ),
-            rendition_quality=manifest.recommended_rendition.quality,
-        )
         response = Response(stream_representation(manifest))
         # Signed for this viewer: never stored by a shared cache.
         response["Cache-Control"] = "private, no-store"
