@@ -510,9 +510,17 @@ def during_mix(
         label = dict(labels)
         reasons[f"{label['alias']}/{label['reason']}"] += value
     probes = sum(stack.delta(after, before, "db_replica_lsn_probes_total").values())
+    answers = {
+        dict(labels)["result"]: value
+        for labels, value in stack.delta(after, before, "response_cache_requests_total").items()
+    }
     return {
         "queries_per_request": rows,
         "cache": cache_rows,
+        # API GETs answered by the response cache (no Django) and those Django answered.
+        "response_cache": {
+            result: answers.get(result, 0.0) / seconds for result in ("hit", "miss", "stored")
+        },
         "database": {
             "primary_xact_per_s": xacts["primary"] / seconds,
             "replica_xact_per_s": xacts["replica"] / seconds,

@@ -134,6 +134,7 @@ def _child(lines_file: Path, warm: int, passes: int, out: Path, profile: bool) -
     summary["profiled"] = False
     if profiler is not None:
         summary["profiled"] = True
+        profiler.dump_stats(str(out.with_suffix(".pstats")))  # for pstats' callers and callees
         buffer = io.StringIO()
         pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(30)
         pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(60)
@@ -227,7 +228,7 @@ def main() -> None:
         figures[name] = result
         if "profile" in result:
             (workdir / f"{name}.profile.txt").write_text(result["profile"])
-            print(f"  profile of {name}: {workdir / f'{name}.profile.txt'}")
+            print(f"  profile of {name}: {workdir / f'{name}.profile.txt'} (pstats: {name}.pstats)")
 
     started = time.monotonic()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -118,6 +118,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"Routing decisions: {db.get('routed') or 'none'}.",
             "",
         ]
+        answers = during.get("response_cache")
+        if answers and answers["hit"] + answers["miss"]:
+            share = answers["hit"] / (answers["hit"] + answers["miss"])
+            out += [
+                f"Response cache: {_pct(share)} of the API GETs it saw were answered from a kept answer "
+                f"(without Django): {answers['hit']:,.0f}/s hits, {answers['miss']:,.0f}/s answered by "
+                f"Django, of which {answers['stored']:,.0f}/s were kept.",
+                "",
+            ]
     floor = report.get("floor")
     if floor:
         out += [
