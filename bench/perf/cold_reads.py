@@ -46,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # ===== the child: one phase in one process ===================================================
-def _child(lines_file: Path, warm: int, passes: int, out: Path, profile: bool) -> None:
+def _child(
+    lines_file: Path, warm: int, passes: int, out: Path, profile: bool, profiled_pass: int = 0
+) -> None:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="vp-perf-cold-"))
     from redis.connection import AbstractConnection
 
@@ -97,7 +99,7 @@ def _child(lines_file: Path, warm: int, passes: int, out: Path, profile: bool) -
             from videoplatform.cache import tiers
 
             tiers().l1.clear()
-        if profiler is not None and number == 0:  # the first pass is the cold one
+        if profiler is not None and number == profiled_pass:  # by default the first, cold one
             profiler.enable()
         rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for line in measured:
@@ -114,7 +116,7 @@ def _child(lines_file: Path, warm: int, passes: int, out: Path, profile: bool) -
             row["redis"].append(counts["redis"] - before["redis"])
             row["sql"].append(counts["sql"] - before["sql"])
             row["ok"].append(1.0 if status < 400 else 0.0)
-        if profiler is not None and number == 0:
+        if profiler is not None and number == profiled_pass:
             profiler.disable()
         results.append({"pass": number, "rows": rows})
     summary: dict[str, Any] = {"passes": []}
@@ -144,7 +146,14 @@ def _child(lines_file: Path, warm: int, passes: int, out: Path, profile: bool) -
 
 # ===== the parent: data set, phases, table ===================================================
 def _phase(
-    env: dict[str, str], lines: list[str], warm: int, passes: int, workdir: Path, name: str, profile: bool
+    env: dict[str, str],
+    lines: list[str],
+    warm: int,
+    passes: int,
+    workdir: Path,
+    name: str,
+    profile: bool,
+    profiled_pass: int = 0,
 ) -> dict[str, Any]:
     lines_file = workdir / f"{name}.tsv"
     lines_file.write_text("\n".join(lines) + "\n")
@@ -152,7 +161,7 @@ def _phase(
     metrics = workdir / f"{name}-metrics"
     metrics.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "bench.perf.cold_reads", "--child", str(lines_file), str(warm)]
-    command += [str(passes), str(out)] + (["--profile-child"] if profile else [])
+    command += [str(passes), str(out), str(profiled_pass)] + (["--profile-child"] if profile else [])
     result = subprocess.run(
         command,
         cwd=ROOT,
@@ -175,6 +184,12 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="the cache's Redis (flushed)")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/14", help="the broker's Redis (flushed)")
     parser.add_argument("--profile", action="append", default=[], help="phases to profile (cProfile)")
+    parser.add_argument(
+        "--profile-pass",
+        type=int,
+        default=0,
+        help="which pass of a profiled phase (0: the cold one; 1: L1 hits in detail-l2 and stream-l2)",
+    )
     parser.add_argument("--phases", help="comma-separated phases (default: all)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--no-replica", action="store_true")
@@ -224,7 +239,10 @@ def main() -> None:
     def run(name: str, lines: list[str], passes: int, warm_lines: list[str]) -> None:
         if wanted is not None and name.split("-")[0] not in wanted and name not in wanted:
             return
-        result = _phase(env, warm_lines + lines, len(warm_lines), passes, workdir, name, name in args.profile)
+        profiled = name in args.profile
+        result = _phase(
+            env, warm_lines + lines, len(warm_lines), passes, workdir, name, profiled, args.profile_pass
+        )
         figures[name] = result
         if "profile" in result:
             (workdir / f"{name}.profile.txt").write_text(result["profile"])
@@ -266,7 +284,7 @@ def main() -> None:
             for endpoint, row in sorted(per.items(), key=lambda item: -item[1]["requests"]):
                 print(
                     f"| {labels.get((phase, number), phase)}"
-                    + (" (under cProfile)" if result.get("profiled") and number == 0 else "")
+                    + (" (under cProfile)" if result.get("profiled") and number == args.profile_pass else "")
                     + f" | {endpoint} | {row['requests']} "
                     f"| {row['cpu_ms_mean']:.2f} | {row['cpu_ms_median']:.2f} | {row['redis_mean']:.2f} "
                     f"| {row['redis_max']} | {row['sql_mean']:.2f} |"
@@ -284,6 +302,7 @@ if __name__ == "__main__":
             int(sys.argv[4]),
             Path(sys.argv[5]),
             "--profile-child" in sys.argv,
+            int(sys.argv[6]),
         )
     else:
         main()
