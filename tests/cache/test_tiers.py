@@ -60,6 +60,49 @@ def test_l1_entries_expire_and_belong_to_an_epoch(monkeypatch):
     assert l1.get(("plan", "active", ""), 4) is MISSING
 
 
+def test_what_was_built_from_an_l1_entry_outlives_a_refill_with_the_same_data(monkeypatch):
+    """``holds`` is what the response cache asks before it serves a kept answer: an expiry
+    refilled with equal data keeps the answer; new data, an invalidation, an eviction or another
+    epoch retires it, even when the data that comes back is equal."""
+    clock = [1000.0]
+    monkeypatch.setattr("videoplatform.cache.local.time.monotonic", lambda: clock[0])
+    l1 = LocalTier(max_entries=2)
+    key = ("user", "usr_1", "")
+    profile = {"username": "ann", "display_name": "Ann"}
+
+    def refill(data: Any, epoch: int = 0) -> Any:
+        return l1.put(key, epoch, data, 300, mark=l1.mark("user"))
+
+    shown = refill(dict(profile))
+    clock[0] += 301  # expired: no longer read, and what was built from it is not current
+    assert l1.get(key, 0) is MISSING and not l1.holds(key, shown)
+    refill(dict(profile))  # refilled with equal data (an equal copy, not the same object)
+    assert l1.holds(key, shown)
+    clock[0] += 100
+    refill(dict(profile))  # refilled again before its time is up: still the same lineage
+    assert l1.holds(key, shown)
+
+    refill(dict(profile, display_name="Ann B."))  # the data changed
+    assert not l1.holds(key, shown)
+    shown = refill(dict(profile))
+    assert l1.holds(key, shown)
+
+    l1.invalidate_scopes("user", ["usr_1"])  # an invalidation, then the same data again
+    refill(dict(profile))
+    assert not l1.holds(key, shown)
+    shown = l1.entry(key, 0)
+
+    mark = l1.mark("video")
+    l1.put(("video", "a", ""), 0, "a", 300, mark=mark)
+    l1.put(("video", "b", ""), 0, "b", 300, mark=mark)  # pushes the profile out (2 entries)
+    refill(dict(profile))
+    assert not l1.holds(key, shown)
+    shown = l1.entry(key, 0)
+
+    refill(dict(profile), epoch=1)  # the kind moved to another epoch
+    assert not l1.holds(key, shown)
+
+
 def test_l1_refuses_a_value_read_before_an_invalidation():
     l1 = LocalTier(max_entries=10)
     mark = l1.mark("video")

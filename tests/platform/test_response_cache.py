@@ -8,15 +8,18 @@ The cache wraps the WSGI application (videoplatform/wsgi.py); these tests call a
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory, override_settings
 from prometheus_client import REGISTRY
 
+from accounts import services as accounts_services
 from tests.cache.conftest import live, requires_redis, wait_for
 from tests.conftest import login_client
 from tests.factories import PlanFactory, UserFactory, VideoFactory
@@ -157,6 +160,43 @@ def test_a_change_shows_at_once_here_and_when_another_process_makes_it(
         assert wait_for(lambda: call(app, path).json()["title"] == "Elsewhere")
     finally:
         other.stop()
+
+
+def test_an_answer_outlives_a_refill_of_its_owner_with_nothing_changed(
+    app: ResponseCache, django_app: CountingDjango, user: Any
+):
+    """A channel's videos all show its owner's profile; when that entry's time is up and another
+    request refills it unchanged, the answers kept for the other videos stay in use. A change of
+    the profile retires them at once."""
+    first, second = VideoFactory(owner=user), VideoFactory(owner=user)
+    with override_settings(CACHE_TTLS={**settings.CACHE_TTLS, "user": 1}):
+        live(tiers())  # the tiers start again with the new setting: their feed first
+        warm(app, f"/api/videos/{first.pk}")
+        time.sleep(1.1)  # the owner's entry is out of date, L1 and L2 (the videos' are not)
+        assert call(app, f"/api/videos/{second.pk}").code == 200  # reloads the owner, unchanged
+        calls = django_app.calls
+        assert call(app, f"/api/videos/{first.pk}").json()["owner"]["username"] == user.username
+        assert django_app.calls == calls  # still the kept answer
+
+        accounts_services.user_update(user=user, display_name="Renamed")
+        assert call(app, f"/api/videos/{first.pk}").json()["owner"]["display_name"] == "Renamed"
+        assert django_app.calls == calls + 1
+
+
+def test_a_feed_page_is_kept_by_the_request_that_refills_some_of_its_owners(
+    app: ResponseCache, django_app: CountingDjango
+):
+    owners = [UserFactory() for _ in range(3)]
+    for owner in owners:
+        VideoFactory(owner=owner, ready=True)
+    warm(app, "/api/videos")
+    tiers().l1.invalidate_scopes("user", [owners[1].pk])  # one owner left this process's L1
+    calls = django_app.calls
+    for _ in range(3):
+        assert {video["owner"]["username"] for video in call(app, "/api/videos").json()["data"]} >= {
+            owner.username for owner in owners
+        }
+    assert django_app.calls == calls + 1  # the page was kept by the request that refilled it
 
 
 def test_private_and_adult_videos_are_never_shared(app: ResponseCache, django_app: CountingDjango, user: Any):

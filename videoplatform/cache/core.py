@@ -229,7 +229,8 @@ class Tiers:
                 found[scope] = held.data
         if not missing:
             return found
-        taint()
+        # Each missing scope below is either kept in L1 (``_keep`` notes the entry the answer
+        # shows) or taints the request: a page whose owners were partly refilled is kept whole.
         mark = self.l1.mark(kind)
         generations: dict[str, str] = {}
         if epoch is not None and not self._l2_usable():

@@ -1,7 +1,12 @@
 """L1: a bounded, thread-safe LRU in each process.
 
-Entries are dropped when their time is up, when the invalidation feed names their scope or
-kind, and all at once when the feed is lost. ``mark(kind)`` counts the invalidations a kind has
+Entries are dropped when the invalidation feed names their scope or kind, all at once when the
+feed is lost, and least recently used first beyond the bound; an entry whose time is up is no
+longer read, and stays in its slot until it is refilled or pushed out. A refill of a key whose
+held entry has the very same data (the same epoch, equal values: an expiry refilled from L2 or
+the database with nothing changed) continues that entry's *lineage*: whatever was built from the
+old entry (the response cache's answers, ``holds``) stays current. An invalidation, an eviction
+or different data starts a new lineage. ``mark(kind)`` counts the invalidations a kind has
 seen in this process: a reader notes it before going to L2 or the database and stores its result
 only if it has not moved, so a read that started before an invalidation never lands here after it.
 """
@@ -26,6 +31,9 @@ class _Entry(NamedTuple):
     # A WAL position the data reflects every commit up to (the scope's last invalidation when
     # it was filled or validated): a client pinned past it does not take it (core.Tiers).
     position: int = 0
+    # Entries of one key that held equal data one after the other, with no invalidation or
+    # eviction in between, share it (``holds``).
+    lineage: int = 0
 
 
 class LocalTier:
@@ -37,6 +45,7 @@ class LocalTier:
         self._variants: dict[tuple[str, str], set[str]] = {}
         self._marks: dict[str, int] = {}
         self._clears = 0
+        self._lineages = itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -54,16 +63,20 @@ class LocalTier:
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if entry.expires <= time.monotonic() or entry.epoch != epoch:
+            if entry.epoch != epoch:
                 self._drop(key)
                 return None
+            if entry.expires <= time.monotonic():
+                return None  # kept in its slot: a refill with equal data continues its lineage
             self._entries.move_to_end(key)
             return entry
 
     def holds(self, key: Key, entry: _Entry) -> bool:
-        """Whether ``entry`` (from ``entry()``) is still this key's, unexpired: no invalidation,
-        replacement or eviction has happened to it since."""
-        return entry.expires > time.monotonic() and self._entries.get(key) is entry
+        """Whether what ``entry`` (from ``entry()`` or ``put()``) holds is still this key's,
+        unexpired: no invalidation, eviction or change of its data has happened since (a refill
+        with equal data, in its lineage, keeps it)."""
+        current = self._entries.get(key)
+        return current is not None and current.lineage == entry.lineage and current.expires > time.monotonic()
 
     def put(
         self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int], position: int = 0
@@ -75,7 +88,12 @@ class LocalTier:
         with self._lock:
             if (self._clears, self._marks.get(key[0], 0)) != mark:
                 return None
-            entry = self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data, position)
+            held = self._entries.get(key)
+            if held is not None and held.epoch == epoch and _same(held.data, data):
+                lineage = held.lineage
+            else:
+                lineage = next(self._lineages)
+            entry = self._entries[key] = _Entry(time.monotonic() + ttl, epoch, data, position, lineage)
             self._entries.move_to_end(key)
             self._variants.setdefault((key[0], key[1]), set()).add(key[2])
             while len(self._entries) > self.max_entries:
@@ -122,3 +140,14 @@ class LocalTier:
             variants.discard(key[2])
             if not variants:
                 del self._variants[(key[0], key[1])]
+
+
+def _same(held: Any, data: Any) -> bool:
+    """Whether two entries' data are equal (plain data: snapshots, lists, None); anything that
+    cannot tell counts as different."""
+    if held is data:
+        return True
+    try:
+        return bool(held == data)
+    except Exception:  # noqa: BLE001 - a value whose comparison fails: a new lineage
+        return False
