@@ -19,9 +19,10 @@ identical request from it, after doing what the full path would do for it:
 An answer is kept only if everything it shows came through the cache tiers and is now in L1
 (read there, or loaded and stored there by this very request, fenced as every L1 store is),
 with no SQL beside the tiers' own loads; it is served only while every one of those L1 entries
-is still the very entry it read (an invalidation, an expiry or a lost invalidation feed replaces
-or drops it). So an answer goes stale exactly when the L1 data it shows does, in every process,
-with the tiers' invalidation (docs/caching.md).
+still holds what it read (``LocalTier.holds``: an invalidation, an eviction, new data or a lost
+invalidation feed retires it; an expired entry too, until it is refilled with the same data). So
+an answer goes stale exactly when the L1 data it shows does, in every process, with the tiers'
+invalidation (docs/caching.md).
 
 The key is everything the full path's answer depends on besides the audience: the path, the
 query string, the Host header, whether the request came over HTTPS, ``Accept`` and
