@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django_redis.cache import RedisCache
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as ClusterClient
 
@@ -30,6 +31,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def cluster() -> Iterator[RedisCluster]:
     built = RedisCluster()
+    try:
+        built.start()
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture
+def unnoticed() -> Iterator[RedisCluster]:
+    """A cluster slow to notice a dead node (60 s): a killed master stays in the slot map."""
+    built = RedisCluster(node_timeout_ms=60_000)
     try:
         built.start()
         yield built
@@ -101,3 +113,46 @@ def test_a_cluster_master_killed_under_load(server: str, cluster: RedisCluster) 
     assert any(fresh.scan_iter(match="vp:default:*", count=1000)), "the app caches in the cluster again"
     status, _ = http_get(f"{server}/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert status == 200
+
+
+@pytest.mark.parametrize(("options", "attempts"), [({}, 2), ({"RETRIES": 0}, 1), ({"RETRIES": 3}, 4)])
+def test_a_dead_master_costs_a_cache_operation_one_retry_not_ten(
+    unnoticed: RedisCluster, monkeypatch: pytest.MonkeyPatch, options: dict[str, int], attempts: int
+) -> None:
+    """Every request that touches a failing master waits out the client's attempts (a write's
+    invalidation always tries): redis-py's default of ten, with backoff, held writes 3-6 s while
+    a replica took over. The cache's client retries once, after a topology refresh."""
+    cache = RedisCache(
+        unnoticed.url,
+        {
+            "LOCATION": unnoticed.url,
+            "KEY_PREFIX": "attempts",
+            "OPTIONS": {
+                "CLIENT_CLASS": "videoplatform.cache.cluster.RedisClusterClient",
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                "IGNORE_EXCEPTIONS": True,
+                **options,
+            },
+        },
+    )
+    client = cache.client.get_client()
+    victim = unnoticed.masters()[0]
+    on_victim = (f"k{n}" for n in range(10_000))
+    key = next(k for k in on_victim if client.get_node_from_key(cache.make_key(k)).port == victim)
+    cache.set(key, "before", timeout=60)
+    unnoticed.kill(victim)
+
+    sent: list[int] = []
+    execute = ClusterClient._execute_command
+
+    def counted(self: ClusterClient, target_node: ClusterNode, *args: object, **kwargs: object) -> object:
+        sent.append(target_node.port)
+        return execute(self, target_node, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterClient, "_execute_command", counted)
+    assert cache.get(key) is None  # a miss, not an error
+    assert sent == [victim] * attempts
+    sent.clear()
+    cache.set(key, "after", timeout=60)  # ignored, not raised
+    assert sent == [victim] * attempts
