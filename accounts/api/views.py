@@ -18,6 +18,7 @@ from accounts import services, throttling
 from accounts.authentication import AUTHENTICATE_HEADER
 from accounts.models import User
 from accounts.selectors import TokenAuth
+from videoplatform.api import sharing
 from videoplatform.api.schema import ErrorSerializer
 
 from .serializers import (
@@ -152,6 +153,7 @@ class MeView(APIView):
         responses={200: UserSerializer, 401: NOT_AUTHENTICATED},
     )
     def get(self, request: Request) -> Response:
+        sharing.never(request)
         return Response(UserSerializer(request.user).data)
 
     @extend_schema(

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.throttling import client_ip
 from subscriptions.selectors import viewer_entitlement
+from videoplatform.api import sharing
 from videoplatform.api.errors import ApiError, error_body
 from videoplatform.api.negotiation import CachedContentNegotiation
 from videoplatform.api.schema import ERROR_RESPONSES
@@ -94,6 +95,7 @@ class VideoStreamView(APIView):
         tags=["streaming"],
     )
     def get(self, request: Request, video_id: str) -> Response:
+        sharing.never(request)  # signed URLs and a lease of the viewer's own
         bandwidth = requested_bandwidth(request)
         view_id = requested_view_id(request)
         video = video_get(video_id=video_id, viewer=request.user, fields=VIDEO_FIELDS)

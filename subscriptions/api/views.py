@@ -212,6 +212,7 @@ class CurrentSubscriptionView(APIView):
         responses={200: SubscriptionSerializer, 401: NOT_AUTHENTICATED, 404: NO_SUBSCRIPTION},
     )
     def get(self, request: Request) -> Response:
+        sharing.never(request)
         return Response(SubscriptionSerializer(_current_subscription(request)).data)
 
 

@@ -274,6 +274,32 @@ def test_a_session_or_an_unusual_authorization_goes_to_django(app: ResponseCache
     assert django_app.calls == calls + 2
 
 
+def test_a_path_whose_view_never_shares_is_not_recorded_again(
+    app: ResponseCache, django_app: CountingDjango, monkeypatch: pytest.MonkeyPatch
+):
+    """``/api/auth/me`` is every viewer's own: after its view said so, the path's requests go to
+    Django without the recording that looks for an answer to keep (half of them paid it before:
+    a path is recorded on every second miss)."""
+    first, second = UserFactory(username="first"), UserFactory(username="second")
+    tokens = {first.username: bearer(first), second.username: bearer(second)}
+    recorded: list[str] = []
+    record = app._record
+
+    def counted(key: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        recorded.append(environ["PATH_INFO"])
+        return record(key, environ, start_response)
+
+    monkeypatch.setattr(app, "_record", counted)
+    seen = [
+        call(app, "/api/auth/me", HTTP_AUTHORIZATION=tokens[name]).json()["username"]
+        for name in ["first", "second"] * 5
+    ]
+    assert seen == ["first", "second"] * 5  # each their own, every time
+    assert django_app.calls == 10
+    assert recorded == ["/api/auth/me"]  # the second request: its view said never
+    assert len(app) == 0
+
+
 def test_hosts_and_negotiation_are_part_of_the_key(app: ResponseCache):
     video = VideoFactory()
     path = f"/api/videos/{video.pk}"

@@ -1,6 +1,7 @@
 """A view's word that its answer is the same for a whole audience (the response cache keeps such
-answers: ``videoplatform.entry.response_cache``). Views call ``share``; whoever keeps answers
-registers a listener at start-up. With none registered, ``share`` does nothing.
+answers: ``videoplatform.entry.response_cache``). Views call ``share``, or ``never`` when their
+answer is the viewer's own whatever the data; whoever keeps answers registers listeners at
+start-up. With none registered, both do nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +20,23 @@ NO_AUTH: Final = "none"
 
 Listener = Callable[..., None]
 _listener: Listener | None = None
+_never_listener: Callable[[Any], None] | None = None
 
 
-def register(listener: Listener | None) -> None:
-    """Sets who hears ``share`` (None: nobody)."""
-    global _listener
+def register(listener: Listener | None, *, never: Callable[[Any], None] | None = None) -> None:
+    """Sets who hears ``share`` and ``never`` (None: nobody)."""
+    global _listener, _never_listener
     _listener = listener
+    _never_listener = never
+
+
+def never(request: Any) -> None:
+    """No answer of this view at this path is the same for two viewers, whatever the data (a
+    signed URL, the viewer's own account): whoever keeps answers stops considering the path.
+    Only for views whose every answer is per viewer; a view that shares some answers (a public
+    video's) and not others (a private one's) does not call it."""
+    if _never_listener is not None:
+        _never_listener(request)
 
 
 def share(

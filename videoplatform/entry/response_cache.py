@@ -32,10 +32,12 @@ its parameters in name order: the views read each by name), and a key longer tha
 ``RESPONSE_CACHE_MAX_KEY_BYTES`` is never kept. Only 200 answers without cookies are kept, and
 only when the view knows every query parameter (``share(params=...)``: an unknown one would be a
 new key for Django's same answer) and the key was asked for before (one-off requests are not
-admitted). The bound counts what is stored: keys, headers and bodies; least recently used first
-out. ``RESPONSE_CACHE_ENTRIES = 0`` switches it off. Whatever makes an answer depend on more than
-that (a middleware reading another header, ``Origin`` for CORS say) must join the key here, or
-its views must not share.
+admitted). A view whose answers are each viewer's own whatever the data (``sharing.never``: the
+stream's signed URLs, the viewer's account) marks its key so, and the key's next requests go to
+Django without being recorded. The bound counts what is stored: keys, headers and bodies; least
+recently used first out. ``RESPONSE_CACHE_ENTRIES = 0`` switches it off. Whatever makes an
+answer depend on more than that (a middleware reading another header, ``Origin`` for CORS say)
+must join the key here, or its views must not share.
 
 A request that carries a cookie other than a well-formed CSRF cookie (a session, a malformed
 ``csrftoken``: Django answers those with ``Set-Cookie``/``Vary: Cookie``) goes to Django, and so
@@ -80,6 +82,7 @@ class Recording:
     auth: str = DEFAULT_AUTH
     variant: tuple[str, Any] | None = None  # (kind of client, the audience's value)
     route: str = ""
+    never: bool = False  # the view's answers at this path are every viewer's own
 
 
 _recording: ContextVar[Recording | None] = ContextVar("videoplatform_response_recording", default=None)
@@ -144,11 +147,21 @@ def _shared(request: Any, *, audience: str, auth: str, params: Iterable[str]) ->
     recording.route = (match.route or match.view_name) if match else "unmatched"
 
 
+def _never(request: Any) -> None:
+    """A view said no answer at this path is shared (``videoplatform.api.sharing.never``)."""
+    recording = _recording.get()
+    if recording is not None:
+        recording.never = True
+
+
 def install() -> None:
     """Registers the response cache's listeners with the cache tiers and the views (at start-up)."""
     hooks.register(_Observer())
-    sharing.register(_shared)
+    sharing.register(_shared, never=_never)
 
+
+# A key's mark among the keys asked for lately (``ResponseCache._admission``).
+_FIRST, _AGAIN, _NEVER = object(), object(), object()
 
 # What an entry costs beside the bytes it holds (objects, dictionary slots), about.
 _OVERHEAD = 512
@@ -238,8 +251,9 @@ class ResponseCache:
         self._groups: OrderedDict[tuple[str, ...], Group] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        # Keys asked for once lately (a digest each): a key is admitted on its second miss.
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        # Keys asked for once lately (a digest each): a key is admitted on its second miss. Keys
+        # whose view never shares stay marked so (``sharing.never``), least recently asked out.
+        self._seen: OrderedDict[bytes, object] = OrderedDict()
         self._seen_limit = max(1024, 4 * self.max_entries)
         self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         self._results = {name: RESPONSE_CACHE.labels(name) for name in ("hit", "miss", "stored")}
@@ -293,7 +307,7 @@ class ResponseCache:
             if served is not None:
                 return served
         self._results["miss"].inc()
-        if group is None and not self._seen_before(key):
+        if group is None and self._admission(key) is not _AGAIN:
             return self.app(environ, start_response)
         return self._record(key, environ, start_response)
 
@@ -316,17 +330,34 @@ class ResponseCache:
         )
         return key if _key_size(key) <= self.max_key_bytes else None
 
-    def _seen_before(self, key: tuple[str, ...]) -> bool:
-        """Whether ``key`` was asked for lately; remembers it if not (one-offs are not kept)."""
-        digest = hashlib.blake2b("\x00".join(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    @staticmethod
+    def _digest(key: tuple[str, ...]) -> bytes:
+        return hashlib.blake2b("\x00".join(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _admission(self, key: tuple[str, ...]) -> object:
+        """``_AGAIN`` when ``key`` was asked for lately (its answer is recorded, and kept if it
+        qualifies); ``_FIRST`` when not, remembering it (one-offs are not kept); ``_NEVER`` when
+        its view said no answer at its path is shared (never recorded again while remembered)."""
+        digest = self._digest(key)
         with self._lock:
-            if digest in self._seen:
+            mark = self._seen.get(digest)
+            if mark is _NEVER:
+                self._seen.move_to_end(digest)
+                return _NEVER
+            if mark is not None:
                 del self._seen[digest]
-                return True
-            self._seen[digest] = None
+                return _AGAIN
+            self._seen[digest] = _FIRST
             while len(self._seen) > self._seen_limit:
                 self._seen.popitem(last=False)
-        return False
+        return _FIRST
+
+    def _never_again(self, key: tuple[str, ...]) -> None:
+        digest = self._digest(key)
+        with self._lock:
+            self._seen[digest] = _NEVER
+            while len(self._seen) > self._seen_limit:
+                self._seen.popitem(last=False)
 
     def _viewer(self, group: Group, environ: dict[str, Any]) -> tuple[str, Any, int] | None:
         """(kind of client, user or None, the WAL position its answer must reflect: its token's
@@ -443,6 +474,9 @@ class ResponseCache:
         finally:
             stop_stats(stats_token)
             _recording.reset(token)
+        if recording.never:
+            self._never_again(key)
+            return result
         if (
             recording.variant is None
             or recording.tainted
