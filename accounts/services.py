@@ -22,7 +22,7 @@ from videoplatform.db import pin_user
 from videoplatform.db.routing import new_token_pin_key, pin_new_client
 from videoplatform.errors import DomainError
 
-from . import notifications, throttling, token_cache
+from . import hashers, notifications, throttling, token_cache
 from .authentication import AUTHENTICATE_HEADER
 from .backends import credentials_check
 from .models import AuthToken, User
@@ -176,7 +176,13 @@ def login_attempt(*, identifier: str, password: str, ip: str, user_agent: str = 
     user = user_get_for_login(identifier=identifier)
     account = throttling.account_key(user_id=user.pk if user else None, identifier=identifier)
     throttling.login_attempt_account(account=account, ip=ip)
-    if not credentials_check(user, password):
+    try:
+        with hashers.sheddable():
+            checked = credentials_check(user, password)
+    except hashers.HashingBusy:
+        throttling.login_not_checked(ip=ip, account=account)
+        raise
+    if not checked:
         raise InvalidCredentials()
     assert user is not None
     throttling.login_succeeded(ip=ip, account=account)

@@ -142,6 +142,14 @@ def login_succeeded(*, ip: str, account: str) -> None:
     cache.set(_known_address_key(account, ip), 1, timeout=settings.LOGIN_KNOWN_ADDRESS_TTL)
 
 
+def login_not_checked(*, ip: str, account: str) -> None:
+    """A login shed before its password was checked (``hashers.HashingBusy``) gives back the
+    slots its attempt took: the client is told to retry, and a retry must not lock it out."""
+    _unhit(_login_ip_window(ip))
+    _unhit(_login_account_window(account, ip))
+    _unhit(_login_account_global_window(account))
+
+
 def registration_attempt(*, ip: str) -> None:
     """Counts a registration attempt from this address; raises Throttled over the limit."""
     window = Window(

@@ -336,6 +336,12 @@ ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 1)
 # Argon2 hashes (logins, password changes) a process computes at once; more wait their turn, so a
 # burst of logins cannot take every core from the readers (0: no bound). accounts/hashers.py.
 LOGIN_HASH_CONCURRENCY = env_int("LOGIN_HASH_CONCURRENCY", 1)
+# A burst of logins: once a process has found its slots taken this many times within a second,
+# a login that finds them taken is answered 503 with Retry-After at once instead of waiting,
+# holding a request thread readers need (0: logins always wait). Otherwise a login waits for a
+# slot at most LOGIN_HASH_WAIT seconds, then 503 too. accounts/hashers.py.
+LOGIN_HASH_SHED_AFTER = env_int("LOGIN_HASH_SHED_AFTER", 3)
+LOGIN_HASH_WAIT = float(env_str("LOGIN_HASH_WAIT", "1.0"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

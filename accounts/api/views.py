@@ -112,6 +112,10 @@ class LoginView(AnonymousAuthView):
             401: _error("`invalid_credentials`: unknown account or wrong password (one answer for both)."),
             415: UNSUPPORTED,
             429: _error("`throttled`: too many failed logins for this account or from this address."),
+            503: _error(
+                "`service_unavailable`: a burst of sign-ins on this server; retry after `Retry-After` "
+                "seconds (the attempt was not counted against the login limits)."
+            ),
         },
     )
     def post(self, request: Request) -> Response:

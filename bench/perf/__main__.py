@@ -612,7 +612,8 @@ def logins_beside_readers(
     readers: int = 8,
 ) -> list[dict[str, Any]]:
     """Readers (the mix without its writes) and a burst of ``logins`` concurrent logins at once,
-    on the shipped server (hashes bounded per process) and on one without the bound."""
+    on the shipped server (hashes bounded per process, logins shed in a burst), on one whose
+    logins always wait for the bound, and on one without the bound."""
     import threading
 
     reader_lines = [
@@ -621,11 +622,20 @@ def logins_beside_readers(
     login_lines = requests.single("login", 2000)
     seconds = max(6.0, args.endpoint_seconds)
     rows = []
-    unbounded = Server("unbounded logins", dict(env, LOGIN_HASH_CONCURRENCY="0"))
+    others = [
+        Server("logins wait", dict(env, LOGIN_HASH_SHED_AFTER="0")),
+        Server("unbounded logins", dict(env, LOGIN_HASH_CONCURRENCY="0")),
+    ]
     try:
-        unbounded.start(ready_path="/ready")
-        measure(unbounded, wrk, requests.mix(20_000), "unbounded-warm", 10, args, workdir)
-        for label, server in (("bounded (as shipped: 1 hash per process)", app), ("no bound", unbounded)):
+        for other in others:
+            other.start(ready_path="/ready")
+            measure(other, wrk, requests.mix(20_000), f"{other.name}-warm", 10, args, workdir)
+        servers = [
+            ("as shipped: 1 hash per process, logins shed in a burst", app),
+            ("1 hash per process, logins wait", others[0]),
+            ("no bound", others[1]),
+        ]
+        for label, server in servers:
             alone = measure(
                 server, wrk, reader_lines, "readers-alone", seconds, args, workdir, connections=readers
             )
@@ -642,7 +652,10 @@ def logins_beside_readers(
                 server, wrk, reader_lines, "readers-beside", seconds, args, workdir, connections=readers
             )
             thread.join()
-            login_stats = burst["run"].endpoints["login"]
+            run = burst["run"]
+            login_stats = run.endpoints["login"]
+            signed_in = login_stats.statuses.get(200, 0) / run.seconds if run.seconds else 0.0
+            shed = login_stats.statuses.get(503, 0) / run.seconds if run.seconds else 0.0
             p95 = {name: stats.p95 for name, stats in beside.endpoints.items()}
             rows.append(
                 {
@@ -651,20 +664,23 @@ def logins_beside_readers(
                     "readers_beside_rps": round(beside.rps, 1),
                     "readers_p95_alone_ms": {name: round(st.p95, 1) for name, st in alone.endpoints.items()},
                     "readers_p95_beside_ms": {name: round(v, 1) for name, v in p95.items()},
-                    "logins_rps": round(login_stats.rps, 1),
+                    "logins_rps": round(signed_in, 1),
+                    "logins_shed_rps": round(shed, 1),
                     "login_p50_ms": round(login_stats.p50, 1),
                     "login_p95_ms": round(login_stats.p95, 1),
-                    "errors": beside.errors + burst["run"].errors,
+                    "errors": beside.errors + run.errors - login_stats.statuses.get(503, 0),
                 }
             )
             row = rows[-1]
             print(
                 f"  {label}: readers {row['readers_alone_rps']:,.0f} req/s alone, "
                 f"{row['readers_beside_rps']:,.0f} beside {logins} concurrent logins "
-                f"({row['logins_rps']:.1f} logins/s, P95 {row['login_p95_ms']:.0f} ms)"
+                f"({row['logins_rps']:.1f} signed in/s, {row['logins_shed_rps']:.1f} shed/s, "
+                f"P95 {row['login_p95_ms']:.0f} ms)"
             )
     finally:
-        unbounded.stop()
+        for other in others:
+            other.stop()
     return rows
 
 
@@ -996,7 +1012,7 @@ def main() -> None:
         rep["steady"]["floor_rps"] = round(floor_mix.rps, 1)
         print(f"  the floor under the mix: {floor_mix.rps:,.0f} req/s")
         if args.logins_only:
-            print("readers beside a burst of logins, with and without the bound on hashes")
+            print("readers beside a burst of logins: shed, waiting, and without the bound on hashes")
             rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
         if not (args.ramp_only or args.logins_only):
             print(f"mix, paced at {args.rate:,.0f} req/s for {args.seconds:.0f} s")
@@ -1064,7 +1080,7 @@ def main() -> None:
 
             print("login benchmark")
             rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
-            print("readers beside a burst of logins, with and without the bound on hashes")
+            print("readers beside a burst of logins: shed, waiting, and without the bound on hashes")
             rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
 
             if not args.no_profile and profiles.available():
