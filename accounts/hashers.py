@@ -22,6 +22,7 @@ RETRY_AFTER = 1
 
 _slots: tuple[int, threading.Semaphore] | None = None
 _slots_lock = threading.Lock()
+_held = 0  # slots held now in this process (read without the lock: a hint, not a guarantee)
 # Whether the hash about to be made may be refused in a burst: set by ``sheddable`` around a
 # login's password check, and spent by that check's first hash.
 _may_shed: ContextVar[bool] = ContextVar("accounts_login_hash_may_shed", default=False)
@@ -95,6 +96,7 @@ def hash_slot() -> Iterator[None]:
     if size <= 0:
         yield
         return
+    global _held
     slots = _semaphore(size)
     may_shed = _may_shed.get()
     _may_shed.set(False)
@@ -104,16 +106,31 @@ def hash_slot() -> Iterator[None]:
             raise HashingBusy()
         if not slots.acquire(timeout=float(settings.LOGIN_HASH_WAIT) if may_shed else None):
             raise HashingBusy()
+    with _slots_lock:
+        _held += 1
     try:
         yield
     finally:
+        with _slots_lock:
+            _held -= 1
         slots.release()
 
 
+def refuse_in_burst() -> None:
+    """Raises ``HashingBusy`` when this process is in a burst and every slot is taken: called
+    first thing by a login, so that a shed login costs no throttle count, no query and no hash
+    (the check in ``hash_slot`` still sheds one that gets past this one)."""
+    size = int(settings.LOGIN_HASH_CONCURRENCY)
+    if size <= 0 or int(settings.LOGIN_HASH_SHED_AFTER) <= 0 or _held < size:
+        return
+    if _contention.burst():
+        raise HashingBusy()
+
+
 def _after_fork_in_child() -> None:
-    global _slots, _slots_lock, _contention
+    global _slots, _slots_lock, _contention, _held
     _slots, _slots_lock = None, threading.Lock()  # a slot held at the fork belongs to the parent
-    _contention = _Contention()
+    _contention, _held = _Contention(), 0
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -172,6 +172,7 @@ def login_attempt(*, identifier: str, password: str, ip: str, user_agent: str = 
     everywhere (for an address the owner has not used lately) has failed too often, and
     InvalidCredentials (the same for an unknown account and a wrong password) otherwise.
     """
+    hashers.refuse_in_burst()
     throttling.login_attempt_ip(ip=ip)
     user = user_get_for_login(identifier=identifier)
     account = throttling.account_key(user_id=user.pk if user else None, identifier=identifier)

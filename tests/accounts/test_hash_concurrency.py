@@ -185,3 +185,27 @@ def test_registration_waits_and_is_never_shed(settings: Any, monkeypatch):
     thread.join(60)
     assert 503 in login_statuses  # the burst was on
     assert statuses["register"] == 201
+
+
+def test_in_a_burst_a_login_is_refused_before_it_costs_a_query_or_a_count(settings: Any):
+    """A shed login is answered before the throttle counts, the account lookup and the hash:
+    in a burst the refusals must cost the readers as little as possible."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.LOGIN_HASH_CONCURRENCY = 1
+    settings.LOGIN_HASH_SHED_AFTER = 1
+    user = UserFactory()
+    hashers._contention.burst()
+    hashers._contention.burst()  # two logins found the slot taken in the last second
+    # ... and another login is hashing now.
+    with hashers.hash_slot(), CaptureQueriesContext(connection) as queries:
+        response = APIClient().post(
+            "/api/auth/login", {"username": user.username, "password": DEFAULT_PASSWORD}, format="json"
+        )
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert len(queries) == 0
+    assert throttling._cache().get(throttling._login_ip_window("127.0.0.1").key) is None
+    response = APIClient().post(
+        "/api/auth/login", {"username": user.username, "password": DEFAULT_PASSWORD}, format="json"
+    )
+    assert response.status_code == 200  # the slot is free again: the retry signs in
