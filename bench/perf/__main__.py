@@ -74,7 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--logins-only",
         action="store_true",
-        help="the steady state, then readers beside a burst of logins, with and without the bound",
+        help="the steady state, then the login benchmark and readers beside a burst of logins",
     )
     parser.add_argument("--quick", action="store_true", help="short phases, no ablations")
     parser.add_argument("--no-replica", action="store_true", help="primary only (no DATABASE_REPLICA_URLS)")
@@ -388,6 +388,7 @@ def measure(
     workdir: Path,
     rate: float = 0.0,
     connections: int | None = None,
+    honour_retry_after: bool = False,
 ) -> LoadResult:
     return load.run_wrk(
         wrk,
@@ -399,6 +400,7 @@ def measure(
         workdir=workdir,
         rate=rate,
         server_cpu=server.cpu_seconds,
+        honour_retry_after=honour_retry_after,
     )
 
 
@@ -555,6 +557,7 @@ def login_benchmark(
             args,
             workdir,
             connections=concurrency,
+            honour_retry_after=True,  # a shed login comes back after Retry-After, as apps do
         )
         stats = run.endpoints["login"]
         shed = stats.statuses.get(503, 0)  # a burst: answered at once, to be retried
@@ -1014,6 +1017,8 @@ def main() -> None:
         rep["steady"]["floor_rps"] = round(floor_mix.rps, 1)
         print(f"  the floor under the mix: {floor_mix.rps:,.0f} req/s")
         if args.logins_only:
+            print("login benchmark")
+            rep["login"] = login_benchmark(app, wrk, requests, args, workdir, env)
             print("readers beside a burst of logins: shed, waiting, and without the bound on hashes")
             rep["logins_beside_readers"] = logins_beside_readers(env, app, wrk, requests, args, workdir)
         if not (args.ramp_only or args.logins_only):

@@ -278,9 +278,11 @@ def run_wrk(
     workdir: Path,
     rate: float = 0.0,
     server_cpu: Any = None,
+    honour_retry_after: bool = False,
 ) -> LoadResult:
     """Replays ``lines`` for ``seconds`` over ``connections`` keep-alive connections (one wrk
-    thread each), paced at ``rate`` req/s in total when given."""
+    thread each), paced at ``rate`` req/s in total when given. With ``honour_retry_after`` (closed
+    loop only) a connection answered 503 with ``Retry-After`` waits that long, as clients do."""
     workdir.mkdir(parents=True, exist_ok=True)
     requests_file = workdir / f"{label}.requests.tsv"
     out_file = workdir / f"{label}.out.txt"
@@ -290,6 +292,7 @@ def run_wrk(
         "PERF_OUT": str(out_file),
         "PERF_THREADS": str(connections),
         "PERF_RATE": str(rate),
+        "PERF_RETRY_AFTER": "1" if honour_retry_after else "0",
         "PATH": "/usr/bin:/bin",
     }
     command = [

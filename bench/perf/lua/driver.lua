@@ -9,6 +9,8 @@
 --                  thread's request() and response() calls alternate and can be paired)
 --   PERF_RATE      total requests per second to pace at (open loop, millisecond timer); 0 or
 --                  unset: as fast as responses come back (closed loop)
+--   PERF_RETRY_AFTER  1: in a closed loop, a connection answered 503 with Retry-After waits
+--                  that long before its next request, as a well-behaved client does
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } perf_timespec;
@@ -22,6 +24,7 @@ end
 
 local nthreads = tonumber(os.getenv("PERF_THREADS") or "1")
 local rate = tonumber(os.getenv("PERF_RATE") or "0")
+local honour_retry_after = os.getenv("PERF_RETRY_AFTER") == "1"
 
 -- main state: hand each thread its number, and keep them for done()
 local threads = {}
@@ -37,6 +40,7 @@ local reqs, names = {}, {}
 local n, i, cur, t0 = 0, 0, nil, 0
 out_name, out_status, out_latency, out_done, out_count = {}, {}, {}, {}, 0
 local interval, next_at, answered = 0, 0, true
+local hold_until = 0
 
 function init(args)
   local index = 0
@@ -80,6 +84,18 @@ function response(status, headers, body)
   local t = now_us()
   out_latency[out_count] = math.floor(t - t0)
   out_done[out_count] = math.floor(t)
+  if honour_retry_after and status == 503 then
+    local wait = tonumber(headers["Retry-After"] or headers["retry-after"] or "")
+    if wait then hold_until = t + wait * 1000000 end
+  end
+end
+
+if rate <= 0 and honour_retry_after then
+  function delay()
+    local wait = (hold_until - now_us()) / 1000
+    if wait < 1 then return 0 end
+    return math.floor(wait)
+  end
 end
 
 if rate > 0 then
