@@ -340,7 +340,7 @@ LOGIN_HASH_CONCURRENCY = env_int("LOGIN_HASH_CONCURRENCY", 1)
 # a login that finds them taken is answered 503 with Retry-After at once instead of waiting,
 # holding a request thread readers need (0: logins always wait). Otherwise a login waits for a
 # slot at most LOGIN_HASH_WAIT seconds, then 503 too. accounts/hashers.py.
-LOGIN_HASH_SHED_AFTER = env_int("LOGIN_HASH_SHED_AFTER", 3)
+LOGIN_HASH_SHED_AFTER = env_int("LOGIN_HASH_SHED_AFTER", 10)
 LOGIN_HASH_WAIT = float(env_str("LOGIN_HASH_WAIT", "1.0"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
