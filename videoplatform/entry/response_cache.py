@@ -347,17 +347,19 @@ class ResponseCache:
             if mark is not None:
                 del self._seen[digest]
                 return _AGAIN
-            self._seen[digest] = _FIRST
-            while len(self._seen) > self._seen_limit:
-                self._seen.popitem(last=False)
+            self._remember(digest, _FIRST)
         return _FIRST
 
     def _never_again(self, key: tuple[str, ...]) -> None:
         digest = self._digest(key)
         with self._lock:
-            self._seen[digest] = _NEVER
-            while len(self._seen) > self._seen_limit:
-                self._seen.popitem(last=False)
+            self._remember(digest, _NEVER)
+
+    def _remember(self, digest: bytes, mark: object) -> None:
+        """Marks ``digest`` (under ``_lock``); the least recently asked marks go past the bound."""
+        self._seen[digest] = mark
+        while len(self._seen) > self._seen_limit:
+            self._seen.popitem(last=False)
 
     def _viewer(self, group: Group, environ: dict[str, Any]) -> tuple[str, Any, int] | None:
         """(kind of client, user or None, the WAL position its answer must reflect: its token's
