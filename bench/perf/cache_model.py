@@ -9,8 +9,9 @@ database whatever the code costs:
 
 - **L2** (Redis, shared by every process): an entry lives its kind's TTL from its fill
   (``CACHE_TTLS``: video 300 s, user 3,600 s, ...); a read after that fills it from the database;
-- **L1** (each process): least recently used out beyond ``CACHE_L1_MAX_ENTRIES`` (10,000), an
-  entry lives at most ``CACHE_L1_TTL`` (300 s) and never past its L2 entry's freshness;
+- **L1** (each process): least recently used out beyond ``CACHE_L1_MAX_ENTRIES`` (10,000; an
+  answer served from the response cache is a use of the entries it was built from), an entry
+  lives at most ``CACHE_L1_TTL`` (300 s) and never past its L2 entry's freshness;
 - **the response cache** (each process): an answer is kept on a key's second ask (the first is
   not admitted), per kind of client (anonymous or token), and served while every L1 entry it was
   built from still holds what it read: its lineage (an expired entry refilled while still in its
@@ -58,6 +59,7 @@ class Config:
     l1_entries: float = 10_000
     l1_ttl: float = 300.0
     answers: float = 10_000  # response cache keys per process
+    touch: bool = True  # a kept answer served counts as a use of its L1 entries (LRU)
     ttls: dict[str, float] = field(default_factory=lambda: dict(TTLS))
 
 
@@ -103,6 +105,9 @@ class Model:
             return False
         if all(self.holds(process, k, entry, now) for k, entry in group[client]):
             process.answers.move_to_end(key)
+            if self.config.touch:
+                for k, _ in group[client]:
+                    process.l1.move_to_end(k)
             return True
         del group[client]
         return False
@@ -198,6 +203,7 @@ def main() -> None:
     )
     configs = [
         Config("shipped bounds (L1 10,000, answers 10,000; the spec's TTLs)"),
+        Config("as before: a kept answer served does not count as a use of its L1 entries", touch=False),
         Config("no bound on L1 or answers (the TTLs alone)", l1_entries=float("inf"), answers=float("inf")),
         Config("shipped bounds, video TTL 3,600 s", ttls=dict(TTLS, video=3600.0)),
     ]

@@ -47,6 +47,21 @@ def test_l1_is_a_bounded_lru():
     assert [l1.get(("video", n, ""), 0) for n in ("a", "c", "d")] == ["a", "c", "d"]
 
 
+def test_an_answer_served_from_an_l1_entry_keeps_it_from_being_pushed_out():
+    """The response cache serves its hottest answers without reading L1 (``holds`` alone): those
+    entries are the most used, and entries read once must not push them out before them."""
+    l1 = LocalTier(max_entries=3)
+    mark = l1.mark("video")
+    hot = l1.put(("video", "hot", ""), 0, "hot", 60, mark=mark)
+    l1.put(("video", "b", ""), 0, "b", 60, mark=mark)
+    l1.put(("video", "c", ""), 0, "c", 60, mark=mark)
+    assert l1.holds(("video", "hot", ""), hot)  # an answer built from it is served
+    l1.put(("video", "d", ""), 0, "d", 60, mark=mark)  # one more than the bound
+    assert l1.holds(("video", "hot", ""), hot)
+    assert l1.get(("video", "b", ""), 0) is MISSING  # the least recently used went instead
+    assert l1.hottest(1) == [("video", "hot", "")]
+
+
 def test_l1_entries_expire_and_belong_to_an_epoch(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr("videoplatform.cache.local.time.monotonic", lambda: clock[0])

@@ -1,7 +1,8 @@
 """L1: a bounded, thread-safe LRU in each process.
 
 Entries are dropped when the invalidation feed names their scope or kind, all at once when the
-feed is lost, and least recently used first beyond the bound; an entry whose time is up is no
+feed is lost, and least recently used first beyond the bound (a read is a use, and so is an
+answer the response cache serves from an entry: ``holds``); an entry whose time is up is no
 longer read, and stays in its slot until it is refilled or pushed out. A refill of a key whose
 held entry has the very same data (the same epoch, equal values: an expiry refilled from L2 or
 the database with nothing changed) continues that entry's *lineage*: whatever was built from the
@@ -74,9 +75,16 @@ class LocalTier:
     def holds(self, key: Key, entry: _Entry) -> bool:
         """Whether what ``entry`` (from ``entry()`` or ``put()``) holds is still this key's,
         unexpired: no invalidation, eviction or change of its data has happened since (a refill
-        with equal data, in its lineage, keeps it)."""
+        with equal data, in its lineage, keeps it). A yes is a use of the entry, as a read is:
+        it becomes the most recently used (an answer served from it keeps it from being pushed
+        out by entries read less often)."""
         current = self._entries.get(key)
-        return current is not None and current.lineage == entry.lineage and current.expires > time.monotonic()
+        if current is None or current.lineage != entry.lineage or current.expires <= time.monotonic():
+            return False
+        with self._lock:
+            if self._entries.get(key) is current:
+                self._entries.move_to_end(key)
+        return True
 
     def put(
         self, key: Key, epoch: int, data: Any, ttl: float, *, mark: tuple[int, int], position: int = 0
