@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Min, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from subscriptions.selectors import viewer_entitlement
@@ -74,9 +74,21 @@ def _lock_owner(owner: Any) -> None:
     get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
 
 
-def _recent(owner: Any, media_file: MediaFile | None, now: datetime) -> Any:
+def _recent_stats(owner: Any, media_file: MediaFile | None, now: datetime) -> dict[str, Any]:
+    """Both quotas' figures over the uploader's media files of the last 24 hours (``media_file``,
+    the one being checked, left out), in one statement: how many (``count``) and the oldest of
+    them (``oldest``); seconds of accepted video, those with a duration (``used``), and the
+    oldest of those (``oldest_accepted``)."""
     files = MediaFile.objects.filter(video__owner_id=owner.pk, created_at__gt=now - WINDOW)
-    return files.exclude(pk=media_file.pk) if media_file is not None and media_file.pk else files
+    if media_file is not None and media_file.pk:
+        files = files.exclude(pk=media_file.pk)
+    accepted = Q(duration__isnull=False)
+    return files.aggregate(
+        count=Count("pk"),
+        oldest=Min("created_at"),
+        used=Sum("duration", filter=accepted),
+        oldest_accepted=Min("created_at", filter=accepted),
+    )
 
 
 def _retry_after(oldest: datetime | None, now: datetime) -> int:
@@ -104,28 +116,22 @@ def _check_plan(owner: Any, result: ProbeResult) -> None:
         )
 
 
-def _check_uploads(owner: Any, media_file: MediaFile | None, limits: dict[str, int], now: datetime) -> None:
+def _check_uploads(recent: dict[str, Any], limits: dict[str, int], now: datetime) -> None:
     allowed = limits.get("uploads_per_day", settings.UPLOADS_PER_DAY)
-    recent = _recent(owner, media_file, now)
-    stats = recent.aggregate(oldest=Min("created_at"))
-    if recent.count() >= allowed:
+    if recent["count"] >= allowed:
         raise UploadQuotaExceeded(
-            f"At most {allowed} uploads per 24 hours.", retry_after=_retry_after(stats["oldest"], now)
+            f"At most {allowed} uploads per 24 hours.", retry_after=_retry_after(recent["oldest"], now)
         )
 
 
-def _check_minutes(
-    owner: Any, media_file: MediaFile | None, limits: dict[str, int], adding: float, now: datetime
-) -> None:
+def _check_minutes(recent: dict[str, Any], limits: dict[str, int], adding: float, now: datetime) -> None:
     allowed = limits.get("transcode_minutes_per_day", settings.TRANSCODE_MINUTES_PER_DAY) * 60
-    accepted = _recent(owner, media_file, now).filter(duration__isnull=False)
-    stats = accepted.aggregate(used=Sum("duration"), oldest=Min("created_at"))
-    used = stats["used"] or 0.0
+    used = recent["used"] or 0.0
     if used + adding > allowed or (adding == 0 and used >= allowed):
         raise TranscodeQuotaExceeded(
             f"At most {_minutes(allowed)} of video per 24 hours: {_minutes(used)} used"
             + (f", this one adds {_minutes(adding)}." if adding else "."),
-            retry_after=_retry_after(stats["oldest"], now),
+            retry_after=_retry_after(recent["oldest_accepted"], now),
         )
 
 
@@ -134,8 +140,9 @@ def upload_start_check(*, owner: Any, media_file: MediaFile | None = None) -> No
     _lock_owner(owner)
     now = timezone.now()
     _, limits = _plan(owner)
-    _check_uploads(owner, media_file, limits, now)
-    _check_minutes(owner, media_file, limits, 0.0, now)
+    recent = _recent_stats(owner, media_file, now)
+    _check_uploads(recent, limits, now)
+    _check_minutes(recent, limits, 0.0, now)
 
 
 def upload_accept_check(*, owner: Any, media_file: MediaFile | None, result: ProbeResult) -> None:
@@ -144,5 +151,6 @@ def upload_accept_check(*, owner: Any, media_file: MediaFile | None, result: Pro
     _lock_owner(owner)
     now = timezone.now()
     _, limits = _plan(owner)
-    _check_uploads(owner, media_file, limits, now)
-    _check_minutes(owner, media_file, limits, result.duration, now)
+    recent = _recent_stats(owner, media_file, now)
+    _check_uploads(recent, limits, now)
+    _check_minutes(recent, limits, result.duration, now)

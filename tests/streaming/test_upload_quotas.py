@@ -93,6 +93,28 @@ def test_the_daily_transcode_minutes_count_accepted_video(user_client, user, cli
     assert _post_file(user_client, clip(width=320, height=240, duration=2.0)).status_code == 201
 
 
+def test_both_quotas_count_from_the_right_uploads(user_client, user, clip, settings):
+    """Uploads begun count towards the upload quota whether or not their file came; only accepted
+    video (with a duration) counts towards the minutes, and their Retry-After is when the oldest
+    *accepted* one leaves the window, not the oldest upload begun."""
+    settings.UPLOADS_PER_DAY = 3
+    settings.TRANSCODE_MINUTES_PER_DAY = 2  # 120 s
+    begun = cast(Video, VideoFactory(owner=user))  # a target handed out 23 h ago, never used
+    MediaFile.objects.create(
+        video=begun, status=MediaFile.Status.AWAITING_UPLOAD, created_at=timezone.now() - timedelta(hours=23)
+    )
+    _history(user, count=1, duration=119.0, hours_ago=2)
+    response = _post_file(user_client, clip(width=320, height=240, duration=2.0))
+    assert response.status_code == 429, response.content
+    assert response.json()["error"]["code"] == "transcode_quota_exceeded"
+    assert 22 * 3600 - 60 < int(response["Retry-After"]) <= 22 * 3600  # the accepted one, 2 h old
+    _history(user, count=1, duration=0.5, hours_ago=3)  # a third upload: the count is reached
+    response = _post_file(user_client, clip(width=320, height=240, duration=2.0))
+    assert response.status_code == 429 and response.json()["error"]["code"] == "upload_quota_exceeded"
+    assert 3600 - 60 < int(response["Retry-After"]) <= 3600  # the oldest upload begun, 23 h old
+    assert Video.objects.filter(owner=user).count() == 3
+
+
 def test_upload_complete_checks_the_probed_file_and_changes_nothing(
     user_client, user, clip, media_root, settings
 ):
