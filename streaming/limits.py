@@ -137,20 +137,20 @@ def _check_minutes(recent: dict[str, Any], limits: dict[str, int], adding: float
 
 def upload_start_check(*, owner: Any, media_file: MediaFile | None = None) -> None:
     """Before an upload target is handed out: the upload quota, and minutes left to transcode."""
-    _lock_owner(owner)
-    now = timezone.now()
-    _, limits = _plan(owner)
-    recent = _recent_stats(owner, media_file, now)
-    _check_uploads(recent, limits, now)
-    _check_minutes(recent, limits, 0.0, now)
+    _check_quotas(owner, media_file, 0.0)
 
 
 def upload_accept_check(*, owner: Any, media_file: MediaFile | None, result: ProbeResult) -> None:
     """Before a probed file is accepted for transcoding: the plan's limits and both quotas."""
     _check_plan(owner, result)
+    _check_quotas(owner, media_file, result.duration)
+
+
+def _check_quotas(owner: Any, media_file: MediaFile | None, adding: float) -> None:
+    """Both daily quotas, under the lock on the uploader's row, ``adding`` seconds of video."""
     _lock_owner(owner)
     now = timezone.now()
     _, limits = _plan(owner)
     recent = _recent_stats(owner, media_file, now)
     _check_uploads(recent, limits, now)
-    _check_minutes(recent, limits, result.duration, now)
+    _check_minutes(recent, limits, adding, now)
